@@ -1,0 +1,1 @@
+"""tinySNN's reference plugins. Each module registers through the public hooks only."""

@@ -1,0 +1,63 @@
+"""The data-set container every data-set plugin returns, and its validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+
+N_PIXELS = 784
+
+
+def check_images(images, what: str = "images") -> np.ndarray:
+    """Return ``images`` as uint8 [n, 784]; reject other shapes, NaN or out-of-range values."""
+    arr = np.asarray(images)
+    if arr.ndim == 3 and arr.shape[1:] == (28, 28):
+        arr = arr.reshape(arr.shape[0], N_PIXELS)
+    elif arr.ndim == 1 and arr.shape[0] == N_PIXELS:
+        arr = arr.reshape(1, N_PIXELS)
+    if arr.ndim != 2 or arr.shape[1] != N_PIXELS:
+        raise InputError(f"{what} must have shape [n, 784] or [n, 28, 28], got {list(arr.shape)}")
+    if arr.dtype != np.uint8:
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise InputError(f"{what} contain NaN or infinite values")
+        if arr.size and (arr.min() < 0 or arr.max() > 255):
+            raise InputError(f"{what} must be pixel intensities in [0, 255], "
+                             f"got values in [{arr.min()}, {arr.max()}]")
+        if arr.dtype.kind == "f" and arr.size and not np.all(arr == np.round(arr)):
+            raise InputError(f"{what} must be integer pixel intensities 0..255 (got fractions; "
+                             "scale 0..1 images by 255 first)")
+        arr = arr.astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+@dataclass
+class Dataset:
+    """Images as uint8 [n, 784] (row-major 28x28), labels as int64 [n] in 0..9."""
+
+    name: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    n_classes: int = 10
+
+    def __post_init__(self):
+        self.train_images = check_images(self.train_images, f"{self.name} training images")
+        self.test_images = check_images(self.test_images, f"{self.name} test images")
+        self.train_labels = np.asarray(self.train_labels, dtype=np.int64)
+        self.test_labels = np.asarray(self.test_labels, dtype=np.int64)
+        for split, imgs, labels in (("training", self.train_images, self.train_labels),
+                                    ("test", self.test_images, self.test_labels)):
+            if labels.shape != (imgs.shape[0],):
+                raise InputError(f"{self.name}: {split} labels have shape {list(labels.shape)}, "
+                                 f"expected [{imgs.shape[0]}]")
+            if labels.size and (labels.min() < 0 or labels.max() >= self.n_classes):
+                raise InputError(f"{self.name}: {split} labels outside 0..{self.n_classes - 1}")
+
+    def subset(self, n_train: int | None = None, n_test: int | None = None) -> "Dataset":
+        """The first ``n_train`` / ``n_test`` samples (``None`` keeps all)."""
+        return Dataset(self.name, self.train_images[:n_train], self.train_labels[:n_train],
+                       self.test_images[:n_test], self.test_labels[:n_test], self.n_classes)
