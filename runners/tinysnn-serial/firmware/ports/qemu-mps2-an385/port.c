@@ -1,0 +1,83 @@
+/* Port for QEMU's mps2-an385 machine (Cortex-M3, 25 MHz system clock).
+ *
+ * UART: CMSDK APB UART0 at 0x40004000 (DATA, STATE, CTRL, INTSTATUS, BAUDDIV), polled.
+ * Cycles: QEMU does not model the DWT cycle counter on the M3, so the counter is SysTick on
+ * the 25 MHz processor clock, extended to 32 bits by counting its wrap interrupts. Under
+ * `-icount shift=0` QEMU advances virtual time by 1 ns per guest instruction, so one SysTick
+ * tick (40 ns) is 40 instructions: port_cycles() returns ticks * 40 = instructions executed
+ * (resolution 40), a deterministic count, not real Cortex-M3 cycles (docs/boards.md).
+ * Timestamp GPIO: the AN385 FPGA GPIO0 at 0x40010000, pin 0 (QEMU models the register file). */
+#include <stdint.h>
+
+#include "../../port.h"
+
+#define REG(addr) (*(volatile uint32_t *)(addr))
+
+#define UART0_BASE 0x40004000u
+#define UART_DATA REG(UART0_BASE + 0x000u)
+#define UART_STATE REG(UART0_BASE + 0x004u)
+#define UART_CTRL REG(UART0_BASE + 0x008u)
+#define UART_BAUDDIV REG(UART0_BASE + 0x010u)
+#define UART_STATE_TXFULL 0x1u
+#define UART_STATE_RXFULL 0x2u
+
+#define SYST_CSR REG(0xE000E010u)
+#define SYST_RVR REG(0xE000E014u)
+#define SYST_CVR REG(0xE000E018u)
+
+#define GPIO0_DATAOUT REG(0x40010004u)
+#define GPIO0_OUTENSET REG(0x40010010u)
+
+#define CLOCK_HZ 25000000u
+#define SYSTICK_RELOAD 0x00FFFFFFu
+/* ns per tick at 25 MHz, divided by the ns per instruction of -icount shift=0 (1 ns). */
+#define INSTR_PER_TICK 40u
+
+static volatile uint32_t systick_wraps;
+
+void SysTick_Handler(void) { systick_wraps++; }
+
+void port_init(void)
+{
+    UART_BAUDDIV = CLOCK_HZ / 115200u;
+    UART_CTRL = 0x3u; /* TX and RX enable, no interrupts */
+    systick_wraps = 0;
+    SYST_RVR = SYSTICK_RELOAD;
+    SYST_CVR = 0;
+    SYST_CSR = 0x7u; /* processor clock, interrupt on wrap, enable */
+    GPIO0_OUTENSET = 1u;
+    GPIO0_DATAOUT = 0u;
+}
+
+void port_uart_putc(uint8_t c)
+{
+    while (UART_STATE & UART_STATE_TXFULL) {
+    }
+    UART_DATA = c;
+}
+
+void port_uart_flush(void) {}
+
+int port_uart_getc(void)
+{
+    while (!(UART_STATE & UART_STATE_RXFULL)) {
+    }
+    return (int)(UART_DATA & 0xFFu);
+}
+
+uint32_t port_cycles(void)
+{
+    uint32_t hi, lo, hi2;
+    do {
+        hi = systick_wraps;
+        lo = SYST_CVR;
+        hi2 = systick_wraps;
+    } while (hi != hi2);
+    return (hi * (SYSTICK_RELOAD + 1u) + (SYSTICK_RELOAD - lo)) * INSTR_PER_TICK;
+}
+
+void port_timestamp_gpio(int level) { GPIO0_DATAOUT = level ? 1u : 0u; }
+
+const char *port_board_name(void) { return "qemu-mps2-an385"; }
+const char *port_cycle_source(void) { return "qemu-icount-instructions"; }
+uint32_t port_clock_hz(void) { return CLOCK_HZ; }

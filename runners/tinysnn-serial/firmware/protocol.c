@@ -1,0 +1,530 @@
+/* Device side of the tinySNN board protocol. The normative description is docs/protocol.md. */
+#include "protocol.h"
+
+#include "crc32.h"
+#include "engine.h"
+#include "port.h"
+
+#define LINE_MAX 320u
+
+typedef struct {
+    /* command assembly */
+    char cmd[TSNN_CMD_MAX];
+    uint32_t cmd_len;
+    int overflow;
+    /* data buffer */
+    uint8_t db[TSNN_DB_MAX];
+    uint32_t db_expect; /* 0: no load in progress */
+    uint32_t db_len;
+    uint32_t db_crc;
+    /* retransmission memory */
+    int have_seq;
+    uint32_t last_seq;
+    /* last inference */
+    int infer_status; /* 0 none, 1 ok, 2 engine error */
+    int engine_error;
+    uint32_t r_sid, r_seed, r_n, r_w;
+    uint32_t r_cycles, r_min, r_max, r_total;
+    uint8_t r_pred;
+    uint16_t r_counts[TSNN_N_NEURONS];
+    /* reply accounting for sequenced commands */
+    int seq_mode;
+    uint32_t reply_crc;
+    uint32_t reply_lines;
+    /* line being built */
+    char line[LINE_MAX];
+    uint32_t line_len;
+} proto_state;
+
+static proto_state S;
+
+static const char HEX[] = "0123456789abcdef";
+
+/* ---- output ------------------------------------------------------------------------------ */
+
+static void line_start(void) { S.line_len = 0; }
+
+static void put_str(const char *s)
+{
+    while (*s && S.line_len < LINE_MAX)
+        S.line[S.line_len++] = *s++;
+}
+
+static void put_char(char c)
+{
+    if (S.line_len < LINE_MAX)
+        S.line[S.line_len++] = c;
+}
+
+static void put_dec(uint32_t v)
+{
+    char tmp[10];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10u);
+        v /= 10u;
+    } while (v && n < 10);
+    while (n > 0)
+        put_char(tmp[--n]);
+}
+
+static void put_hex(uint32_t v, int digits)
+{
+    int i;
+    for (i = digits - 1; i >= 0; i--)
+        put_char(HEX[(v >> (4 * i)) & 0xFu]);
+}
+
+/* Append ",crc=XXXXXXXX": CRC-32 of the line so far. */
+static void put_line_crc(void)
+{
+    uint32_t c = tsnn_crc32_update(0, (const uint8_t *)S.line, S.line_len);
+    put_str(",crc=");
+    put_hex(c, 8);
+}
+
+static void raw_write(const char *p, uint32_t n)
+{
+    uint32_t i;
+    for (i = 0; i < n; i++)
+        port_uart_putc((uint8_t)p[i]);
+}
+
+static void line_end(void)
+{
+    static const char crlf[2] = {'\r', '\n'};
+    raw_write(S.line, S.line_len);
+    raw_write(crlf, 2);
+    if (S.seq_mode) {
+        S.reply_crc = tsnn_crc32_update(S.reply_crc, (const uint8_t *)S.line, S.line_len);
+        S.reply_crc = tsnn_crc32_update(S.reply_crc, (const uint8_t *)crlf, 2);
+        S.reply_lines++;
+    }
+}
+
+static void emit(const char *s)
+{
+    line_start();
+    put_str(s);
+    line_end();
+}
+
+static void emit_ready(void)
+{
+    emit("m-ready");
+    port_uart_flush();
+}
+
+/* ---- parsing helpers ------------------------------------------------------------------- */
+
+static int hex_val(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Parse exactly n hex digits; returns 0 on success. */
+static int parse_hex_fixed(const char *p, uint32_t n, uint32_t *out)
+{
+    uint32_t v = 0, i;
+    for (i = 0; i < n; i++) {
+        int d = hex_val(p[i]);
+        if (d < 0) return -1;
+        v = (v << 4) | (uint32_t)d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Parse a decimal token (1..10 digits) no larger than max. */
+static int parse_dec(const char *p, uint32_t n, uint32_t max, uint32_t *out)
+{
+    uint32_t v = 0, i;
+    if (n == 0 || n > 10) return -1;
+    for (i = 0; i < n; i++) {
+        uint32_t d;
+        if (p[i] < '0' || p[i] > '9') return -1;
+        d = (uint32_t)(p[i] - '0');
+        if (v > (max - d) / 10u) return -1; /* v*10 + d > max */
+        v = v * 10u + d;
+    }
+    *out = v;
+    return 0;
+}
+
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+#define MAX_TOK 5
+typedef struct {
+    const char *p[MAX_TOK];
+    uint32_t n[MAX_TOK];
+    int count; /* number of tokens; MAX_TOK + 1 means "too many" */
+} tokens;
+
+static void tokenize(const char *s, uint32_t len, tokens *t)
+{
+    uint32_t i = 0;
+    t->count = 0;
+    while (i < len) {
+        uint32_t start;
+        while (i < len && is_space(s[i])) i++;
+        if (i >= len) break;
+        start = i;
+        while (i < len && !is_space(s[i])) i++;
+        if (t->count >= MAX_TOK) {
+            t->count = MAX_TOK + 1;
+            return;
+        }
+        t->p[t->count] = s + start;
+        t->n[t->count] = i - start;
+        t->count++;
+    }
+}
+
+static int tok_is(const tokens *t, int i, const char *word)
+{
+    uint32_t k = 0;
+    if (i >= t->count) return 0;
+    while (word[k] && k < t->n[i]) {
+        if (t->p[i][k] != word[k]) return 0;
+        k++;
+    }
+    return word[k] == '\0' && k == t->n[i];
+}
+
+static uint32_t rd_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+/* ---- commands ----------------------------------------------------------------------------- */
+
+static void reply_db_state(void)
+{
+    line_start();
+    put_str("m-db-len-");
+    put_dec(S.db_len);
+    put_str("-of-");
+    put_dec(S.db_expect);
+    line_end();
+    line_start();
+    put_str("m-db-crc-");
+    put_hex(S.db_crc, 8);
+    line_end();
+    if (S.db_expect && S.db_len == S.db_expect)
+        emit("m-load-done");
+}
+
+static void reply_infer_state(void)
+{
+    if (S.infer_status == 0) {
+        emit("e-no-results");
+        return;
+    }
+    if (S.infer_status == 2) {
+        line_start();
+        put_str("e-infer-engine-");
+        put_dec((uint32_t)S.engine_error);
+        line_end();
+        return;
+    }
+    line_start();
+    put_str("m-infer-n=");
+    put_dec(S.r_n);
+    put_str(",w=");
+    put_dec(S.r_w);
+    put_str(",cycles=");
+    put_dec(S.r_cycles);
+    put_str(",min=");
+    put_dec(S.r_min);
+    put_str(",max=");
+    put_dec(S.r_max);
+    put_str(",total=");
+    put_dec(S.r_total);
+    put_line_crc();
+    line_end();
+}
+
+static void cmd_name(void)
+{
+    line_start();
+    put_str("m-name-tinysnn-");
+    put_str(port_board_name());
+    line_end();
+}
+
+static void cmd_profile(void)
+{
+    emit("m-profile-[tinysnn]");
+    line_start(); put_str("m-model-["); put_str(TSNN_MODEL_NAME); put_str("]"); line_end();
+    line_start(); put_str("m-engine-"); put_str(TSNN_ENGINE_NAME); line_end();
+    line_start(); put_str("m-board-"); put_str(port_board_name()); line_end();
+    line_start(); put_str("m-neurons-"); put_dec(TSNN_N_NEURONS); line_end();
+    line_start(); put_str("m-classes-"); put_dec(TSNN_N_CLASSES); line_end();
+    line_start(); put_str("m-clock-hz-"); put_dec(port_clock_hz()); line_end();
+    line_start(); put_str("m-cycles-"); put_str(port_cycle_source()); line_end();
+    line_start(); put_str("m-db-max-"); put_dec(TSNN_DB_MAX); line_end();
+    line_start(); put_str("m-cmd-max-"); put_dec(TSNN_CMD_MAX); line_end();
+    emit("m-proto-tinysnn-1");
+}
+
+static void cmd_db_load(uint32_t n)
+{
+    S.db_expect = n;
+    S.db_len = 0;
+    S.db_crc = 0;
+    reply_db_state();
+}
+
+static void cmd_db_data(const char *hex, uint32_t n)
+{
+    uint32_t bytes, i;
+    if (S.db_expect == 0) {
+        emit("e-db-not-loading");
+        return;
+    }
+    if (n % 2u) {
+        emit("e-db-bad-hex");
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        if (hex_val(hex[i]) < 0) {
+            emit("e-db-bad-hex");
+            return;
+        }
+    }
+    bytes = n / 2u;
+    if (bytes > S.db_expect - S.db_len) {
+        emit("e-db-overflow");
+        return;
+    }
+    for (i = 0; i < bytes; i++) {
+        uint8_t b = (uint8_t)((hex_val(hex[2 * i]) << 4) | hex_val(hex[2 * i + 1]));
+        S.db[S.db_len + i] = b;
+    }
+    S.db_crc = tsnn_crc32_update(S.db_crc, S.db + S.db_len, bytes);
+    S.db_len += bytes;
+    reply_db_state();
+}
+
+static void cmd_infer(uint32_t n, uint32_t w)
+{
+    uint32_t i, sid, seed;
+    uint8_t pred = 0;
+    int rc = 0;
+    if (S.db_expect != TSNN_SAMPLE_BYTES || S.db_len != S.db_expect) {
+        emit("e-db-incomplete");
+        return;
+    }
+    seed = rd_le32(S.db + TSNN_IMAGE_BYTES);
+    sid = rd_le32(S.db + TSNN_IMAGE_BYTES + 4u);
+    for (i = 0; i < w && rc == 0; i++)
+        rc = tsnn_infer(S.db, seed, sid, S.r_counts, &pred);
+    S.r_min = 0xFFFFFFFFu;
+    S.r_max = 0;
+    S.r_total = 0;
+    S.r_cycles = 0;
+    port_timestamp_gpio(1);
+    for (i = 0; i < n && rc == 0; i++) {
+        uint32_t t0 = port_cycles();
+        uint32_t dt;
+        rc = tsnn_infer(S.db, seed, sid, S.r_counts, &pred);
+        dt = port_cycles() - t0;
+        S.r_cycles = dt;
+        if (dt < S.r_min) S.r_min = dt;
+        if (dt > S.r_max) S.r_max = dt;
+        S.r_total += dt; /* wraps after 2^32 cycles; documented */
+    }
+    port_timestamp_gpio(0);
+    if (rc != 0) {
+        S.infer_status = 2;
+        S.engine_error = rc;
+    } else {
+        S.infer_status = 1;
+        S.r_pred = pred;
+        S.r_sid = sid;
+        S.r_seed = seed;
+        S.r_n = n;
+        S.r_w = w;
+    }
+    reply_infer_state();
+}
+
+static void cmd_results(void)
+{
+    uint32_t i, sum = 0;
+    if (S.infer_status != 1) {
+        emit(S.infer_status == 0 ? "e-no-results" : "e-infer-failed");
+        return;
+    }
+    for (i = 0; i < TSNN_N_NEURONS; i++)
+        sum += S.r_counts[i];
+    line_start();
+    put_str("m-results-sid=");
+    put_dec(S.r_sid);
+    put_str(",seed=");
+    put_dec(S.r_seed);
+    put_str(",pred=");
+    put_dec(S.r_pred);
+    put_str(",cycles=");
+    put_dec(S.r_cycles);
+    put_str(",n=");
+    put_dec(TSNN_N_NEURONS);
+    put_str(",sum=");
+    put_dec(sum);
+    put_line_crc();
+    line_end();
+    for (i = 0; i < TSNN_N_NEURONS; i += TSNN_COUNTS_PER_LINE) {
+        uint32_t k;
+        line_start();
+        put_str("m-counts-");
+        put_dec(i);
+        put_char('=');
+        for (k = i; k < i + TSNN_COUNTS_PER_LINE && k < TSNN_N_NEURONS; k++) {
+            if (k != i) put_char('.');
+            put_dec(S.r_counts[k]);
+        }
+        put_line_crc();
+        line_end();
+    }
+}
+
+/* Execute a command body (sequence suffix already removed). dup: a retransmission of the
+ * last executed sequenced command, whose state changes must not be applied twice. */
+static int dispatch(const char *body, uint32_t len, int dup)
+{
+    tokens t;
+    uint32_t a, b;
+    tokenize(body, len, &t);
+    if (t.count == 1 && tok_is(&t, 0, "name")) {
+        cmd_name();
+    } else if (t.count == 1 && tok_is(&t, 0, "profile")) {
+        cmd_profile();
+    } else if (t.count == 1 && tok_is(&t, 0, "results")) {
+        cmd_results();
+    } else if (t.count == 3 && tok_is(&t, 0, "db") && tok_is(&t, 1, "load")) {
+        if (parse_dec(t.p[2], t.n[2], TSNN_DB_MAX, &a) != 0 || a == 0) {
+            emit("e-db-size");
+        } else if (dup) {
+            reply_db_state();
+        } else {
+            cmd_db_load(a);
+        }
+    } else if (t.count == 2 && tok_is(&t, 0, "db")) {
+        if (dup)
+            reply_db_state();
+        else
+            cmd_db_data(t.p[1], t.n[1]);
+    } else if ((t.count == 2 || t.count == 3) && tok_is(&t, 0, "infer")) {
+        b = 0;
+        if (parse_dec(t.p[1], t.n[1], TSNN_MAX_RUNS, &a) != 0 || a == 0 ||
+            (t.count == 3 && parse_dec(t.p[2], t.n[2], TSNN_MAX_RUNS, &b) != 0)) {
+            emit("e-infer-args");
+        } else if (dup) {
+            reply_infer_state();
+        } else {
+            cmd_infer(a, b);
+        }
+    } else {
+        emit("e-unknown-command");
+        return 0;
+    }
+    return 1;
+}
+
+/* A complete frame arrived (S.cmd[0..S.cmd_len), or an overflow). */
+static void process_frame(void)
+{
+    uint32_t start = 0, end = S.cmd_len, at, i;
+    uint32_t seq = 0, crc = 0;
+    const char *body = S.cmd;
+
+    S.seq_mode = 0;
+    if (S.overflow) {
+        emit("e-frame-overflow");
+        emit_ready();
+        return;
+    }
+    while (start < end && is_space(body[start])) start++;
+    while (end > start && is_space(body[end - 1])) end--;
+    if (start == end)
+        return; /* an empty frame (e.g. a lone '%' sent to resynchronise) is ignored */
+
+    /* Sequenced frame: BODY@SSSS:CCCCCCCC, the last '@' separates the suffix. */
+    at = end;
+    for (i = end; i > start; i--) {
+        if (body[i - 1] == '@') {
+            at = i - 1;
+            break;
+        }
+    }
+    if (at != end) {
+        if (end - at != 14u || body[at + 5] != ':' ||
+            parse_hex_fixed(body + at + 1, 4, &seq) != 0 ||
+            parse_hex_fixed(body + at + 6, 8, &crc) != 0) {
+            emit("e-frame-malformed");
+            emit_ready();
+            return;
+        }
+        if (tsnn_crc32_update(0, (const uint8_t *)(body + start), at + 5u - start) != crc) {
+            emit("e-frame-crc");
+            emit_ready();
+            return;
+        }
+        S.seq_mode = 1;
+        S.reply_crc = 0;
+        S.reply_lines = 0;
+        (void)dispatch(body + start, at - start, S.have_seq && S.last_seq == seq);
+        S.have_seq = 1;
+        S.last_seq = seq;
+        S.seq_mode = 0;
+        line_start();
+        put_str("m-ack-");
+        put_hex(seq, 4);
+        put_char('-');
+        put_dec(S.reply_lines);
+        put_char('-');
+        put_hex(S.reply_crc, 8);
+        line_end();
+        emit_ready();
+        return;
+    }
+    /* Plain EEMBC-style frame: executed as is. A recognised plain command ends the
+     * retransmission memory (a new host session); line noise (unknown commands) does not. */
+    if (dispatch(body + start, end - start, 0))
+        S.have_seq = 0;
+    emit_ready();
+}
+
+void tsnn_proto_feed(uint8_t byte)
+{
+    if (byte == '%') {
+        process_frame();
+        S.cmd_len = 0;
+        S.overflow = 0;
+        return;
+    }
+    if (S.cmd_len < TSNN_CMD_MAX)
+        S.cmd[S.cmd_len++] = (char)byte;
+    else
+        S.overflow = 1;
+}
+
+void tsnn_proto_init(void)
+{
+    uint8_t *p = (uint8_t *)&S;
+    uint32_t i;
+    for (i = 0; i < (uint32_t)sizeof(S); i++)
+        p[i] = 0;
+}
+
+void tsnn_proto_banner(void)
+{
+    line_start();
+    put_str("m-boot-tinysnn-");
+    put_str(port_board_name());
+    line_end();
+    emit_ready();
+}

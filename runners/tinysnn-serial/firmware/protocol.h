@@ -1,0 +1,24 @@
+/* Device side of the tinySNN board protocol (docs/protocol.md): EEMBC / MLPerf Tiny style
+ * '%'-terminated commands with m-/e- reply lines and m-ready, plus sequence numbers and
+ * CRC-32 integrity. Robust against any byte sequence: bounded buffers, no heap. */
+#ifndef TSNN_PROTOCOL_H
+#define TSNN_PROTOCOL_H
+
+#include <stdint.h>
+
+#define TSNN_CMD_MAX 256u        /* longest command body accepted, bytes before the '%' */
+#define TSNN_DB_MAX 1024u        /* data buffer (one sample is 792 bytes) */
+#define TSNN_SAMPLE_BYTES 792u   /* 784 image bytes + seed (u32 LE) + sample id (u32 LE) */
+#define TSNN_COUNTS_PER_LINE 32u /* spike counts per m-counts line */
+#define TSNN_MAX_RUNS 100000u    /* upper bound for N and W in infer N W */
+
+/* Forget everything (buffer, results, sequence memory). Call once at boot. */
+void tsnn_proto_init(void);
+
+/* Feed one received byte; a complete command (at '%') is executed and answered at once. */
+void tsnn_proto_feed(uint8_t byte);
+
+/* The boot banner (m-boot-... and m-ready). */
+void tsnn_proto_banner(void);
+
+#endif

@@ -1,0 +1,237 @@
+"""The one configuration schema.
+
+A configuration is a TOML file (or the defaults) plus ``--set key=value`` overrides. Top-level
+keys are the run settings below; each plugin slot is a table holding the plugin's ``name`` and its
+parameters, which are validated against that plugin's own ``Params`` dataclass, so a typo is an
+error that lists the accepted keys::
+
+    seed = 0
+    n_neurons = 400
+    [topology]
+    name = "tinysnn"
+    w_inh = -17.5
+    [train]
+    epochs = 3
+
+``Config.resolved()`` fills every slot with the plugin's full parameter set, so a saved model
+carries the complete configuration it was trained with.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, UnknownPluginError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+#: plugin slots: config key -> (plugin kind, default name)
+PLUGIN_SLOTS = {
+    "dataset": ("dataset", "mnist-5k"),
+    "encoder": ("encoder", "poisson"),
+    "topology": ("topology", "tinysnn"),
+    "exc_neuron": ("neuron_model", "adaptive-lif"),
+    "inh_neuron": ("neuron_model", "lif"),
+    "learning": ("learning_rule", "tinysnn-stdp"),
+    "backend": ("backend", "numpy"),
+}
+
+
+@dataclass
+class TrainSettings:
+    """How training and evaluation run."""
+
+    epochs: int = 1                 # passes over the training set
+    time_steps: int = 350           # T, steps of dt per presentation
+    dt: float = 1.0                 # ms per step
+    n_train: int | None = None      # use the first n training samples (None: all)
+    n_test: int | None = None       # use the first n test samples (None: all)
+    normalize: bool = True          # column sums of the input weights to `norm` after a sample
+    norm: float = 78.4              # BindsNET: 0.1 * 784
+    classifier: str = "all-activity"  # or "proportion-weighting"
+    checkpoint_every: int = 1000    # training samples between checkpoints
+    batch_size: int = 256           # samples per backend call in inference
+
+
+@dataclass
+class QuantSettings:
+    """Quantization: the scheme plugin and, per parameter group, a Q-format and a rounding.
+
+    ``groups`` maps a group name (weights, potential, theta, traces, inhibition, decay) to
+    ``{"format": "uQ0.8", "rounding": "nearest"}``; groups left out stay in float64.
+    """
+
+    scheme: str = "none"            # "none", or a quantizer plugin: "ptq", "itq", ...
+    groups: dict = field(default_factory=dict)
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    n_neurons: int = 100
+    dataset: dict = field(default_factory=dict)
+    encoder: dict = field(default_factory=dict)
+    topology: dict = field(default_factory=dict)
+    exc_neuron: dict = field(default_factory=dict)
+    inh_neuron: dict = field(default_factory=lambda: {
+        # BindsNET DiehlAndCook2015's inhibitory layer (PAPER.md 2b)
+        "rest": -60.0, "reset": -45.0, "thresh": -40.0, "tc_decay": 10.0, "refrac": 2})
+    learning: dict = field(default_factory=dict)
+    backend: dict = field(default_factory=dict)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    quant: QuantSettings = field(default_factory=QuantSettings)
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict) -> "Config":
+        data = copy.deepcopy(dict(data))
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown configuration key(s) {unknown}; known: {sorted(known)}")
+        cfg = cls()
+        for key, value in data.items():
+            if key in PLUGIN_SLOTS:
+                if isinstance(value, str):
+                    value = {"name": value}
+                if not isinstance(value, dict):
+                    raise ConfigError(f"[{key}] must be a table with a 'name', got {value!r}")
+                merged = dict(getattr(cfg, key))
+                merged.update(value)
+                setattr(cfg, key, merged)
+            elif key == "train":
+                cfg.train = _dataclass_from(TrainSettings, value, "train")
+            elif key == "quant":
+                cfg.quant = _dataclass_from(QuantSettings, value, "quant")
+            else:
+                setattr(cfg, key, value)
+        cfg.validate_basic()
+        return cfg
+
+    @classmethod
+    def load(cls, path) -> "Config":
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def with_overrides(self, assignments: list[str]) -> "Config":
+        """Apply ``key=value`` strings (``n_neurons=400``, ``topology.w_inh=-20``,
+        ``train.epochs=3``, ``topology=diehl-cook``); values are parsed as TOML literals."""
+        data = self.to_dict()
+        for item in assignments:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} must look like key=value")
+            key, raw = item.split("=", 1)
+            try:
+                value = tomllib.loads(f"v = {raw}")["v"]
+            except tomllib.TOMLDecodeError:
+                value = raw  # a bare word such as diehl-cook
+            parts = key.strip().split(".")
+            if len(parts) == 1 and parts[0] in PLUGIN_SLOTS and isinstance(value, str):
+                # switching plugin: drop the old plugin's parameters
+                data[parts[0]] = {"name": value}
+                continue
+            target = data
+            for part in parts[:-1]:
+                if part not in target or not isinstance(target[part], dict):
+                    raise ConfigError(f"override {key!r}: {part!r} is not a configuration table")
+                target = target[part]
+            target[parts[-1]] = value
+        return Config.from_dict(data)
+
+    # -- validation ----------------------------------------------------------------------------
+    def validate_basic(self) -> None:
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.n_neurons, int) or not 1 <= self.n_neurons <= 100_000:
+            raise ConfigError(f"n_neurons must be an integer in 1..100000, got {self.n_neurons!r}")
+        t = self.train
+        for name in ("epochs", "time_steps", "checkpoint_every", "batch_size"):
+            value = getattr(t, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"train.{name} must be a positive integer, got {value!r}")
+        if not t.dt > 0:
+            raise ConfigError(f"train.dt must be positive, got {t.dt!r}")
+        if t.classifier not in ("all-activity", "proportion-weighting"):
+            raise ConfigError(f"train.classifier must be 'all-activity' or "
+                              f"'proportion-weighting', got {t.classifier!r}")
+
+    def plugin_name(self, slot: str) -> str:
+        return str(getattr(self, slot).get("name", PLUGIN_SLOTS[slot][1]))
+
+    def plugin_params(self, slot: str, registry=None):
+        """The validated ``Params`` instance of the plugin in ``slot`` (or a dict if the plugin
+        declares no ``Params``)."""
+        from .registry import get_registry
+
+        registry = registry or get_registry()
+        kind = PLUGIN_SLOTS[slot][0]
+        name = self.plugin_name(slot)
+        try:
+            obj = registry.get(kind, name)
+        except UnknownPluginError as exc:
+            raise ConfigError(f"[{slot}] {exc}") from None
+        raw = {k: v for k, v in getattr(self, slot).items() if k != "name"}
+        params_cls = getattr(obj, "Params", None)
+        if params_cls is None:
+            return raw
+        return _dataclass_from(params_cls, raw, f"{slot} ({name})")
+
+    def resolved(self, registry=None) -> "Config":
+        """A copy with every plugin slot's parameters filled in with their defaults."""
+        out = copy.deepcopy(self)
+        for slot in PLUGIN_SLOTS:
+            params = self.plugin_params(slot, registry)
+            full = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)
+            setattr(out, slot, {"name": self.plugin_name(slot), **full})
+        return out
+
+
+def _dataclass_from(cls, values: Any, where: str):
+    if dataclasses.is_dataclass(values):
+        values = dataclasses.asdict(values)
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{where}] must be a table, got {values!r}")
+    names = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(f"[{where}] unknown parameter(s) {unknown}; accepted: {sorted(names)}")
+    try:
+        obj = cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[{where}] {exc}") from None
+    for f in fields(cls):
+        value = getattr(obj, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"[{where}] {f.name} must be true or false, got {value!r}")
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"[{where}] {f.name} must be a number, got {value!r}")
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ConfigError(f"[{where}] {f.name} must be finite, got {value!r}")
+            if isinstance(default, int) and not isinstance(value, int):
+                raise ConfigError(f"[{where}] {f.name} must be an integer, got {value!r}")
+    check = getattr(obj, "check", None)
+    if callable(check):
+        try:
+            check()
+        except ValueError as exc:
+            raise ConfigError(f"[{where}] {exc}") from None
+    return obj

@@ -1,0 +1,131 @@
+"""The training and evaluation flow: train with STDP, assign labels, measure accuracy.
+
+Random streams: every phase encodes with its own seed (``stream_seed``); training sample ids run
+over epochs (``epoch * n_train + i``), so every presentation sees fresh spikes while the whole run
+stays a pure function of the configuration. Between samples the only state is the weights and
+thresholds, so a run resumed from a checkpoint is bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config
+from .data import Dataset
+from .errors import ConfigError, TinySNNError
+from .evaluate import assign_labels, predict
+from .network import Network
+from .ops import OpCounts
+from .registry import get_registry
+
+_STREAMS = {"train": 0, "assign": 1, "test": 2}
+
+
+def stream_seed(seed: int, phase: str) -> int:
+    """The encoder seed of a phase (train, assign, test)."""
+    return (int(seed) * 4 + _STREAMS[phase]) & 0xFFFFFFFF
+
+
+def get_backend(config: Config):
+    name = config.plugin_name("backend")
+    backend = get_registry().get("backend", name)()
+    ok, why = backend.available()
+    if not ok:
+        raise TinySNNError(f"backend {name!r} is not usable here: {why}")
+    return backend
+
+
+def load_dataset(config: Config) -> Dataset:
+    params = config.plugin_params("dataset")
+    loader = get_registry().get("dataset", config.plugin_name("dataset"))
+    options = params if isinstance(params, dict) else {}
+    data = loader(config.seed, **options)
+    return data.subset(config.train.n_train, config.train.n_test)
+
+
+def _progress(total: int, initial: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="sample", disable=not enabled,
+                dynamic_ncols=True, file=sys.stderr)
+
+
+def run_batched(net: Network, backend, images, ids, *, learn: bool, seed: int, ops: OpCounts,
+                desc: str, progress: bool, chunk: int = 64, on_chunk=None) -> np.ndarray:
+    """Run ``images`` through ``backend`` in chunks, with a progress bar; returns counts."""
+    out = np.zeros((len(images), net.n_neurons), dtype=np.int64)
+    with _progress(len(images), 0, desc, progress) as bar:
+        for start in range(0, len(images), chunk):
+            stop = min(len(images), start + chunk)
+            out[start:stop] = backend.run(net, images[start:stop], ids[start:stop], learn=learn,
+                                          seed=seed, ops=ops)
+            bar.update(stop - start)
+            if on_chunk is not None:
+                on_chunk(stop)
+    return out
+
+
+def train(net: Network, data: Dataset, *, backend=None, checkpoint: Path | None = None,
+          progress: bool = True) -> Network:
+    """STDP training for ``config.train.epochs`` passes; resumes from ``net.progress``."""
+    from .modelfile import save_network
+
+    cfg = net.config
+    backend = backend or get_backend(cfg)
+    n = len(data.train_images)
+    total = cfg.train.epochs * n
+    done = int(net.progress.get("samples_done", 0))
+    if done > total:
+        raise ConfigError(f"checkpoint has {done} samples done, more than the {total} configured")
+    ops = net.phase_ops("train")
+    seed = stream_seed(cfg.seed, "train")
+    every = cfg.train.checkpoint_every
+    started = time.perf_counter()
+    with _progress(total, done, "train", progress) as bar:
+        while done < total:
+            epoch, i = divmod(done, n)
+            stop = min(n, i + 32, i + every - done % every)
+            ids = epoch * n + np.arange(i, stop)
+            backend.run(net, data.train_images[i:stop], ids, learn=True, seed=seed, ops=ops)
+            bar.update(stop - i)
+            done += stop - i
+            net.progress["samples_done"] = done
+            if checkpoint is not None and (done % every == 0 or done == total):
+                save_network(net, checkpoint)
+    net.progress["train_seconds"] = net.progress.get("train_seconds", 0.0) + time.perf_counter() - started
+    return net
+
+
+def assign(net: Network, data: Dataset, *, backend=None, progress: bool = True) -> np.ndarray:
+    """Label assignment from one pass over the training set with learning off."""
+    backend = backend or get_backend(net.config)
+    ops = net.ops["assign"] = OpCounts()
+    counts = run_batched(net, backend, data.train_images, np.arange(len(data.train_images)),
+                         learn=False, seed=stream_seed(net.config.seed, "assign"), ops=ops,
+                         desc="assign", progress=progress, chunk=net.config.train.batch_size)
+    net.assignments, net.proportions, _ = assign_labels(counts, data.train_labels, data.n_classes)
+    return counts
+
+
+def evaluate(net: Network, data: Dataset, *, backend=None, progress: bool = True) -> dict:
+    """Test-set accuracy with both classifiers (learning off)."""
+    if net.assignments is None:
+        raise TinySNNError("the network has no label assignments yet: run assign (or train) first")
+    backend = backend or get_backend(net.config)
+    ops = net.ops["test"] = OpCounts()
+    started = time.perf_counter()
+    counts = run_batched(net, backend, data.test_images, np.arange(len(data.test_images)),
+                         learn=False, seed=stream_seed(net.config.seed, "test"), ops=ops,
+                         desc="test", progress=progress, chunk=net.config.train.batch_size)
+    seconds = time.perf_counter() - started
+    metrics = {"n_test": int(len(data.test_labels)), "test_seconds": seconds}
+    for clf in ("all-activity", "proportion-weighting"):
+        pred = predict(counts, net.assignments, net.proportions, clf, data.n_classes)
+        metrics[f"accuracy_{clf}"] = float((pred == data.test_labels).mean())
+    metrics["accuracy"] = metrics[f"accuracy_{net.config.train.classifier}"]
+    net.metrics = metrics
+    return metrics
