@@ -17,6 +17,7 @@ typedef struct {
     uint32_t db_expect; /* 0: no load in progress */
     uint32_t db_len;
     uint32_t db_crc;
+    int db_sequenced; /* the load was started by a sequenced frame: data must be sequenced too */
     /* retransmission memory */
     int have_seq;
     uint32_t last_seq;
@@ -273,6 +274,7 @@ static void cmd_profile(void)
 static void cmd_db_load(uint32_t n)
 {
     S.db_expect = n;
+    S.db_sequenced = S.seq_mode;
     S.db_len = 0;
     S.db_crc = 0;
     reply_db_state();
@@ -283,6 +285,10 @@ static void cmd_db_data(const char *hex, uint32_t n)
     uint32_t bytes, i;
     if (S.db_expect == 0) {
         emit("e-db-not-loading");
+        return;
+    }
+    if (S.db_sequenced && !S.seq_mode) {
+        emit("e-db-unsequenced"); /* e.g. a sequenced frame whose '@' was lost on the line */
         return;
     }
     if (n % 2u) {
@@ -491,10 +497,13 @@ static void process_frame(void)
         emit_ready();
         return;
     }
-    /* Plain EEMBC-style frame: executed as is. A recognised plain command ends the
-     * retransmission memory (a new host session); line noise (unknown commands) does not. */
-    if (dispatch(body + start, end - start, 0))
+    /* Plain EEMBC-style frame: executed as is. A plain `name` starts a new host session and
+     * ends the retransmission memory; nothing else does (line noise can look like a plain
+     * db command whose '@' was lost, and must not make a retransmission look new). */
+    if (end - start == 4u && body[start] == 'n' && body[start + 1] == 'a' &&
+        body[start + 2] == 'm' && body[start + 3] == 'e')
         S.have_seq = 0;
+    (void)dispatch(body + start, end - start, 0);
     emit_ready();
 }
 

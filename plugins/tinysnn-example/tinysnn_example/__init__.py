@@ -1,0 +1,1 @@
+"""An example tinySNN plugin (see docs/plugins.md): a neuron model and a rounding scheme."""

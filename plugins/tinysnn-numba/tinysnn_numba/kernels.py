@@ -1,0 +1,558 @@
+"""numba kernels of the compiled CPU backend (float64 mode).
+
+Everything a presentation does runs here, compiled (``@njit(cache=True)``): the counter-based
+input spikes (only the non-zero pixels are drawn), event-driven input accumulation, lateral
+inhibition (direct or through the inhibitory layer), the neuron updates, the traces, the three
+built-in learning rules, the end-of-sample update, the retry rule and the column normalisation.
+
+Float mode replicates the NumPy reference (``tinysnn_core.builtin.backend_numpy``) operation by
+operation, in float64 and in the same order, so the results are bit-identical:
+
+- input current: ``w[pre].sum(axis=0)`` is a row-by-row sum (NumPy reduces the outer axis of a
+  C-ordered array sequentially), so it is accumulated row by row in the order of the spiking pixel
+  indices, starting from the first row;
+- normalisation: ``np.abs(w[:, cols]).sum(axis=0)`` runs on an F-ordered copy, so NumPy sums each
+  column with its *pairwise* summation (blocks of 8 accumulators, ``PW_BLOCKSIZE`` 128);
+  ``_pairwise_abs_col`` reproduces it;
+- every elementwise expression keeps the reference's evaluation order (``v -= rest; v *= decay;
+  v += rest``; ``w - (nu_pre * x_post) * (w - wmin)``, ...); numba does not contract to FMA or
+  reassociate without ``fastmath``, which is never used here.
+
+Layout for the coming integer (fixed-point) mode: the random-number and encoder helpers
+(``_fmix32``, ``_step_key``, ``_draw_inputs``), the operation-counter layout (``OP_*``), the
+parameter packing (``FP_*``/``IP_*``) and the drivers' structure (``_run_sample`` retry loop,
+``train_batch`` / ``infer_batch``) do not depend on the number format. A fixed-point mode adds
+``_neuron_step_fixed``, ``_steps_fixed`` and ``_end_fixed`` over integer state and weight codes
+(int32 / int64 arrays, with the core's rounding), and drivers that call them instead of the
+``*_float`` functions; the float path stays untouched.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+# -- counter-based generator (tinysnn_core.counter_rng), uint64 arithmetic masked to 32 bits ------
+M32 = np.uint64(0xFFFFFFFF)
+STEP_MUL = np.uint64(0x85EBCA77)
+INDEX_MUL = np.uint64(0xC2B2AE3D)
+MIX1 = np.uint64(0x85EBCA6B)
+MIX2 = np.uint64(0xC2B2AE35)
+SH16 = np.uint64(16)
+SH13 = np.uint64(13)
+WINNER_INDEX = 0xFFFF
+WINNER_MUL = np.uint64((WINNER_INDEX * 0xC2B2AE3D) & 0xFFFFFFFF)
+
+# -- operation counters: index -> tinysnn_core.ops.OpCounts field --------------------------------
+OP_FIELDS = ("samples", "presentations", "time_steps", "input_spikes", "exc_spikes",
+             "inh_spikes", "neuron_updates_exc", "neuron_updates_inh", "synaptic_events",
+             "lateral_events", "trace_updates", "stdp_updates", "stdp_accumulates", "norm_ops")
+(OP_SAMPLES, OP_PRESENTATIONS, OP_TIME_STEPS, OP_INPUT_SPIKES, OP_EXC_SPIKES, OP_INH_SPIKES,
+ OP_NEURON_EXC, OP_NEURON_INH, OP_SYNAPTIC, OP_LATERAL, OP_TRACE, OP_STDP, OP_ACCUM,
+ OP_NORM) = range(len(OP_FIELDS))
+N_OPS = len(OP_FIELDS)
+
+# -- packed float parameters ---------------------------------------------------------------------
+(FP_E_REST, FP_E_RESET, FP_E_THRESH, FP_E_DECAY, FP_E_REFRAC, FP_E_THETA_DECAY, FP_E_THETA_PLUS,
+ FP_I_REST, FP_I_RESET, FP_I_THRESH, FP_I_DECAY, FP_I_REFRAC, FP_I_THETA_DECAY, FP_I_THETA_PLUS,
+ FP_DT, FP_W_LAT, FP_W_EXC_INH, FP_WMIN, FP_WMAX, FP_TRACE_DECAY, FP_NU_PRE, FP_NU_POST,
+ FP_X_TAR, FP_MU, FP_TARGET, FP_K_MIN, FP_K_MAX, FP_WEIGHT_DECAY, FP_NORM) = range(29)
+N_FP = 29
+
+# -- packed integer parameters -------------------------------------------------------------------
+(IP_T, IP_E_ADAPTIVE, IP_E_ONE_SPIKE, IP_I_ADAPTIVE, IP_I_ONE_SPIKE, IP_HAS_INH, IP_RULE,
+ IP_NEEDS_POST, IP_MIN_POST, IP_ADAPT_POT, IP_NORMALIZE, IP_MAX_RETRIES,
+ IP_RETRY_MIN) = range(13)
+N_IP = 13
+
+RULE_POSTPRE = 0
+RULE_WEIGHT_DEPENDENT = 1
+RULE_TINYSNN = 2
+
+# -- float work rows (wf[ROW, :N]) and int work rows (wi[ROW, :N]) --------------------------------
+(WF_CURRENT, WF_V_E, WF_REF_E, WF_V_I, WF_REF_I, WF_THETA_I, WF_CUR_INH, WF_X_POST,
+ WF_SUMS) = range(9)
+N_WF = 9
+(WI_SRC_PREV, WI_E_PREV, WI_S_E, WI_S_I, WI_CROSS, WI_CROSS_I, WI_CNT, WI_DIRTY, WI_COLS,
+ WI_COUNTS) = range(10)
+N_WI = 10
+# per-presentation input work (wp[ROW, :n_in]): non-zero pixels, their thresholds and index
+# hashes, the spiking pixels of the step, pixel -> compact position (-1: zero pixel)
+WP_NZ, WP_THR, WP_IDXMUL, WP_PRE, WP_POS = range(5)
+N_WP = 5
+
+
+@njit(cache=True)
+def _fmix32(x):
+    """MurmurHash3 fmix32 on a uint64 holding a 32-bit word."""
+    x ^= x >> SH16
+    x = (x * MIX1) & M32
+    x ^= x >> SH13
+    x = (x * MIX2) & M32
+    x ^= x >> SH16
+    return x
+
+
+@njit(cache=True)
+def _step_key(skey, step):
+    """``step_key(sample_key, step)`` of counter_rng (skey: uint64 < 2**32)."""
+    return _fmix32(((np.uint64(step) * STEP_MUL) & M32) ^ skey)
+
+
+@njit(cache=True)
+def _setup_inputs(image, rate_unit, wp):
+    """Non-zero pixels of ``image``, their spike thresholds and index hashes; returns their count."""
+    n_in = image.shape[0]
+    n_nz = 0
+    for i in range(n_in):
+        wp[WP_POS, i] = -1
+        if image[i] != 0:
+            wp[WP_NZ, n_nz] = i
+            wp[WP_THR, n_nz] = image[i] * rate_unit
+            wp[WP_IDXMUL, n_nz] = np.int64((np.uint64(i) * INDEX_MUL) & M32)
+            wp[WP_POS, i] = n_nz
+            n_nz += 1
+    return n_nz
+
+
+@njit(cache=True)
+def _draw_inputs(sk, n_nz, wp):
+    """The pixels that spike at the step with key ``sk`` (ascending) into wp[WP_PRE]; count."""
+    n_pre = 0
+    for k in range(n_nz):
+        d = _fmix32((sk + np.uint64(wp[WP_IDXMUL, k])) & M32)
+        if d < np.uint64(wp[WP_THR, k]):
+            wp[WP_PRE, n_pre] = wp[WP_NZ, k]
+            n_pre += 1
+    return n_pre
+
+
+@njit(cache=True)
+def _clip(x, lo, hi):
+    """np.clip(x, lo, hi) for one float: minimum(maximum(x, lo), hi) with NumPy's selects."""
+    if not x > lo:
+        x = lo
+    if not x < hi:
+        x = hi
+    return x
+
+
+@njit(cache=True)
+def _pairwise_abs_col(w, col, start, n):
+    """NumPy's pairwise sum (pairwise_sum_DOUBLE) of |w[start:start+n, col]|."""
+    if n < 8:
+        res = 0.0
+        for i in range(start, start + n):
+            res += abs(w[i, col])
+        return res
+    if n <= 128:
+        r0 = abs(w[start, col])
+        r1 = abs(w[start + 1, col])
+        r2 = abs(w[start + 2, col])
+        r3 = abs(w[start + 3, col])
+        r4 = abs(w[start + 4, col])
+        r5 = abs(w[start + 5, col])
+        r6 = abs(w[start + 6, col])
+        r7 = abs(w[start + 7, col])
+        i = 8
+        stop = n - (n % 8)
+        while i < stop:
+            b = start + i
+            r0 += abs(w[b, col])
+            r1 += abs(w[b + 1, col])
+            r2 += abs(w[b + 2, col])
+            r3 += abs(w[b + 3, col])
+            r4 += abs(w[b + 4, col])
+            r5 += abs(w[b + 5, col])
+            r6 += abs(w[b + 6, col])
+            r7 += abs(w[b + 7, col])
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res += abs(w[start + i, col])
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_abs_col(w, col, start, n2) + _pairwise_abs_col(w, col, start + n2, n - n2)
+
+
+@njit(cache=True)
+def _neuron_step_float(v, ref, theta, current, s, cross, adaptive, one_spike, learn,
+                       rest, reset, thresh, decay, refrac, dt, theta_decay, theta_plus, rand):
+    """One step of LIF / AdaptiveLIF (tinysnn_core.builtin.neurons), in the reference's order.
+
+    Writes the emitted spikes into ``s`` (0/1) and their indices, ascending, into ``cross``;
+    returns how many were emitted."""
+    n = v.shape[0]
+    nc = 0
+    for j in range(n):
+        x = v[j] - rest
+        x = x * decay
+        x = x + rest
+        if adaptive and learn:
+            theta[j] = theta[j] * theta_decay
+        if ref[j] <= 0.0:
+            x = x + current[j]
+        else:
+            x = x + 0.0
+        r = ref[j] - dt
+        if adaptive:
+            th = thresh + theta[j]
+        else:
+            th = thresh
+        if x >= th:
+            x = reset
+            r = refrac
+            if adaptive and learn:
+                theta[j] = theta[j] + theta_plus
+            cross[nc] = j
+            nc += 1
+            s[j] = 1
+        else:
+            s[j] = 0
+        v[j] = x
+        ref[j] = r
+    if one_spike and nc > 1:
+        win = cross[rand % nc]
+        for q in range(nc):
+            s[cross[q]] = 0
+        s[win] = 1
+        cross[0] = win
+        nc = 1
+    return nc
+
+
+@njit(cache=True)
+def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, ops, wf, wi, wp, x_pre, acc):
+    """The time loop of one presentation, up to (not including) the rule's end_sample.
+
+    Returns (excitatory spikes of the presentation, inhibitory spikes)."""
+    n_in, N = w.shape
+    T = ip[IP_T]
+    has_inh = ip[IP_HAS_INH] != 0
+    e_adaptive = ip[IP_E_ADAPTIVE] != 0
+    e_one = ip[IP_E_ONE_SPIKE] != 0
+    i_adaptive = ip[IP_I_ADAPTIVE] != 0
+    i_one = ip[IP_I_ONE_SPIKE] != 0
+    rule = ip[IP_RULE]
+    needs_post = ip[IP_NEEDS_POST] != 0
+    dt = fp[FP_DT]
+    w_lat = fp[FP_W_LAT]
+    w_exc_inh = fp[FP_W_EXC_INH]
+    wmin = fp[FP_WMIN]
+    wmax = fp[FP_WMAX]
+    trace_decay = fp[FP_TRACE_DECAY]
+    nu_pre = fp[FP_NU_PRE]
+    nu_post = fp[FP_NU_POST]
+
+    current = wf[WF_CURRENT]
+    v_e = wf[WF_V_E]
+    ref_e = wf[WF_REF_E]
+    v_i = wf[WF_V_I]
+    ref_i = wf[WF_REF_I]
+    theta_i = wf[WF_THETA_I]
+    cur_inh = wf[WF_CUR_INH]
+    x_post = wf[WF_X_POST]
+    src_prev = wi[WI_SRC_PREV]
+    e_prev = wi[WI_E_PREV]
+    s_e = wi[WI_S_E]
+    s_i = wi[WI_S_I]
+    cross = wi[WI_CROSS]
+    cross_i = wi[WI_CROSS_I]
+    cnt = wi[WI_CNT]
+    dirty = wi[WI_DIRTY]
+    counts = wi[WI_COUNTS]
+    pre = wp[WP_PRE]
+    nz = wp[WP_NZ]
+
+    # fresh state of the presentation (init_state); theta_e persists (it is net.theta)
+    for j in range(N):
+        v_e[j] = fp[FP_E_REST]
+        ref_e[j] = 0.0
+        v_i[j] = fp[FP_I_REST]
+        ref_i[j] = 0.0
+        theta_i[j] = 0.0
+        x_post[j] = 0.0
+        src_prev[j] = 0
+        e_prev[j] = 0
+        cnt[j] = 0
+        dirty[j] = 0
+        counts[j] = 0
+    for i in range(n_in):
+        x_pre[i] = 0.0
+
+    n_src = 0
+    n_e_prev = 0
+    n_input = 0
+    n_exc = 0
+    n_inh = 0
+    syn = 0
+    lat = 0
+    trace = 0
+    stdp = 0
+    accum = 0
+    for t in range(T):
+        sk = _step_key(skey, retry * T + t)
+        n_pre = _draw_inputs(sk, n_nz, wp)
+        rand = np.int64(_fmix32((sk + WINNER_MUL) & M32))
+        n_input += n_pre
+
+        # input current, event driven: rows of the spiking pixels, summed in index order
+        for j in range(N):
+            current[j] = 0.0
+        for q in range(n_pre):
+            row = pre[q]
+            for j in range(N):
+                current[j] += w[row, j]
+        syn += n_pre * N
+        if n_src:
+            for j in range(N):
+                current[j] += w_lat * np.float64(n_src - src_prev[j])
+            lat += n_src * (N - 1)
+        if has_inh:
+            if n_e_prev:
+                for j in range(N):
+                    cur_inh[j] = w_exc_inh * np.float64(e_prev[j])
+            else:
+                for j in range(N):
+                    cur_inh[j] = 0.0
+            lat += n_e_prev
+
+        n_post = _neuron_step_float(
+            v_e, ref_e, theta_e, current, s_e, cross, e_adaptive, e_one, learn,
+            fp[FP_E_REST], fp[FP_E_RESET], fp[FP_E_THRESH], fp[FP_E_DECAY], fp[FP_E_REFRAC], dt,
+            fp[FP_E_THETA_DECAY], fp[FP_E_THETA_PLUS], rand)
+        if has_inh:
+            n_si = _neuron_step_float(
+                v_i, ref_i, theta_i, cur_inh, s_i, cross_i, i_adaptive, i_one, learn,
+                fp[FP_I_REST], fp[FP_I_RESET], fp[FP_I_THRESH], fp[FP_I_DECAY],
+                fp[FP_I_REFRAC], dt, fp[FP_I_THETA_DECAY], fp[FP_I_THETA_PLUS], 0)
+            n_inh += n_si
+            for j in range(N):
+                src_prev[j] = s_i[j]
+                e_prev[j] = s_e[j]
+            n_src = n_si
+            n_e_prev = n_post
+        else:
+            for j in range(N):
+                src_prev[j] = s_e[j]
+            n_src = n_post
+        for q in range(n_post):
+            counts[cross[q]] += 1
+        n_exc += n_post
+
+        if learn:
+            for k in range(n_nz):
+                x_pre[nz[k]] *= trace_decay
+            for q in range(n_pre):
+                x_pre[pre[q]] = 1.0
+            trace += n_in
+            if needs_post:
+                for j in range(N):
+                    x_post[j] *= trace_decay
+                for q in range(n_post):
+                    x_post[cross[q]] = 1.0
+                trace += N
+            if rule == RULE_TINYSNN:
+                accum += n_post * n_in
+                for q in range(n_post):
+                    j = cross[q]
+                    if cnt[j] == 0:
+                        for k in range(n_nz):
+                            acc[j, k] = x_pre[nz[k]]
+                    else:
+                        for k in range(n_nz):
+                            acc[j, k] += x_pre[nz[k]]
+                    cnt[j] += 1
+            else:
+                if n_pre and nu_pre != 0.0:
+                    for q in range(n_pre):
+                        row = pre[q]
+                        if rule == RULE_POSTPRE:
+                            for j in range(N):
+                                w[row, j] = _clip(w[row, j] - nu_pre * x_post[j], wmin, wmax)
+                        else:
+                            for j in range(N):
+                                wv = w[row, j]
+                                w[row, j] = _clip(wv - nu_pre * x_post[j] * (wv - wmin),
+                                                  wmin, wmax)
+                    for j in range(N):
+                        dirty[j] = 1
+                    stdp += n_pre * N
+                if n_post and nu_post != 0.0:
+                    for i in range(n_in):
+                        dp = nu_post * x_pre[i]
+                        for q in range(n_post):
+                            j = cross[q]
+                            wv = w[i, j]
+                            if rule == RULE_POSTPRE:
+                                w[i, j] = _clip(wv + dp, wmin, wmax)
+                            else:
+                                w[i, j] = _clip(wv + dp * (wmax - wv), wmin, wmax)
+                    for q in range(n_post):
+                        dirty[cross[q]] = 1
+                    stdp += n_post * n_in
+
+    ops[OP_PRESENTATIONS] += 1
+    ops[OP_TIME_STEPS] += T
+    ops[OP_NEURON_EXC] += T * N
+    if has_inh:
+        ops[OP_NEURON_INH] += T * N
+        ops[OP_INH_SPIKES] += n_inh
+    ops[OP_INPUT_SPIKES] += n_input
+    ops[OP_EXC_SPIKES] += n_exc
+    ops[OP_SYNAPTIC] += syn
+    ops[OP_LATERAL] += lat
+    ops[OP_TRACE] += trace
+    ops[OP_STDP] += stdp
+    ops[OP_ACCUM] += accum
+    return n_exc
+
+
+@njit(cache=True)
+def _tinysnn_cols(ip, wi):
+    """Columns that pass tinysnn-stdp's spurious-update filter, ascending, into wi[WI_COLS]."""
+    N = wi.shape[1]
+    cnt = wi[WI_CNT]
+    cols = wi[WI_COLS]
+    n_cols = 0
+    for j in range(N):
+        if cnt[j] > 0 and cnt[j] >= ip[IP_MIN_POST]:
+            cols[n_cols] = j
+            n_cols += 1
+    return n_cols
+
+
+@njit(cache=True)
+def _end_float(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, powtab):
+    """The rule's end_sample and the normalisation of the dirty columns (learning only).
+
+    ``powtab`` [n_in, n_cols]: tinysnn-stdp's weight-dependence factors when mu != 0 (computed
+    by NumPy, see backend.py); unused otherwise."""
+    n_in, N = w.shape
+    wmin = fp[FP_WMIN]
+    wmax = fp[FP_WMAX]
+    dirty = wi[WI_DIRTY]
+    cols = wi[WI_COLS]
+    if ip[IP_RULE] == RULE_TINYSNN:
+        n_cols = _tinysnn_cols(ip, wi)
+        if n_cols:
+            if ip[IP_ADAPT_POT] != 0:
+                k = _clip(fp[FP_TARGET] / np.float64(max(1, n_exc)), fp[FP_K_MIN], fp[FP_K_MAX])
+            else:
+                k = 1.0
+            nu_post = fp[FP_NU_POST]
+            x_tar = fp[FP_X_TAR]
+            use_mu = fp[FP_MU] != 0.0
+            wdecay = fp[FP_WEIGHT_DECAY]
+            keep = 1.0 - wdecay
+            cnt = wi[WI_CNT]
+            pos = wp[WP_POS]
+            for i in range(n_in):
+                p = pos[i]
+                for c in range(n_cols):
+                    j = cols[c]
+                    a = acc[j, p] if p >= 0 else 0.0
+                    dw = nu_post * (k * a - np.float64(cnt[j]) * x_tar)
+                    if use_mu:
+                        dw *= powtab[i, c]
+                    x = w[i, j] + dw
+                    if wdecay != 0.0:
+                        x *= keep
+                    w[i, j] = _clip(x, wmin, wmax)
+            for c in range(n_cols):
+                dirty[cols[c]] = 1
+            ops[OP_STDP] += n_cols * n_in
+    if ip[IP_NORMALIZE] != 0:
+        norm = fp[FP_NORM]
+        sums = wf[WF_SUMS]
+        n_cols = 0
+        for j in range(N):
+            if dirty[j]:
+                cols[n_cols] = j
+                n_cols += 1
+        if n_cols:
+            for c in range(n_cols):
+                s = _pairwise_abs_col(w, cols[c], 0, n_in)
+                if s == 0.0:
+                    s = 1.0
+                sums[c] = norm / s
+            for i in range(n_in):
+                for c in range(n_cols):
+                    w[i, cols[c]] *= sums[c]
+            ops[OP_NORM] += 2 * n_in * n_cols
+
+
+@njit(cache=True)
+def workspace(n_in, N, acc_cols):
+    """Work arrays of one presentation: float rows, int rows, input rows, x_pre, acc."""
+    return (np.zeros((N_WF, N)), np.zeros((N_WI, N), dtype=np.int64),
+            np.zeros((N_WP, n_in), dtype=np.int64), np.zeros(n_in),
+            np.zeros((N if acc_cols else 0, acc_cols)))
+
+
+@njit(cache=True)
+def _run_sample(w, theta, image, skey, rate_units, learn, fp, ip, ops, wf, wi, wp, x_pre, acc,
+                counts_out):
+    """All presentations of one sample (retry rule); the last presentation's counts."""
+    no_pow = np.zeros((0, 0))
+    n_pres = ip[IP_MAX_RETRIES] + 1
+    for retry in range(n_pres):
+        n_nz = _setup_inputs(image, rate_units[retry], wp)
+        n_exc = _steps_float(w, theta, learn, retry, skey, n_nz, fp, ip, ops, wf, wi, wp,
+                             x_pre, acc)
+        if learn:
+            _end_float(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, no_pow)
+        if n_exc >= ip[IP_RETRY_MIN]:
+            break
+    ops[OP_SAMPLES] += 1
+    for j in range(w.shape[1]):
+        counts_out[j] = wi[WI_COUNTS, j]
+
+
+@njit(cache=True)
+def train_batch(w, theta, images, skeys, rate_units, fp, ip, ops, counts):
+    """Learning: the samples one after the other, updating ``w`` and ``theta`` in place."""
+    n_in, N = w.shape
+    acc_cols = n_in if ip[IP_RULE] == RULE_TINYSNN else 0
+    wf, wi, wp, x_pre, acc = workspace(n_in, N, acc_cols)
+    for b in range(images.shape[0]):
+        _run_sample(w, theta, images[b], np.uint64(skeys[b]), rate_units, True, fp, ip, ops,
+                    wf, wi, wp, x_pre, acc, counts[b])
+
+
+@njit(cache=True, parallel=True)
+def infer_batch(w, theta, images, skeys, rate_units, fp, ip, ops_per_sample, counts):
+    """Inference: weights and thresholds are read-only, so the samples run in parallel."""
+    n_in, N = w.shape
+    for b in prange(images.shape[0]):
+        wf, wi, wp, x_pre, acc = workspace(n_in, N, 0)
+        _run_sample(w, theta, images[b], np.uint64(skeys[b]), rate_units, False, fp, ip,
+                    ops_per_sample[b], wf, wi, wp, x_pre, acc, counts[b])
+
+
+# -- entry points for the presentation-by-presentation path (tinysnn-stdp with mu != 0) ----------
+@njit(cache=True)
+def present_steps(w, theta, image, skey, rate_unit, retry, fp, ip, ops, wf, wi, wp, x_pre, acc):
+    """Inputs and time loop of one learning presentation; returns (excitatory spikes, n_nz)."""
+    n_nz = _setup_inputs(image, rate_unit, wp)
+    n_exc = _steps_float(w, theta, True, retry, np.uint64(skey), n_nz, fp, ip, ops, wf, wi, wp,
+                         x_pre, acc)
+    return n_exc, n_nz
+
+
+@njit(cache=True)
+def tinysnn_cols(ip, wi):
+    n = _tinysnn_cols(ip, wi)
+    return wi[WI_COLS, :n].copy()
+
+
+@njit(cache=True)
+def present_end(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, powtab):
+    _end_float(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, powtab)
+
+
+_ = math  # math.pow is deliberately not used: see backend.py (NumPy's power is SIMD)

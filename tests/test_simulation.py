@@ -1,0 +1,91 @@
+import copy
+
+import numpy as np
+import pytest
+
+from tinysnn_core.builtin.backend_numpy import NumpyBackend
+from tinysnn_core.evaluate import assign_labels, predict_all_activity, predict_proportion_weighting
+from tinysnn_core.network import Network
+from tinysnn_core.ops import OpCounts
+
+
+def train_some(cfg, images, start=0):
+    net = Network.build(cfg)
+    ops = OpCounts()
+    NumpyBackend().run(net, images, np.arange(start, start + len(images)), learn=True, seed=0, ops=ops)
+    return net, ops
+
+
+@pytest.mark.parametrize("topology", ["diehl-cook", "tinysnn"])
+@pytest.mark.parametrize("rule", ["postpre", "weight-dependent", "tinysnn-stdp"])
+def test_learning_keeps_invariants(small_config, tiny_images, topology, rule):
+    cfg = small_config(topology={"name": topology}, learning={"name": rule})
+    net, ops = train_some(cfg, tiny_images[0])
+    w = net.w
+    assert np.isfinite(w).all() and w.min() >= 0
+    assert np.allclose(w.sum(axis=0), 78.4), "columns normalised to 78.4"
+    assert (net.theta >= 0).all() and net.theta.max() > 0, "theta grows with spikes"
+    assert ops.samples == len(tiny_images[0]) and ops.exc_spikes > 0
+    assert ops.stdp_updates > 0
+
+
+def test_same_seed_same_weights_bit_for_bit(small_config, tiny_images):
+    cfg = small_config()
+    a, _ = train_some(cfg, tiny_images[0])
+    b, _ = train_some(cfg, tiny_images[0])
+    assert np.array_equal(a.w, b.w) and np.array_equal(a.theta, b.theta)
+    c, _ = train_some(small_config(seed=1), tiny_images[0])
+    assert not np.array_equal(a.w, c.w)
+
+
+def test_resuming_midway_is_bit_identical(small_config, tiny_images):
+    cfg = small_config()
+    whole, _ = train_some(cfg, tiny_images[0])
+    net = Network.build(cfg)
+    be = NumpyBackend()
+    be.run(net, tiny_images[0][:5], np.arange(5), learn=True, seed=0, ops=OpCounts())
+    resumed = copy.deepcopy(net)
+    be.run(resumed, tiny_images[0][5:], np.arange(5, 12), learn=True, seed=0, ops=OpCounts())
+    assert np.array_equal(whole.w, resumed.w) and np.array_equal(whole.theta, resumed.theta)
+
+
+def test_op_counts_of_the_reduction(small_config, tiny_images):
+    """The reduced network has no inhibitory-neuron updates and far fewer STDP updates."""
+    dc, dc_ops = train_some(small_config(topology={"name": "diehl-cook"},
+                                         learning={"name": "postpre"}), tiny_images[0])
+    ts, ts_ops = train_some(small_config(), tiny_images[0])
+    assert dc_ops.neuron_updates_inh == dc_ops.neuron_updates_exc > 0
+    assert ts_ops.neuron_updates_inh == 0
+    assert ts_ops.stdp_updates * 10 <= dc_ops.stdp_updates
+    # pair rule: every input spike writes N weights, every output spike 784
+    n = dc.n_neurons
+    assert dc_ops.stdp_updates == dc_ops.input_spikes * n + dc_ops.exc_spikes * 784
+
+
+def test_inference_does_not_change_the_network(small_config, tiny_images):
+    net, _ = train_some(small_config(), tiny_images[0])
+    w, theta = net.w.copy(), net.theta.copy()
+    ops = OpCounts()
+    NumpyBackend().run(net, tiny_images[0], np.arange(12), learn=False, seed=3, ops=ops)
+    assert np.array_equal(w, net.w) and np.array_equal(theta, net.theta)
+    assert ops.stdp_updates == 0 and ops.trace_updates == 0
+
+
+def test_one_spike_layer_never_fires_two_at_once(small_config, tiny_images):
+    cfg = small_config(n_neurons=30)
+    net = Network.build(cfg)
+    net.theta[:] = -20.0  # make many neurons cross together
+    from tinysnn_core.builtin.backend_numpy import present
+    counts = present(net, tiny_images[0][0], 0, 0, learn=False, seed=0, ops=OpCounts())
+    assert counts.sum() <= cfg.train.time_steps
+
+
+def test_label_assignment_and_classifiers():
+    counts = np.array([[5, 0, 0], [0, 4, 0], [4, 1, 0], [0, 0, 0]])
+    labels = np.array([0, 1, 0, 2])
+    assignments, proportions, rates = assign_labels(counts, labels, 3)
+    assert list(assignments) == [0, 1, -1]
+    assert np.allclose(proportions.sum(axis=1)[:2], 1)
+    test = np.array([[3, 0, 0], [0, 2, 0]])
+    assert list(predict_all_activity(test, assignments, 3)) == [0, 1]
+    assert list(predict_proportion_weighting(test, assignments, proportions, 3)) == [0, 1]
