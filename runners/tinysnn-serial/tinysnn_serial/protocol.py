@@ -198,13 +198,14 @@ class DeviceUnderTest:
 
     ``timeout``: seconds to wait for the answer to an ordinary command; ``infer_timeout``:
     for ``infer``; ``quiet``: how long the line must stay silent to count as drained;
+    ``settle``: once reply lines arrive, the silence that means the rest was lost;
     ``retries``: attempts per command after the first; ``chunk``: data bytes per ``db``
     command; ``transcript``: a text file that receives one JSON line per frame sent and line
     received, as it happens.
     """
 
     def __init__(self, transport, *, timeout: float = 2.0, infer_timeout: float = 120.0,
-                 quiet: float = 0.02, retries: int = 50, reloads: int = 20, chunk: int = 64,
+                 quiet: float = 0.02, settle: float = 0.25, retries: int = 50, reloads: int = 20, chunk: int = 64,
                  transcript=None, seq_start: int | None = None):
         if not 1 <= chunk <= (MAX_BODY - 3) // 2:
             raise ValueError(f"chunk must be 1..{(MAX_BODY - 3) // 2} bytes")
@@ -212,6 +213,7 @@ class DeviceUnderTest:
         self.timeout = timeout
         self.infer_timeout = infer_timeout
         self.quiet = quiet
+        self.settle = settle
         self.retries = retries
         self.reloads = reloads
         self.chunk = chunk
@@ -260,8 +262,14 @@ class DeviceUnderTest:
             if remaining <= 0:
                 self.stats.timeouts += 1
                 return None
-            raw = self._readline(remaining)
+            # Once a reply has started, its lines follow each other at once: a silence of
+            # `settle` seconds means the rest of it (its ack or m-ready) was lost.
+            wait = min(remaining, self.settle) if received else remaining
+            raw = self._readline(wait)
             if not raw.endswith(b"\n"):
+                if received and wait < remaining:
+                    self.stats.timeouts += 1
+                    return None
                 continue  # a partial line at the deadline: loop to the timeout branch
             m = ACK_RE.match(raw)
             if m:
