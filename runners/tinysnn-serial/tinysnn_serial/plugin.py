@@ -1,0 +1,119 @@
+"""Hook implementations of tinysnn-serial: boards, transports and the ``board`` command."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+
+import tinysnn_core
+
+from . import boards as _boards
+from . import transports as _transports
+
+
+@tinysnn_core.hookimpl
+def register_boards(register):
+    for name, board in _boards.BOARDS.items():
+        p = board.profile
+        register(name, board, summary=f"{p.cpu}, {p.clock_hz / 1e6:g} MHz, "
+                 f"{'emulated' if p.emulated else 'physical (not yet tried on hardware)'}")
+
+
+@tinysnn_core.hookimpl
+def register_transports(register):
+    for name, (cls, summary) in _transports.TRANSPORTS.items():
+        register(name, cls, summary=summary)
+
+
+@tinysnn_core.hookimpl
+def register_commands(register):
+    register("board", BoardCommand(), summary="list, build, start, flash and self-test boards")
+
+
+class BoardCommand:
+    """``tinysnn board list|build|start|flash|selftest``."""
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="board_action", metavar="ACTION", required=True)
+        p = sub.add_parser("list", help="the boards and their profiles")
+        p.add_argument("--json", action="store_true")
+        for action, text in (("build", "build the firmware and report its flash and RAM use"),
+                             ("start", "start an emulated board and print its serial URL"),
+                             ("flash", "build and flash a physical board")):
+            p = sub.add_parser(action, help=text)
+            p.add_argument("name", help="board name (tinysnn board list)")
+            p.add_argument("--engine-dir", help="engine sources (default: the protocol test "
+                           "engine, which is not a model)")
+            p.add_argument("--build-dir")
+            if action == "flash":
+                p.add_argument("--mount", help="copy to this mass-storage drive instead of pyocd")
+                p.add_argument("--probe", help="pyocd probe unique id")
+        p = sub.add_parser("selftest", help="check a running board's link with the protocol "
+                           "test engine (random samples, results checked)")
+        p.add_argument("--port", required=True, help="pyserial URL, pty:CMD or subprocess:CMD")
+        p.add_argument("--samples", type=int, default=5)
+        p.add_argument("--timeout", type=float, default=2.0)
+        p.add_argument("--transcript", help="append the byte transcript (JSON lines) here")
+
+    def run(self, args) -> int:
+        action = args.board_action
+        if action == "list":
+            rows = [b.describe() for b in _boards.BOARDS.values()]
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            else:
+                for r in rows:
+                    print(f"{r['name']:18} {r['kind']:9} {r['cpu']:26} "
+                          f"{r['clock_hz'] / 1e6:6g} MHz  flash {r['flash_bytes'] // 1024} KiB  "
+                          f"RAM {r['ram_bytes'] // 1024} KiB")
+            return 0
+        if action == "selftest":
+            return self._selftest(args)
+        board = tinysnn_core.registry.lookup("board", args.name)
+        elf = board.build(args.engine_dir, args.build_dir)
+        if board.profile.toolchain != "cc":
+            use = board.memory_use(elf)
+            print(board.check_fit(use.flash_bytes, use.ram_bytes).message())
+        print(f"firmware: {elf}")
+        if action == "build":
+            return 0
+        if action == "flash":
+            print(board.flash(elf, mount=args.mount, probe=args.probe))
+            return 0
+        running = board.start(elf)
+        print(f"{board.profile.name} running: {running.url}   (Ctrl-C stops it)", flush=True)
+        try:
+            while running.alive():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            running.stop()
+        return 0
+
+    def _selftest(self, args) -> int:
+        from .protocol import DeviceUnderTest, protocol_test_engine
+
+        transcript = open(args.transcript, "a") if args.transcript else None
+        with _transports.open_transport(args.port) as t:
+            dut = DeviceUnderTest(t, timeout=args.timeout, transcript=transcript)
+            name = dut.connect()
+            prof = dut.profile()
+            print(f"board {name}: engine {prof.get('engine')}, {prof.get('neurons')} neurons, "
+                  f"cycles = {prof.get('cycles')}")
+            if prof.get("engine") != "protocol-test-engine":
+                print("selftest needs the protocol test engine firmware (tinysnn board build "
+                      "NAME without --engine-dir)", file=sys.stderr)
+                return 2
+            rng = random.Random(0)
+            bad = 0
+            for sid in range(args.samples):
+                image = bytes(rng.randrange(256) for _ in range(784))
+                res = dut.run_sample(image, 1234, sid)
+                if (res.counts, res.prediction) != protocol_test_engine(image, 1234, sid):
+                    bad += 1
+            print(f"{args.samples - bad}/{args.samples} samples correct; link: "
+                  f"{json.dumps(dut.stats.as_dict())}")
+            return 0 if bad == 0 else 1
