@@ -221,10 +221,13 @@ def print_table(r: dict) -> None:
         ("data", f"mnist-5k seed {r['seed']}: {r['n_train_samples']} train samples "
                  f"({r['epochs']} epoch(s)), {r['n_test']} test"),
         ("torch threads", str(r["threads"])),
-        ("train", f"{f(r.get('train_seconds'), '.1f')} s, "
+        ("train", f"{f(r.get('train_seconds'), '.1f')} s wall "
+                  f"({f(r.get('train_cpu_seconds'), '.1f')} s CPU), "
                   f"{f(r.get('train_samples_per_s'), '.2f')} samples/s"),
-        ("inference", f"{f(r.get('test_seconds'), '.1f')} s, "
+        ("inference", f"{f(r.get('test_seconds'), '.1f')} s wall "
+                      f"({f(r.get('test_cpu_seconds'), '.1f')} s CPU), "
                       f"{f(r.get('test_samples_per_s'), '.2f')} samples/s"),
+        ("load average", f"{r.get('loadavg_start')} -> {r.get('loadavg_end')}"),
         ("acc all_activity", f(r.get("accuracy_all_activity"), ".2%")),
         ("acc proportion_weighting", f(r.get("accuracy_proportion_weighting"), ".2%")),
         ("no-spike abstentions", str(r.get("test_abstained_all_activity", "-"))),
@@ -331,6 +334,14 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _loadavg() -> list[float] | None:
+    """1/5/15-minute load averages: a busy shared machine slows the wall-clock figures."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def inner_main(args: argparse.Namespace) -> dict:
     _install_torchvision_standin()
     import numpy as np
@@ -402,7 +413,8 @@ def inner_main(args: argparse.Namespace) -> dict:
     encode_s = 0.0
     train_spikes = 0.0
     network.train(True)
-    t0 = time.perf_counter()
+    result["loadavg_start"] = _loadavg()
+    t0, c0 = time.perf_counter(), time.process_time()
     done = 0
     for epoch in range(args.epochs):
         order = torch.randperm(args.n_train)  # eth_mnist's DataLoader uses shuffle=True
@@ -434,13 +446,16 @@ def inner_main(args: argparse.Namespace) -> dict:
                 total = args.n_train * args.epochs
                 _log(f"train {done}/{total}  {done / el:.2f} samples/s  "
                      f"eta {(total - done) * el / done / 60:.1f} min")
-    train_s = time.perf_counter() - t0
+    train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
     # Note: like eth_mnist, the final assignments come from the last update (at step
     # n_train - U for n_train a multiple of U); the spikes of the last block are not used.
     result.update({
         "phase": "trained",
         "train_seconds": train_s,
         "train_samples_per_s": done / train_s,
+        # CPU seconds of this process: less sensitive than wall time to other load on a
+        # shared machine (with --threads 1 they agree on an idle one).
+        "train_cpu_seconds": train_cpu,
         "train_encode_seconds": encode_s,
         "train_mean_exc_spikes_per_sample": train_spikes / max(done, 1),
         "train_block_accuracy": block_acc,
@@ -456,7 +471,7 @@ def inner_main(args: argparse.Namespace) -> dict:
     correct_all = correct_prop = abstained = 0
     test_spikes = 0.0
     encode_s = 0.0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(args.n_test):
         te = time.perf_counter()
         x = encoder(test_x[i]).view(int(T / dt), 1, 1, 28, 28)
@@ -475,17 +490,19 @@ def inner_main(args: argparse.Namespace) -> dict:
             el = time.perf_counter() - t0
             _log(f"test {i + 1}/{args.n_test}  {(i + 1) / el:.2f} samples/s  "
                  f"acc(all) {correct_all / (i + 1):.3f}")
-    test_s = time.perf_counter() - t0
+    test_s, test_cpu = time.perf_counter() - t0, time.process_time() - c0
     result.update({
         "phase": "done",
         "test_seconds": test_s,
         "test_samples_per_s": args.n_test / test_s,
+        "test_cpu_seconds": test_cpu,
         "test_encode_seconds": encode_s,
         "test_mean_exc_spikes_per_sample": test_spikes / args.n_test,
         "accuracy_all_activity": correct_all / args.n_test,
         "accuracy_proportion_weighting": correct_prop / args.n_test,
         "test_abstained_all_activity": abstained,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "loadavg_end": _loadavg(),
     })
     _write_json(args.json, result)
     print(json.dumps(result), flush=True)

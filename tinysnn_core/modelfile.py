@@ -128,6 +128,7 @@ def save_network(net: Network, path, *, metrics: dict | None = None, extra: dict
         "ops": {phase: ops.as_dict() for phase, ops in net.ops.items()},
         "progress": net.progress,
         "metrics": metrics if metrics is not None else getattr(net, "metrics", {}),
+        "quantized": net.quant is not None,
     }
     if extra:
         header.update(extra)
@@ -171,4 +172,18 @@ def load_network(path) -> Network:
         raise ModelFileError(f"{path}: invalid model ({exc})") from None
     net.metrics = dict(header.get("metrics", {}))
     net.header = header
+    if header.get("quantized"):
+        _requantize(net)
     return net
+
+
+def _requantize(net) -> None:
+    """Re-attach the quantization runtime (and the rounded constants) of a quantized model; the
+    stored parameters are on their grids already, so this changes no stored value."""
+    from .train import quantizer_for
+
+    quantizer, plan = quantizer_for(net.config)
+    try:
+        quantizer.prepare(net, plan)
+    except TinySNNError as exc:
+        raise ModelFileError(f"invalid quantization settings in the model: {exc}") from None

@@ -42,6 +42,7 @@ class Network:
     proportions: np.ndarray | None = None     # [N, n_classes]
     ops: dict = field(default_factory=dict)   # phase -> OpCounts
     progress: dict = field(default_factory=dict)  # training position, for resume
+    quant: object = None            # QuantRuntime while simulating fixed point, else None
 
     def __post_init__(self):
         reg = get_registry()

@@ -36,6 +36,7 @@ BUILTIN_MODULES = (
     "tinysnn_core.builtin.topologies",
     "tinysnn_core.builtin.encoders",
     "tinysnn_core.builtin.rounding",
+    "tinysnn_core.builtin.quantizers",
     "tinysnn_core.builtin.backend_numpy",
     "tinysnn_core.builtin.datasets",
     "tinysnn_core.builtin.commands",

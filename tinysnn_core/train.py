@@ -39,6 +39,33 @@ def get_backend(config: Config):
     return backend
 
 
+def quantizer_for(config: Config):
+    """The configured quantizer plugin and its plan, or (None, None) for float."""
+    if config.quant.scheme in ("none", "", None):
+        return None, None
+    from .quant import QuantPlan
+
+    quantizer = get_registry().get("quantizer", config.quant.scheme)()
+    return quantizer, QuantPlan.from_settings(config.quant)
+
+
+def build_network(config: Config) -> Network:
+    """A fresh network; an in-training quantizer puts it on its grids from the start."""
+    net = Network.build(config)
+    quantizer, plan = quantizer_for(config)
+    if quantizer is not None and quantizer.in_training:
+        quantizer.prepare(net, plan)
+    return net
+
+
+def finish_training(net: Network) -> Network:
+    """After training: a post-training quantizer rounds the parameters now."""
+    quantizer, plan = quantizer_for(net.config)
+    if quantizer is not None and net.quant is None:
+        quantizer.prepare(net, plan)
+    return net
+
+
 def load_dataset(config: Config) -> Dataset:
     params = config.plugin_params("dataset")
     loader = get_registry().get("dataset", config.plugin_name("dataset"))
@@ -97,7 +124,7 @@ def train(net: Network, data: Dataset, *, backend=None, checkpoint: Path | None 
             if checkpoint is not None and (done % every == 0 or done == total):
                 save_network(net, checkpoint)
     net.progress["train_seconds"] = net.progress.get("train_seconds", 0.0) + time.perf_counter() - started
-    return net
+    return finish_training(net)
 
 
 def assign(net: Network, data: Dataset, *, backend=None, progress: bool = True) -> np.ndarray:

@@ -54,9 +54,14 @@ def present(net: Network, image: np.ndarray, sample: int, retry: int, *, learn: 
     spikes_in = net.encoder.encode(image, seed, sample, retry, T)
     rand = winner_draws(seed, sample, retry, T)
 
+    qr = net.quant                            # simulated fixed point, or None (float64)
+    if qr is not None:
+        qr.seed(seed, sample, retry)
     x_pre = np.zeros(n_in)
     x_post = np.zeros(N) if rule.needs_post_trace else None
     ctx = LearningContext(w, x_pre, x_post, topo.wmin, topo.wmax, ops, np.zeros(N, dtype=bool))
+    if qr is not None and qr.has("weights"):
+        ctx.put_weights = lambda values: qr.q("weights", values)
     if learn:
         rule.begin_sample(ctx)
 
@@ -79,8 +84,14 @@ def present(net: Network, image: np.ndarray, sample: int, retry: int, *, learn: 
             ops.lateral_events += n_exc_prev
 
         s = exc.step(state_e, current, learn, int(rand[t]))
+        if qr is not None:
+            state_e["v"][:] = qr.q("potential", state_e["v"], exc.p.rest)
+            if learn and "theta" in state_e:
+                state_e["theta"][:] = qr.q("theta", state_e["theta"])
         if inh is not None:
             s_inh = inh.step(state_i, current_inh, learn)
+            if qr is not None:
+                state_i["v"][:] = qr.q("potential", state_i["v"], inh.p.rest)
             n_inh_spikes += int(s_inh.sum())
             s_prev, e_prev = s_inh, s
         else:
@@ -96,6 +107,10 @@ def present(net: Network, image: np.ndarray, sample: int, retry: int, *, learn: 
                 x_post *= rule.trace_decay
                 x_post[post] = 1.0
                 ops.trace_updates += N
+            if qr is not None and qr.has("traces"):
+                x_pre[:] = qr.q("traces", x_pre)
+                if x_post is not None:
+                    x_post[:] = qr.q("traces", x_post)
             rule.step(ctx, pre, post)
 
     ops.presentations += 1
@@ -109,7 +124,10 @@ def present(net: Network, image: np.ndarray, sample: int, retry: int, *, learn: 
     if learn:
         rule.end_sample(ctx, counts)
         if cfg.train.normalize:
-            normalize_columns(w, np.flatnonzero(ctx.dirty), cfg.train.norm, ops)
+            cols = np.flatnonzero(ctx.dirty)
+            normalize_columns(w, cols, cfg.train.norm, ops)
+            if qr is not None and qr.has("weights") and cols.size:
+                w[:, cols] = qr.q("weights", w[:, cols])
     return counts
 
 

@@ -80,8 +80,6 @@ class RunCommand:
     def run(self, args) -> int:
         from tinysnn_core import train as flow
         from tinysnn_core.modelfile import load_network, save_network
-        from tinysnn_core.network import Network
-
         cfg = config_from_args(args)
         out = Path(args.out)
         ckpt = out.with_name(out.name + ".ckpt")
@@ -96,7 +94,7 @@ class RunCommand:
         data = flow.load_dataset(cfg)
         backend = flow.get_backend(cfg)
         if net is None:
-            net = Network.build(cfg)
+            net = flow.build_network(cfg)
         progress = not args.quiet
         if self.train_only_done(net, cfg, len(data.train_images)) is False:
             flow.train(net, data, backend=backend, checkpoint=ckpt, progress=progress)

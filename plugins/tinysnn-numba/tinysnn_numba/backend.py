@@ -12,6 +12,7 @@ NumPy backend (see ``kernels.py`` and ``docs/backends.md``).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 
 import numpy as np
@@ -197,7 +198,8 @@ class NumbaBackend:
                 _train_numpy_pow(k, net, w, theta, images, skeys, rate_units, fp, ip, counters,
                                  counts)
             else:
-                k.train_batch(w, theta, images, skeys, rate_units, fp, ip, counters, counts)
+                k.train_batch(w, theta, images, skeys, rate_units, fp, ip, _program(n_in), counters,
+                              counts)
             if w is not net.w:
                 net.w[...] = w
             if theta is not net.theta:
@@ -208,6 +210,11 @@ class NumbaBackend:
             counters = per_sample.sum(axis=0)
         _add_ops(ops, counters)
         return counts
+
+
+@functools.lru_cache(maxsize=8)
+def _program(n_in: int) -> np.ndarray:
+    return _kernels().pairwise_program(n_in)
 
 
 def _usable(a) -> bool:
@@ -223,6 +230,7 @@ def _train_numpy_pow(k, net, w, theta, images, skeys, rate_units, fp, ip, counte
     wf, wi, wp, x_pre, acc = k.workspace(n_in, N, n_in)
     wmax, mu = float(net.topology.wmax), float(net.rule.p.mu)
     empty = np.zeros((0, 0))
+    prog = _program(n_in)
     for b in range(len(images)):
         for retry in range(int(ip[k.IP_MAX_RETRIES]) + 1):
             n_exc, n_nz = k.present_steps(w, theta, images[b], skeys[b], rate_units[retry],
@@ -230,7 +238,7 @@ def _train_numpy_pow(k, net, w, theta, images, skeys, rate_units, fp, ip, counte
             cols = k.tinysnn_cols(ip, wi)
             powtab = (np.ascontiguousarray(np.power(np.clip(wmax - w[:, cols], 0.0, None), mu))
                       if cols.size else empty)
-            k.present_end(w, n_exc, n_nz, fp, ip, counters, wf, wi, wp, acc, powtab)
+            k.present_end(w, n_exc, n_nz, fp, ip, counters, wf, wi, wp, acc, powtab, prog)
             if n_exc >= ip[k.IP_RETRY_MIN]:
                 break
         counters[k.OP_SAMPLES] += 1

@@ -13,7 +13,7 @@ operation, in float64 and in the same order, so the results are bit-identical:
   indices, starting from the first row;
 - normalisation: ``np.abs(w[:, cols]).sum(axis=0)`` runs on an F-ordered copy, so NumPy sums each
   column with its *pairwise* summation (blocks of 8 accumulators, ``PW_BLOCKSIZE`` 128);
-  ``_pairwise_abs_col`` reproduces it;
+  ``_pairwise_abs_col`` reproduces it (tree from ``pairwise_program``);
 - every elementwise expression keeps the reference's evaluation order (``v -= rest; v *= decay;
   v += rest``; ``w - (nu_pre * x_post) * (w - wmin)``, ...); numba does not contract to FMA or
   reassociate without ``fastmath``, which is never used here.
@@ -28,8 +28,6 @@ parameter packing (``FP_*``/``IP_*``) and the drivers' structure (``_run_sample`
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from numba import njit, prange
@@ -79,9 +77,10 @@ N_WF = 9
  WI_COUNTS) = range(10)
 N_WI = 10
 # per-presentation input work (wp[ROW, :n_in]): non-zero pixels, their thresholds and index
-# hashes, the spiking pixels of the step, pixel -> compact position (-1: zero pixel)
-WP_NZ, WP_THR, WP_IDXMUL, WP_PRE, WP_POS = range(5)
-N_WP = 5
+# hashes, the spiking pixels of the step, pixel -> compact position (-1: zero pixel), and
+# the per-step spike flags of the non-zero pixels
+WP_NZ, WP_THR, WP_IDXMUL, WP_PRE, WP_POS, WP_FIRED = range(6)
+N_WP = 6
 
 
 @njit(cache=True)
@@ -120,13 +119,44 @@ def _setup_inputs(image, rate_unit, wp):
 @njit(cache=True)
 def _draw_inputs(sk, n_nz, wp):
     """The pixels that spike at the step with key ``sk`` (ascending) into wp[WP_PRE]; count."""
+    idxmul = wp[WP_IDXMUL]
+    thr = wp[WP_THR]
+    fired = wp[WP_FIRED]
+    for k in range(n_nz):      # branch-free hashing: vectorised
+        d = _fmix32((sk + np.uint64(idxmul[k])) & M32)
+        fired[k] = np.int64(d < np.uint64(thr[k]))
     n_pre = 0
     for k in range(n_nz):
-        d = _fmix32((sk + np.uint64(wp[WP_IDXMUL, k])) & M32)
-        if d < np.uint64(wp[WP_THR, k]):
+        if fired[k]:
             wp[WP_PRE, n_pre] = wp[WP_NZ, k]
             n_pre += 1
     return n_pre
+
+
+@njit(cache=True)
+def _input_current(w, pre, n_pre, current):
+    """Event-driven input current: ``w[pre].sum(axis=0)``, the rows of the spiking pixels added
+    one after the other in index order (NumPy's order), four rows per pass over ``current``."""
+    N = w.shape[1]
+    for j in range(N):
+        current[j] = 0.0
+    q = 0
+    while q + 4 <= n_pre:
+        r0 = pre[q]
+        r1 = pre[q + 1]
+        r2 = pre[q + 2]
+        r3 = pre[q + 3]
+        for j in range(N):
+            c = current[j] + w[r0, j]
+            c = c + w[r1, j]
+            c = c + w[r2, j]
+            current[j] = c + w[r3, j]
+        q += 4
+    while q < n_pre:
+        r0 = pre[q]
+        for j in range(N):
+            current[j] += w[r0, j]
+        q += 1
 
 
 @njit(cache=True)
@@ -139,44 +169,127 @@ def _clip(x, lo, hi):
     return x
 
 
+def pairwise_program(n: int) -> np.ndarray:
+    """NumPy's pairwise-summation tree over ``n`` items as a postfix program, int64 [K, 2]:
+    a row ``(start, length)`` is a leaf block (``length`` <= 128), ``(-1, -1)`` adds the two
+    values on top of the stack. (numba cannot cache recursive functions, so the recursion of
+    ``pairwise_sum_DOUBLE`` is unrolled here, once per input size.)"""
+    prog = []
+
+    def walk(start, m):
+        if m <= 128:
+            prog.append((start, m))
+            return
+        m2 = m // 2
+        m2 -= m2 % 8
+        walk(start, m2)
+        walk(start + m2, m - m2)
+        prog.append((-1, -1))
+
+    walk(0, n)
+    return np.array(prog, dtype=np.int64).reshape(-1, 2)
+
+
 @njit(cache=True)
-def _pairwise_abs_col(w, col, start, n):
-    """NumPy's pairwise sum (pairwise_sum_DOUBLE) of |w[start:start+n, col]|."""
+def _pairwise_leaf(w, col, start, n):
+    """One leaf of NumPy's pairwise sum of |w[start:start+n, col]| (n <= 128)."""
     if n < 8:
         res = 0.0
         for i in range(start, start + n):
             res += abs(w[i, col])
         return res
-    if n <= 128:
-        r0 = abs(w[start, col])
-        r1 = abs(w[start + 1, col])
-        r2 = abs(w[start + 2, col])
-        r3 = abs(w[start + 3, col])
-        r4 = abs(w[start + 4, col])
-        r5 = abs(w[start + 5, col])
-        r6 = abs(w[start + 6, col])
-        r7 = abs(w[start + 7, col])
-        i = 8
-        stop = n - (n % 8)
-        while i < stop:
-            b = start + i
-            r0 += abs(w[b, col])
-            r1 += abs(w[b + 1, col])
-            r2 += abs(w[b + 2, col])
-            r3 += abs(w[b + 3, col])
-            r4 += abs(w[b + 4, col])
-            r5 += abs(w[b + 5, col])
-            r6 += abs(w[b + 6, col])
-            r7 += abs(w[b + 7, col])
-            i += 8
-        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while i < n:
-            res += abs(w[start + i, col])
-            i += 1
-        return res
-    n2 = n // 2
-    n2 -= n2 % 8
-    return _pairwise_abs_col(w, col, start, n2) + _pairwise_abs_col(w, col, start + n2, n - n2)
+    r0 = abs(w[start, col])
+    r1 = abs(w[start + 1, col])
+    r2 = abs(w[start + 2, col])
+    r3 = abs(w[start + 3, col])
+    r4 = abs(w[start + 4, col])
+    r5 = abs(w[start + 5, col])
+    r6 = abs(w[start + 6, col])
+    r7 = abs(w[start + 7, col])
+    i = 8
+    stop = n - (n % 8)
+    while i < stop:
+        b = start + i
+        r0 += abs(w[b, col])
+        r1 += abs(w[b + 1, col])
+        r2 += abs(w[b + 2, col])
+        r3 += abs(w[b + 3, col])
+        r4 += abs(w[b + 4, col])
+        r5 += abs(w[b + 5, col])
+        r6 += abs(w[b + 6, col])
+        r7 += abs(w[b + 7, col])
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += abs(w[start + i, col])
+        i += 1
+    return res
+
+
+@njit(cache=True)
+def _pairwise_abs_col(w, col, prog, stack):
+    """NumPy's pairwise sum (pairwise_sum_DOUBLE) of |w[:, col]|, following ``prog``."""
+    top = 0
+    for r in range(prog.shape[0]):
+        start = prog[r, 0]
+        if start >= 0:
+            stack[top] = _pairwise_leaf(w, col, start, prog[r, 1])
+            top += 1
+        else:
+            stack[top - 2] = stack[top - 2] + stack[top - 1]
+            top -= 1
+    return stack[0]
+
+
+@njit(cache=True)
+def _pairwise_leaf_rows(w, start, n, acc8, out):
+    """``_pairwise_leaf`` for every column at once, row by row: out[j] = leaf of |w[:, j]|."""
+    N = w.shape[1]
+    if n < 8:
+        for j in range(N):
+            out[j] = 0.0
+        for i in range(start, start + n):
+            for j in range(N):
+                out[j] += abs(w[i, j])
+        return
+    for m in range(8):
+        for j in range(N):
+            acc8[m, j] = abs(w[start + m, j])
+    i = 8
+    stop = n - (n % 8)
+    while i < stop:
+        for m in range(8):
+            b = start + i + m
+            for j in range(N):
+                acc8[m, j] += abs(w[b, j])
+        i += 8
+    for j in range(N):
+        out[j] = (((acc8[0, j] + acc8[1, j]) + (acc8[2, j] + acc8[3, j]))
+                  + ((acc8[4, j] + acc8[5, j]) + (acc8[6, j] + acc8[7, j])))
+    while i < n:
+        for j in range(N):
+            out[j] += abs(w[start + i, j])
+        i += 1
+
+
+@njit(cache=True)
+def _pairwise_abs_all(w, prog, out):
+    """``_pairwise_abs_col`` for every column of ``w`` at once (row-major memory order)."""
+    N = w.shape[1]
+    stack = np.empty((prog.shape[0], N))
+    acc8 = np.empty((8, N))
+    top = 0
+    for r in range(prog.shape[0]):
+        start = prog[r, 0]
+        if start >= 0:
+            _pairwise_leaf_rows(w, start, prog[r, 1], acc8, stack[top])
+            top += 1
+        else:
+            for j in range(N):
+                stack[top - 2, j] = stack[top - 2, j] + stack[top - 1, j]
+            top -= 1
+    for j in range(N):
+        out[j] = stack[0, j]
 
 
 @njit(cache=True)
@@ -185,36 +298,46 @@ def _neuron_step_float(v, ref, theta, current, s, cross, adaptive, one_spike, le
     """One step of LIF / AdaptiveLIF (tinysnn_core.builtin.neurons), in the reference's order.
 
     Writes the emitted spikes into ``s`` (0/1) and their indices, ascending, into ``cross``;
-    returns how many were emitted."""
+    returns how many were emitted. The update is written with selects (no branches) so that
+    LLVM vectorises it; the (rare) spikes are gathered in a second pass."""
     n = v.shape[0]
     nc = 0
-    for j in range(n):
-        x = v[j] - rest
-        x = x * decay
-        x = x + rest
-        if adaptive and learn:
+    adapt = adaptive and learn
+    if adapt:
+        for j in range(n):
             theta[j] = theta[j] * theta_decay
-        if ref[j] <= 0.0:
-            x = x + current[j]
-        else:
-            x = x + 0.0
-        r = ref[j] - dt
-        if adaptive:
+    if adaptive:
+        for j in range(n):
+            cj = current[j]     # loads hoisted out of the selects: LLVM then vectorises
+            rj = ref[j]
             th = thresh + theta[j]
-        else:
-            th = thresh
-        if x >= th:
-            x = reset
-            r = refrac
-            if adaptive and learn:
+            x = ((v[j] - rest) * decay) + rest
+            x = x + (cj if rj <= 0.0 else 0.0)
+            c = x >= th
+            v[j] = reset if c else x
+            ref[j] = refrac if c else rj - dt
+            s[j] = np.int64(c)
+            nc += np.int64(c)
+    else:
+        for j in range(n):
+            cj = current[j]
+            rj = ref[j]
+            x = ((v[j] - rest) * decay) + rest
+            x = x + (cj if rj <= 0.0 else 0.0)
+            c = x >= thresh
+            v[j] = reset if c else x
+            ref[j] = refrac if c else rj - dt
+            s[j] = np.int64(c)
+            nc += np.int64(c)
+    if nc == 0:
+        return 0
+    q = 0
+    for j in range(n):
+        if s[j]:
+            cross[q] = j
+            q += 1
+            if adapt:
                 theta[j] = theta[j] + theta_plus
-            cross[nc] = j
-            nc += 1
-            s[j] = 1
-        else:
-            s[j] = 0
-        v[j] = x
-        ref[j] = r
     if one_spike and nc > 1:
         win = cross[rand % nc]
         for q in range(nc):
@@ -256,6 +379,7 @@ def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, ops, wf, wi, wp, 
     theta_i = wf[WF_THETA_I]
     cur_inh = wf[WF_CUR_INH]
     x_post = wf[WF_X_POST]
+    dep = wf[WF_SUMS]           # nu_pre * x_post of the step (the sums row is free until the end)
     src_prev = wi[WI_SRC_PREV]
     e_prev = wi[WI_E_PREV]
     s_e = wi[WI_S_E]
@@ -300,13 +424,7 @@ def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, ops, wf, wi, wp, 
         rand = np.int64(_fmix32((sk + WINNER_MUL) & M32))
         n_input += n_pre
 
-        # input current, event driven: rows of the spiking pixels, summed in index order
-        for j in range(N):
-            current[j] = 0.0
-        for q in range(n_pre):
-            row = pre[q]
-            for j in range(N):
-                current[j] += w[row, j]
+        _input_current(w, pre, n_pre, current)
         syn += n_pre * N
         if n_src:
             for j in range(N):
@@ -369,16 +487,17 @@ def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, ops, wf, wi, wp, 
                     cnt[j] += 1
             else:
                 if n_pre and nu_pre != 0.0:
+                    for j in range(N):
+                        dep[j] = nu_pre * x_post[j]
                     for q in range(n_pre):
                         row = pre[q]
                         if rule == RULE_POSTPRE:
                             for j in range(N):
-                                w[row, j] = _clip(w[row, j] - nu_pre * x_post[j], wmin, wmax)
+                                w[row, j] = _clip(w[row, j] - dep[j], wmin, wmax)
                         else:
                             for j in range(N):
                                 wv = w[row, j]
-                                w[row, j] = _clip(wv - nu_pre * x_post[j] * (wv - wmin),
-                                                  wmin, wmax)
+                                w[row, j] = _clip(wv - dep[j] * (wv - wmin), wmin, wmax)
                     for j in range(N):
                         dirty[j] = 1
                     stdp += n_pre * N
@@ -427,11 +546,11 @@ def _tinysnn_cols(ip, wi):
 
 
 @njit(cache=True)
-def _end_float(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, powtab):
+def _end_float(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, powtab, prog):
     """The rule's end_sample and the normalisation of the dirty columns (learning only).
 
     ``powtab`` [n_in, n_cols]: tinysnn-stdp's weight-dependence factors when mu != 0 (computed
-    by NumPy, see backend.py); unused otherwise."""
+    by NumPy, see backend.py); unused otherwise. ``prog``: ``pairwise_program(n_in)``."""
     n_in, N = w.shape
     wmin = fp[FP_WMIN]
     wmax = fp[FP_WMAX]
@@ -474,16 +593,28 @@ def _end_float(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, powtab):
             if dirty[j]:
                 cols[n_cols] = j
                 n_cols += 1
-        if n_cols:
+        if n_cols == N:
+            # every column (postpre after any input spike): row-major, vectorised
+            _pairwise_abs_all(w, prog, sums)
+            for j in range(N):
+                s = sums[j]
+                if s == 0.0:
+                    s = 1.0
+                sums[j] = norm / s
+            for i in range(n_in):
+                for j in range(N):
+                    w[i, j] *= sums[j]
+        elif n_cols:
+            stack = np.empty(prog.shape[0])
             for c in range(n_cols):
-                s = _pairwise_abs_col(w, cols[c], 0, n_in)
+                s = _pairwise_abs_col(w, cols[c], prog, stack)
                 if s == 0.0:
                     s = 1.0
                 sums[c] = norm / s
             for i in range(n_in):
                 for c in range(n_cols):
                     w[i, cols[c]] *= sums[c]
-            ops[OP_NORM] += 2 * n_in * n_cols
+        ops[OP_NORM] += 2 * n_in * n_cols
 
 
 @njit(cache=True)
@@ -496,7 +627,7 @@ def workspace(n_in, N, acc_cols):
 
 @njit(cache=True)
 def _run_sample(w, theta, image, skey, rate_units, learn, fp, ip, ops, wf, wi, wp, x_pre, acc,
-                counts_out):
+                prog, counts_out):
     """All presentations of one sample (retry rule); the last presentation's counts."""
     no_pow = np.zeros((0, 0))
     n_pres = ip[IP_MAX_RETRIES] + 1
@@ -505,7 +636,7 @@ def _run_sample(w, theta, image, skey, rate_units, learn, fp, ip, ops, wf, wi, w
         n_exc = _steps_float(w, theta, learn, retry, skey, n_nz, fp, ip, ops, wf, wi, wp,
                              x_pre, acc)
         if learn:
-            _end_float(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, no_pow)
+            _end_float(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, no_pow, prog)
         if n_exc >= ip[IP_RETRY_MIN]:
             break
     ops[OP_SAMPLES] += 1
@@ -514,24 +645,25 @@ def _run_sample(w, theta, image, skey, rate_units, learn, fp, ip, ops, wf, wi, w
 
 
 @njit(cache=True)
-def train_batch(w, theta, images, skeys, rate_units, fp, ip, ops, counts):
+def train_batch(w, theta, images, skeys, rate_units, fp, ip, prog, ops, counts):
     """Learning: the samples one after the other, updating ``w`` and ``theta`` in place."""
     n_in, N = w.shape
     acc_cols = n_in if ip[IP_RULE] == RULE_TINYSNN else 0
     wf, wi, wp, x_pre, acc = workspace(n_in, N, acc_cols)
     for b in range(images.shape[0]):
         _run_sample(w, theta, images[b], np.uint64(skeys[b]), rate_units, True, fp, ip, ops,
-                    wf, wi, wp, x_pre, acc, counts[b])
+                    wf, wi, wp, x_pre, acc, prog, counts[b])
 
 
 @njit(cache=True, parallel=True)
 def infer_batch(w, theta, images, skeys, rate_units, fp, ip, ops_per_sample, counts):
     """Inference: weights and thresholds are read-only, so the samples run in parallel."""
     n_in, N = w.shape
+    no_prog = np.zeros((0, 2), dtype=np.int64)
     for b in prange(images.shape[0]):
         wf, wi, wp, x_pre, acc = workspace(n_in, N, 0)
         _run_sample(w, theta, images[b], np.uint64(skeys[b]), rate_units, False, fp, ip,
-                    ops_per_sample[b], wf, wi, wp, x_pre, acc, counts[b])
+                    ops_per_sample[b], wf, wi, wp, x_pre, acc, no_prog, counts[b])
 
 
 # -- entry points for the presentation-by-presentation path (tinysnn-stdp with mu != 0) ----------
@@ -551,8 +683,7 @@ def tinysnn_cols(ip, wi):
 
 
 @njit(cache=True)
-def present_end(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, powtab):
-    _end_float(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, powtab)
+def present_end(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, powtab, prog):
+    _end_float(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, powtab, prog)
 
 
-_ = math  # math.pow is deliberately not used: see backend.py (NumPy's power is SIMD)

@@ -124,16 +124,9 @@ def with_crc(text: str) -> str:
 def strip_crc(line: str) -> str:
     """Check and remove the ``,crc=XXXXXXXX`` of a line."""
     text, sep, tail = line.rpartition(",crc=")
-    if not sep or len(tail) != 8 or crc32(text.encode("ascii", "replace")) != _hex(tail):
+    if not sep or tail != f"{crc32(text.encode('ascii', 'replace')):08x}":
         raise IntegrityError(f"line CRC mismatch: {line!r}")
     return text
-
-
-def _hex(s: str) -> int:
-    try:
-        return int(s, 16)
-    except ValueError:
-        return -1
 
 
 def parse_kv(text: str) -> dict[str, str]:

@@ -1,0 +1,113 @@
+"""The host-built firmware (ASan/UBSan when available) over a pty and over pipes."""
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tinysnn_serial import protocol as P
+from tinysnn_serial.boards import BOARDS
+from tinysnn_serial.transports import PtyTransport, SerialTransport, SubprocessTransport
+
+
+def _image(rng):
+    return bytes(rng.randrange(256) for _ in range(784))
+
+
+@pytest.mark.parametrize("kind", ["pty", "subprocess"])
+def test_samples_round_trip(host_fw, kind):
+    cls = PtyTransport if kind == "pty" else SubprocessTransport
+    rng = random.Random(5)
+    with cls([str(host_fw)]) as t:
+        dut = P.DeviceUnderTest(t, timeout=2.0)
+        assert dut.connect() == "host"
+        prof = dut.profile()
+        assert prof["engine"] == "protocol-test-engine" and prof["neurons"] == "10"
+        for sid in range(4):
+            image = _image(rng)
+            res = dut.run_sample(image, 99 + sid, sid, n=2, warmup=1)
+            assert (res.counts, res.prediction) == P.protocol_test_engine(image, 99 + sid, sid)
+            assert res.sample_id == sid and res.infer["n"] == 2 and res.infer["w"] == 1
+        assert dut.stats.retries == 0 and dut.stats.samples == 4
+
+
+def test_board_start_gives_a_pyserial_url(host_fw):
+    with BOARDS["host"].start(host_fw) as running:
+        assert running.url.startswith("/dev/")
+        with SerialTransport(running.url) as t:
+            assert P.DeviceUnderTest(t, timeout=2.0).connect() == "host"
+
+
+def _raw(t, data, until=b"m-ready\r\n"):
+    t.write(data)
+    out = b""
+    while not out.endswith(until):
+        chunk = t.readline(2.0)
+        assert chunk, f"no answer, got {out!r}"
+        out += chunk
+    return out
+
+
+def test_plain_eembc_flow(host_fw):
+    with SubprocessTransport([str(host_fw)]) as t:
+        _raw(t, b"")  # boot banner
+        assert b"m-name-tinysnn-host" in _raw(t, b"name%")
+        assert b"m-profile-[tinysnn]" in _raw(t, b"profile%")
+        payload = P.encode_sample(bytes(range(256)) * 3 + bytes(16), 7, 3)
+        assert b"m-db-len-0-of-792" in _raw(t, b"db load 792%")
+        for off in range(0, 792, 96):
+            out = _raw(t, b"db " + payload[off:off + 96].hex().encode() + b"%")
+        assert b"m-load-done" in out and f"m-db-crc-{P.crc32(payload):08x}".encode() in out
+        assert b"m-infer-n=1,w=0" in _raw(t, b"infer 1 0%")
+        out = _raw(t, b"results%").decode()
+        counts, pred = P.protocol_test_engine(payload[:784], 7, 3)
+        assert f"pred={pred}" in out and "sid=3" in out
+
+
+def test_retransmission_is_not_applied_twice(host_fw):
+    with SubprocessTransport([str(host_fw)]) as t:
+        _raw(t, b"")  # boot banner
+        _raw(t, b"name%")
+        _raw(t, P.frame("db load 8", 10))
+        first = _raw(t, P.frame("db 00112233", 11))
+        again = _raw(t, P.frame("db 00112233", 11))
+        assert b"m-db-len-4-of-8" in first and b"m-db-len-4-of-8" in again
+        # the next sequence number is a new command
+        assert b"m-db-len-8-of-8" in _raw(t, P.frame("db 00112233", 12))
+
+
+def test_unsequenced_data_cannot_join_a_sequenced_load(host_fw):
+    with SubprocessTransport([str(host_fw)]) as t:
+        _raw(t, b"")  # boot banner
+        _raw(t, b"name%")
+        _raw(t, P.frame("db load 8", 1))
+        assert b"e-db-unsequenced" in _raw(t, b"db 0011%")
+
+
+@pytest.mark.parametrize("frame,error", [
+    (b"x" * 300 + b"%", b"e-frame-overflow"),
+    (b"name@0001:00000000%", b"e-frame-crc"),
+    (b"name@01:0%", b"e-frame-malformed"),
+    (b"db load 99999999999%", b"e-db-size"),
+    (b"infer 0 0%", b"e-infer-args"),
+    (b"infer 1 0%", b"e-db-incomplete"),
+    (b"\x00\xff\x80%", b"e-unknown-command"),
+])
+def test_errors(host_fw, frame, error):
+    with SubprocessTransport([str(host_fw)]) as t:
+        _raw(t, b"")
+        assert error in _raw(t, frame)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(garbage=st.binary(max_size=600), seq=st.integers(0, 0xFFFF))
+def test_resync_after_garbage(host_fw, garbage, seq):
+    """Whatever came before, a lone '%' and then a valid frame get a valid answer."""
+    with SubprocessTransport([str(host_fw)]) as t:
+        t.write(garbage + b"%")
+        dut = P.DeviceUnderTest(t, timeout=2.0, quiet=0.01, seq_start=seq, retries=3)
+        assert dut.name() == "host"
+        # the garbage's own replies (and the boot banner's m-ready) can cost a re-send
+        assert dut.stats.retries <= 3
+        assert t.proc.poll() is None  # still alive (a sanitizer report would have killed it)

@@ -1,0 +1,134 @@
+"""Quantization of a network's parameter groups (PAPER.md section 6).
+
+Parameter groups and the range each group's default format must cover:
+
+==========  =======================================================  =====================
+group       what                                                     default integer bits
+==========  =======================================================  =====================
+weights     input weights w, in [wmin, wmax] = [0, 1]                uQ0.n (saturates at 1-step)
+potential   membrane potential relative to rest, u = v - rest       sQ7.n  ([-128, 128) mV)
+theta       adaptive threshold offsets                               uQ7.n  ([0, 128) mV)
+traces      synaptic traces in [0, 1]                                uQ1.n
+inhibition  lateral inhibition strength(s)                           sQk.n  (k fits |w|)
+decay       leak / trace / theta decay factors in (0, 1]             uQ1.n  (1.0 representable)
+==========  =======================================================  =====================
+
+``QuantPlan`` holds, per group, a :class:`~tinysnn_core.fixedpoint.QFormat` and a rounding scheme.
+In float simulation, :class:`QuantRuntime` puts values on their group's grid after every update
+(the in-training quantizer during training; the state groups at inference). The integer
+arithmetic that a board runs is in ``tinysnn_core.intsim`` and ``docs/fixed-point.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ConfigError
+from .fixedpoint import QFormat, round_codes
+
+GROUPS = ("weights", "potential", "theta", "traces", "inhibition", "decay")
+#: groups that are learned or constant parameters (stored in flash on a board)
+PARAMETER_GROUPS = ("weights", "theta", "inhibition", "decay")
+#: groups that are state updated every step
+STATE_GROUPS = ("potential", "traces")
+_INT_BITS = {"weights": (0, False), "potential": (7, True), "theta": (7, False),
+             "traces": (1, False), "decay": (1, False)}
+
+
+def default_format(group: str, bits: int, inhibition_magnitude: float = 128.0) -> QFormat:
+    """The ``bits``-bit format of ``group`` with the integer bits of the table above (fewer when
+    ``bits`` is too small: the format then saturates earlier)."""
+    if group not in GROUPS:
+        raise ConfigError(f"unknown parameter group {group!r}; known: {', '.join(GROUPS)}")
+    if group == "inhibition":
+        int_bits, signed = max(0, math.ceil(math.log2(max(inhibition_magnitude, 1.0) + 1e-9))), True
+    else:
+        int_bits, signed = _INT_BITS[group]
+    available = bits - (1 if signed else 0)
+    if available < 0:
+        raise ConfigError(f"{bits} bits cannot hold a signed {group} value")
+    int_bits = min(int_bits, available)
+    return QFormat(int_bits, available - int_bits, signed)
+
+
+@dataclass
+class GroupSpec:
+    fmt: QFormat
+    rounding: str
+
+    def to_dict(self) -> dict:
+        return {"format": str(self.fmt), "rounding": self.rounding}
+
+
+@dataclass
+class QuantPlan:
+    """The scheme and, per quantized group, its format and rounding."""
+
+    scheme: str
+    groups: dict[str, GroupSpec] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings) -> "QuantPlan":
+        from .registry import get_registry
+
+        groups = {}
+        for name, spec in (settings.groups or {}).items():
+            if name not in GROUPS:
+                raise ConfigError(f"quant.groups: unknown group {name!r}; known: {', '.join(GROUPS)}")
+            if not isinstance(spec, dict) or "format" not in spec:
+                raise ConfigError(f"quant.groups.{name} must be a table with 'format' "
+                                  "(and 'rounding'), e.g. {format = 'uQ0.8', rounding = 'nearest'}")
+            unknown = set(spec) - {"format", "rounding"}
+            if unknown:
+                raise ConfigError(f"quant.groups.{name}: unknown key(s) {sorted(unknown)}; "
+                                  "accepted: format, rounding")
+            try:
+                fmt = QFormat.parse(spec["format"])
+            except ValueError as exc:
+                raise ConfigError(f"quant.groups.{name}: {exc}") from None
+            rounding = str(spec.get("rounding", "nearest"))
+            try:
+                entry = get_registry().get_entry("rounding", rounding)
+            except KeyError as exc:
+                raise ConfigError(f"quant.groups.{name}: {exc}") from None
+            groups[name] = GroupSpec(fmt, entry.name)
+        return cls(settings.scheme, groups)
+
+    def bits(self, group: str) -> int:
+        spec = self.groups.get(group)
+        return spec.fmt.bits if spec else 32
+
+
+class QuantRuntime:
+    """Puts float values on their group's grid (simulated fixed point).
+
+    Stochastic rounding draws from a generator seeded by (seed, sample, presentation), so a run is
+    reproducible and a resumed run is bit-identical.
+    """
+
+    def __init__(self, plan: QuantPlan):
+        from .registry import get_registry
+
+        self.plan = plan
+        reg = get_registry()
+        self._fns = {g: reg.get("rounding", s.rounding) for g, s in plan.groups.items()}
+        self.rng = np.random.default_rng(0)
+
+    def has(self, group: str) -> bool:
+        return group in self.plan.groups
+
+    def seed(self, seed: int, sample: int, retry: int) -> None:
+        self.rng = np.random.default_rng([seed, sample, retry, 0x51])
+
+    def q(self, group: str, values, offset: float = 0.0):
+        """``values`` on the grid of ``group`` (``offset`` is subtracted first and added back:
+        the potential is stored relative to rest)."""
+        spec = self.plan.groups.get(group)
+        if spec is None:
+            return values
+        codes = round_codes(np.asarray(values, dtype=np.float64) - offset, spec.fmt,
+                            self._fns[group], self.rng)
+        return codes * spec.fmt.step + offset
