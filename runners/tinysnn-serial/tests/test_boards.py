@@ -58,7 +58,7 @@ def test_qemu_board_end_to_end(tmp_path):
     with board.start(elf, log_path=tmp_path / "qemu.log") as running:
         assert running.url.startswith("socket://127.0.0.1:")
         with SerialTransport(running.url) as t:
-            dut = P.DeviceUnderTest(t, timeout=5.0)
+            dut = P.DeviceUnderTest(t, timeout=5.0, transcript=open(tmp_path / "transcript.jsonl", "w"))
             assert dut.connect() == "qemu-mps2-an385"
             prof = dut.profile()
             assert prof["cycles"] == "qemu-icount-instructions" and prof["clock-hz"] == "25000000"

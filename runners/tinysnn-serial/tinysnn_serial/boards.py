@@ -280,8 +280,12 @@ class QemuBoard(Board):
 
     def qemu_argv(self, elf, port: int) -> list[str]:
         return ["qemu-system-arm", "-M", self.machine, "-nographic", "-monitor", "none",
-                "-icount", f"shift={self.icount_shift},align=off,sleep=off",
-                "-serial", f"tcp:127.0.0.1:{port},server=on,wait=off",
+                "-icount", f"shift={self.icount_shift},align=off,sleep=on",
+                # nodelay: QEMU writes the UART byte by byte; without it Nagle's algorithm
+                # and delayed ACKs hold every reply back for tens of milliseconds
+                "-chardev", f"socket,id=uart0,host=127.0.0.1,port={port},server=on,wait=off,"
+                            "nodelay=on",
+                "-serial", "chardev:uart0",
                 "-kernel", str(elf)]
 
     def start(self, elf, *, port: int | None = None, log_path=None,

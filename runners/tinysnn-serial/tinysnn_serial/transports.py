@@ -159,6 +159,14 @@ class SerialTransport(Transport):
             try:
                 self._ser = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0,
                                                   **self.options)
+                sock = getattr(self._ser, "_socket", None)  # socket:// and rfc2217://
+                if sock is not None:
+                    try:
+                        import socket
+
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    except OSError:
+                        pass
                 return
             except (serial.SerialException, OSError, ValueError) as exc:
                 if time.monotonic() >= deadline:

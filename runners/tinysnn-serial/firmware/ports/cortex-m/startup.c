@@ -10,11 +10,13 @@ void Reset_Handler(void);
 void Default_Handler(void);
 void SysTick_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void HardFault_Handler(void) __attribute__((weak, alias("Default_Handler")));
+void Irq0_Handler(void) __attribute__((weak, alias("Default_Handler")));
 
 typedef void (*vector_fn)(void);
 
-/* Index 0 is the initial stack pointer; 1 reset; 2 NMI; 3 HardFault; ... 15 SysTick. */
-__attribute__((section(".vectors"), used)) const vector_fn tsnn_vectors[16] = {
+/* Index 0 is the initial stack pointer; 1 reset; 2 NMI; 3 HardFault; ... 15 SysTick;
+ * 16 the first external interrupt (the only one a port may use, as Irq0_Handler). */
+__attribute__((section(".vectors"), used)) const vector_fn tsnn_vectors[17] = {
     (vector_fn)(uintptr_t)&__stack_top__,
     Reset_Handler,
     Default_Handler,   /* NMI */
@@ -28,6 +30,7 @@ __attribute__((section(".vectors"), used)) const vector_fn tsnn_vectors[16] = {
     0,                 /* reserved */
     Default_Handler,   /* PendSV */
     SysTick_Handler,
+    Irq0_Handler,
 };
 
 void Reset_Handler(void)
