@@ -37,9 +37,11 @@ BUILTIN_MODULES = (
     "tinysnn_core.builtin.encoders",
     "tinysnn_core.builtin.rounding",
     "tinysnn_core.builtin.quantizers",
+    "tinysnn_core.builtin.costs",
     "tinysnn_core.builtin.backend_numpy",
     "tinysnn_core.builtin.datasets",
     "tinysnn_core.builtin.commands",
+    "tinysnn_core.builtin.explore_commands",
 )
 
 

@@ -1,0 +1,173 @@
+"""Sub-commands of the quantization flow: explore, select, report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from tinysnn_core import hookimpl
+from tinysnn_core.errors import ConfigError, TinySNNError
+
+
+def _csv(text, cast=str):
+    try:
+        return [cast(x.strip()) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"cannot parse the list {text!r}") from None
+
+
+class ExploreCommand:
+    """Grid over scheme x precision x rounding x parameter groups (+ per-group sensitivity),
+    one JSON line per finished point; rerun to resume."""
+
+    def add_arguments(self, p):
+        p.add_argument("model", help="the trained float model (.tsnn) that PTQ points quantize "
+                                     "and ITQ points retrain from its configuration")
+        p.add_argument("--results", "-r", default="runs/explore.jsonl", help="results file (JSON lines)")
+        p.add_argument("--schemes", default="ptq,itq", help="quantizer plugins (default ptq,itq)")
+        p.add_argument("--bits", default="16,12,8,6,4,2", help="precisions (default 16,12,8,6,4,2)")
+        p.add_argument("--roundings", default="truncation,nearest,stochastic",
+                       help="rounding plugins (default truncation,nearest,stochastic)")
+        p.add_argument("--group-sets", default="weights,all",
+                       help="weights (weights alone) and/or all (weights + neuron parameters)")
+        p.add_argument("--no-sensitivity", action="store_true",
+                       help="skip the per-group sensitivity sweep")
+        p.add_argument("--workers", type=int, default=1, help="local worker processes")
+        p.add_argument("--scheduler", help="address of a Dask distributed scheduler, "
+                                           "e.g. tcp://127.0.0.1:8786")
+        p.add_argument("--backend", help="simulation backend for the points (default: the model's)")
+        p.add_argument("--save-models", metavar="DIR", help="also save every point's model here")
+        p.add_argument("--quiet", "-q", action="store_true")
+
+    def run(self, args) -> int:
+        from tinysnn_core.explore import build_grid, run_exploration
+        from tinysnn_core.modelfile import load_network
+        from tinysnn_core.registry import get_registry
+
+        net = load_network(args.model)
+        reg = get_registry()
+        schemes = [reg.get_entry("quantizer", s).name for s in _csv(args.schemes)]
+        roundings = [reg.get_entry("rounding", r).name for r in _csv(args.roundings)]
+        bits = _csv(args.bits, int)
+        for b in bits:
+            if not 1 <= b <= 32:
+                raise ConfigError(f"--bits: {b} is outside 1..32")
+        mag = max(abs(net.topology.w_lateral), abs(net.topology.w_exc_inh), 1.0)
+        points = build_grid(schemes=schemes, bits=bits, roundings=roundings,
+                            group_sets=_csv(args.group_sets), sensitivity=not args.no_sensitivity,
+                            inhibition_magnitude=mag)
+        options = {"backend": args.backend, "save_models": args.save_models}
+        rows = run_exploration(points, args.model, args.results, workers=args.workers,
+                               scheduler=args.scheduler, options=options, progress=not args.quiet)
+        print(f"{len([r for r in rows if r.get('kind') != 'baseline'])} points in {args.results}")
+        return 0
+
+
+class SelectCommand:
+    """Choose the Pareto-optimal model that meets an accuracy target (and budgets); write it."""
+
+    def add_arguments(self, p):
+        p.add_argument("results", help="results file of tinysnn explore")
+        p.add_argument("--model", required=True, help="the float model the exploration started from")
+        target = p.add_mutually_exclusive_group(required=True)
+        target.add_argument("--target", type=float, help="absolute accuracy target, e.g. 0.85")
+        target.add_argument("--within", type=float,
+                            help="accuracy within this many percentage points of the float model")
+        p.add_argument("--max-memory-kib", type=float, help="budget: weights + neuron parameters")
+        p.add_argument("--max-energy-uj", type=float, help="budget: energy per inference")
+        p.add_argument("--reward", default="ratio", choices=["ratio", "gap"])
+        p.add_argument("--mu", type=float, default=1.0, help="weight of the memory saving (ratio)")
+        p.add_argument("--tau", type=float, default=0.01, help="accuracy-gap scale (gap)")
+        p.add_argument("--out", "-o", default="runs/selected.tsnn", help="chosen model file")
+        p.add_argument("--json", help="write the selection as JSON too")
+        p.add_argument("--quiet", "-q", action="store_true")
+
+    def run(self, args) -> int:
+        from tinysnn_core.explore import read_results
+        from tinysnn_core.select import select
+
+        rows = read_results(args.results)
+        if not rows:
+            raise TinySNNError(f"{args.results} has no results")
+        sel = select(rows, target=args.target, within_pp=args.within,
+                     max_memory_bits=args.max_memory_kib * 8192 if args.max_memory_kib else None,
+                     max_energy_pj=args.max_energy_uj * 1e6 if args.max_energy_uj else None,
+                     reward_kind=args.reward, mu=args.mu, tau=args.tau)
+        net = materialize(sel.chosen, args.model, progress=not args.quiet)
+        from tinysnn_core.modelfile import save_network
+
+        save_network(net, args.out, metrics={"accuracy": sel.chosen["accuracy"],
+                                             "selection": sel.explanation})
+        print(sel.explanation)
+        print(f"model written to {args.out}")
+        if args.json:
+            Path(args.json).write_text(json.dumps({"chosen": sel.chosen, "baseline": sel.baseline,
+                                                   "target": sel.target,
+                                                   "explanation": sel.explanation}, indent=2))
+        return 0
+
+
+def materialize(row: dict, base_model: str, progress: bool = False):
+    """The network of a results row: the float model with the row's plan (PTQ), or the saved
+    model of an ITQ point."""
+    import copy
+
+    from tinysnn_core import train as flow
+    from tinysnn_core.config import QuantSettings
+    from tinysnn_core.modelfile import load_network
+
+    if row.get("model_file") and Path(row["model_file"]).exists():
+        return load_network(row["model_file"])
+    net = load_network(base_model)
+    cfg = copy.deepcopy(net.config)
+    cfg.quant = QuantSettings(row["scheme"], copy.deepcopy(row["groups"]))
+    data = flow.load_dataset(cfg)
+    if row["scheme"] == "itq":
+        net = flow.build_network(cfg)
+        flow.train(net, data, progress=progress)
+    else:
+        net.config = cfg
+        quantizer, plan = flow.quantizer_for(cfg)
+        quantizer.prepare(net, plan)
+    flow.assign(net, data, progress=progress)
+    return net
+
+
+class ReportCommand:
+    """Markdown + HTML report with plots of an exploration (and its selection)."""
+
+    def add_arguments(self, p):
+        p.add_argument("results", help="results file of tinysnn explore")
+        p.add_argument("--model", help="the float model (for weight maps)")
+        p.add_argument("--selected", help="the selected model (for weight maps)")
+        target = p.add_mutually_exclusive_group()
+        target.add_argument("--target", type=float)
+        target.add_argument("--within", type=float)
+        p.add_argument("--out", "-o", default="runs/report", help="output directory")
+        p.add_argument("--title", default="tinySNN exploration")
+
+    def run(self, args) -> int:
+        from tinysnn_core.explore import read_results
+        from tinysnn_core.modelfile import load_network
+        from tinysnn_core.report import write_report
+        from tinysnn_core.select import select
+
+        rows = read_results(args.results)
+        if not rows:
+            raise TinySNNError(f"{args.results} has no results")
+        sel = None
+        if args.target is not None or args.within is not None:
+            sel = select(rows, target=args.target, within_pp=args.within)
+        fw = load_network(args.model).w if args.model else None
+        cw = load_network(args.selected).w if args.selected else None
+        path = write_report(rows, sel, args.out, float_w=fw, chosen_w=cw, title=args.title)
+        print(f"report written to {path} (and report.html)")
+        return 0
+
+
+@hookimpl
+def register_commands(register):
+    register("explore", ExploreCommand, summary="design-space exploration of quantization; resumable")
+    register("select", SelectCommand, summary="choose the model that meets an accuracy target")
+    register("report", ReportCommand, summary="Markdown/HTML report with plots of an exploration")

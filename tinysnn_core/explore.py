@@ -1,0 +1,282 @@
+"""Design-space exploration: network x scheme x precision x rounding x parameter groups.
+
+Every point is a quantization plan applied to a network: a post-training point (``ptq``) reuses
+the trained float model; an in-training point (``itq``) trains a new network with the plan. Each
+finished point is appended as one JSON line to the results file, keyed by a hash of everything
+that determines it (the point and the base model's checksum); a rerun skips the keys already in
+the file, so a killed exploration resumes with nothing lost or repeated.
+
+Workers are local processes, or the workers of an existing Dask distributed cluster
+(``scheduler="tcp://host:port"``). Only the parent process writes the results file.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, TinySNNError
+from .quant import GROUPS, default_format
+
+#: groups quantized together in a "weights + neuron parameters" point
+ALL_GROUPS = ("weights", "potential", "theta", "inhibition", "decay")
+#: integer inference needs every one of these groups in fixed point
+DEPLOYABLE_GROUPS = ALL_GROUPS
+GROUP_SETS = {"weights": ("weights",), "all": ALL_GROUPS}
+
+
+@dataclass
+class Point:
+    scheme: str                     # "ptq" or "itq"
+    bits: int                       # precision of the swept groups
+    rounding: str                   # rounding of the swept groups
+    groups: dict                    # group -> {"format", "rounding"}
+    kind: str = "grid"              # "grid" or "sensitivity"
+    group_set: str = "all"          # which groups are swept ("weights", "all", or one group)
+    label: str = ""
+
+    def key(self, base_digest: str) -> str:
+        blob = json.dumps({"point": asdict(self), "base": base_digest}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def make_groups(names, bits: int, rounding: str, inhibition_magnitude: float,
+                neuron_bits: int | None = None) -> dict:
+    """Formats for ``names`` at ``bits`` (``neuron_bits`` for the neuron groups when given)."""
+    out = {}
+    for g in names:
+        b = bits if (g == "weights" or neuron_bits is None) else neuron_bits
+        out[g] = {"format": str(default_format(g, b, inhibition_magnitude)), "rounding": rounding}
+    return out
+
+
+def build_grid(*, schemes, bits, roundings, group_sets, sensitivity: bool,
+               inhibition_magnitude: float, sensitivity_groups=ALL_GROUPS) -> list[Point]:
+    points = []
+    for scheme in schemes:
+        for gs in group_sets:
+            if gs not in GROUP_SETS:
+                raise ConfigError(f"unknown group set {gs!r}; known: {', '.join(GROUP_SETS)}")
+            for b in bits:
+                for r in roundings:
+                    groups = make_groups(GROUP_SETS[gs], b, r, inhibition_magnitude)
+                    points.append(Point(scheme, b, r, groups, "grid", gs,
+                                        f"{scheme} {gs} {b}b {r}"))
+    if sensitivity:
+        for g in sensitivity_groups:
+            for b in bits:
+                for r in roundings:
+                    groups = make_groups([g], b, r, inhibition_magnitude)
+                    points.append(Point("ptq", b, r, groups, "sensitivity", g,
+                                        f"sensitivity {g} {b}b {r}"))
+    seen, unique = set(), []
+    for p in points:
+        k = json.dumps(asdict(p), sort_keys=True)
+        if k not in seen:
+            seen.add(k)
+            unique.append(p)
+    return unique
+
+
+def file_digest(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:20]
+
+
+def read_results(path) -> list[dict]:
+    """The finished points of a results file; a torn last line (killed writer) is ignored."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def _append(path: Path, row: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(row, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def evaluate_point(point: Point, base_model: str, options: dict) -> dict:
+    """Quantize (PTQ) or train (ITQ) one point and measure it. Runs in a worker."""
+    from . import intsim
+    from . import train as flow
+    from .builtin.costs import EnergyModel, MemoryModel
+    from .config import QuantSettings
+    from .modelfile import load_network
+
+    started = time.perf_counter()
+    base = load_network(base_model)
+    cfg = copy.deepcopy(base.config)
+    if options.get("backend"):
+        cfg = cfg.with_overrides([f'backend="{options["backend"]}"'])
+    cfg.quant = QuantSettings(point.scheme, copy.deepcopy(point.groups))
+    data = flow.load_dataset(cfg)
+    backend = flow.get_backend(cfg)
+    if point.scheme == "itq":
+        net = flow.build_network(cfg)
+        flow.train(net, data, backend=backend, progress=False)
+    else:
+        net = base
+        net.config = cfg
+        quantizer, plan = flow.quantizer_for(cfg)
+        quantizer.prepare(net, plan)
+    flow.assign(net, data, backend=backend, progress=False)
+    metrics = flow.evaluate(net, data, backend=backend, progress=False)
+    row = {"accuracy_float_sim": metrics["accuracy"],
+           "accuracy_float_sim_pw": metrics["accuracy_proportion-weighting"]}
+    deployable = all(g in point.groups for g in DEPLOYABLE_GROUPS)
+    if deployable and options.get("integer", True):
+        model = intsim.from_network(net)
+        seed = flow.stream_seed(cfg.seed, "test")
+        run_int = getattr(backend, "run_integer", None)
+        if run_int is not None:
+            preds, _ = run_int(model, data.test_images, seed, np.arange(len(data.test_images)))
+        else:
+            preds, _ = intsim.infer(model, data.test_images, seed)
+        row["accuracy_integer"] = float((preds == data.test_labels).mean())
+    row["accuracy"] = row.get("accuracy_integer", row["accuracy_float_sim"])
+    ops = {"train": (net.ops.get("train") if point.scheme == "itq" else base.ops.get("train")),
+           "test": net.ops["test"]}
+    ops = {k: v for k, v in ops.items() if v is not None}
+    memory = MemoryModel().estimate(net, ops, net.quant.plan)
+    energy = EnergyModel().estimate(net, ops, net.quant.plan)
+    row.update({
+        "memory_model_bits": memory["model_bits"],
+        "memory_inference_bits": memory["inference_bits"],
+        "memory_training_bits": memory["training_bits"],
+        "memory_parameters_bits": memory["parameters_bits"],
+        "energy_inference_pj": energy["phases"]["test"]["pj_per_sample"],
+        "energy_train_pj": energy["phases"].get("train", {}).get("pj_per_sample"),
+        "energy_breakdown_inference": energy["phases"]["test"]["breakdown_pj_per_sample"],
+        "seconds": time.perf_counter() - started,
+        "deployable": deployable,
+    })
+    if options.get("save_models"):
+        from .modelfile import save_network
+
+        out = Path(options["save_models"]) / f"{point.key(options['base_digest'])}.tsnn"
+        save_network(net, out, metrics=metrics)
+        row["model_file"] = str(out)
+    return row
+
+
+def baseline_row(base_model: str, options: dict) -> dict:
+    """The float model itself, measured the same way (the reference of every saving)."""
+    from . import train as flow
+    from .builtin.costs import EnergyModel, MemoryModel
+    from .modelfile import load_network
+
+    net = load_network(base_model)
+    if options.get("backend"):
+        net.config = net.config.with_overrides([f'backend="{options["backend"]}"'])
+    data = flow.load_dataset(net.config)
+    backend = flow.get_backend(net.config)
+    flow.assign(net, data, backend=backend, progress=False)
+    metrics = flow.evaluate(net, data, backend=backend, progress=False)
+    ops = {k: v for k, v in {"train": net.ops.get("train"), "test": net.ops["test"]}.items() if v}
+    memory = MemoryModel().estimate(net, ops, None)
+    energy = EnergyModel().estimate(net, ops, None)
+    return {"accuracy": metrics["accuracy"], "accuracy_float_sim": metrics["accuracy"],
+            "memory_model_bits": memory["model_bits"],
+            "memory_inference_bits": memory["inference_bits"],
+            "memory_training_bits": memory["training_bits"],
+            "memory_parameters_bits": memory["parameters_bits"],
+            "energy_inference_pj": energy["phases"]["test"]["pj_per_sample"],
+            "energy_train_pj": energy["phases"].get("train", {}).get("pj_per_sample"),
+            "energy_breakdown_inference": energy["phases"]["test"]["breakdown_pj_per_sample"],
+            "deployable": False}
+
+
+def _worker_init():
+    # one BLAS thread per worker process: the workers already use every core
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def run_exploration(points: list[Point], base_model: str, results: str, *, workers: int = 1,
+                    scheduler: str | None = None, options: dict | None = None,
+                    progress: bool = True) -> list[dict]:
+    """Evaluate every point not yet in ``results``; append each as it finishes."""
+    from tqdm import tqdm
+
+    options = dict(options or {})
+    digest = file_digest(base_model)
+    options["base_digest"] = digest
+    results = Path(results)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    done = {row.get("key") for row in read_results(results)}
+    base_key = hashlib.sha256(f"baseline:{digest}".encode()).hexdigest()[:20]
+    if base_key not in done:
+        row = baseline_row(base_model, options)
+        row.update({"key": base_key, "kind": "baseline", "label": "float64 baseline (FP32 memory)",
+                    "scheme": "none", "bits": 32, "rounding": "none", "group_set": "none",
+                    "groups": {}, "base_model": digest})
+        _append(results, row)
+    todo = [p for p in points if p.key(digest) not in done]
+    skipped = len(points) - len(todo)
+    if skipped and progress:
+        print(f"explore: {skipped} of {len(points)} points already in {results}; "
+              f"{len(todo)} to go", file=sys.stderr)
+
+    def record(point, row):
+        row.update({"key": point.key(digest), "base_model": digest, **asdict(point)})
+        _append(results, row)
+
+    bar = tqdm(total=len(todo), desc="explore", unit="point", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    failures = []
+    if scheduler:
+        try:
+            from dask.distributed import Client, as_completed as dask_completed
+        except ImportError:
+            raise TinySNNError("--scheduler needs dask[distributed]: pip install "
+                               "'dask[distributed]'") from None
+        with Client(scheduler, timeout="20s") as client:
+            futures = {client.submit(evaluate_point, p, base_model, options, pure=False): p
+                       for p in todo}
+            for fut in dask_completed(list(futures)):
+                point = futures[fut]
+                try:
+                    record(point, fut.result())
+                except Exception as exc:  # noqa: BLE001 - report and go on with the others
+                    failures.append((point.label, repr(exc)))
+                bar.update(1)
+    elif workers <= 1:
+        for point in todo:
+            try:
+                record(point, evaluate_point(point, base_model, options))
+            except TinySNNError as exc:
+                failures.append((point.label, str(exc)))
+            bar.update(1)
+    else:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
+            futures = {pool.submit(evaluate_point, p, base_model, options): p for p in todo}
+            for fut in as_completed(futures):
+                point = futures[fut]
+                try:
+                    record(point, fut.result())
+                except Exception as exc:  # noqa: BLE001
+                    failures.append((point.label, repr(exc)))
+                bar.update(1)
+    bar.close()
+    for label, why in failures:
+        print(f"explore: point {label!r} failed: {why}", file=sys.stderr)
+    return read_results(results)
