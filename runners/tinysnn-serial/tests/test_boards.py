@@ -3,7 +3,7 @@
 import random
 
 import pytest
-from conftest import need_arm_toolchain, need_qemu
+from serial_test_tools import need_arm_toolchain, need_qemu
 
 from tinysnn_core.registry import Registry
 from tinysnn_serial import plugin
