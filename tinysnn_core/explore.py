@@ -108,6 +108,17 @@ def read_results(path) -> list[dict]:
     return rows
 
 
+def repair_results(path: Path) -> None:
+    """Drop a torn last line (a writer killed mid-line) so that appends start on a fresh line."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        keep = data.rfind(b"\n") + 1
+        with open(path, "r+b") as fh:
+            fh.truncate(keep)
+
+
 def _append(path: Path, row: dict) -> None:
     with open(path, "a") as fh:
         fh.write(json.dumps(row, sort_keys=True) + "\n")
@@ -222,6 +233,7 @@ def run_exploration(points: list[Point], base_model: str, results: str, *, worke
     options["base_digest"] = digest
     results = Path(results)
     results.parent.mkdir(parents=True, exist_ok=True)
+    repair_results(results)
     done = {row.get("key") for row in read_results(results)}
     base_key = hashlib.sha256(f"baseline:{digest}".encode()).hexdigest()[:20]
     if base_key not in done:
