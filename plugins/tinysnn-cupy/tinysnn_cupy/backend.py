@@ -1,0 +1,403 @@
+"""The ``cupy`` backend: the NumPy reference's simulation as CUDA kernels (``cuda/snn_kernels.cu``).
+
+``CupyBackend.run`` has the contract of every backend (``tinysnn_core.train``)::
+
+    run(net, images, sample_ids, *, learn, seed, ops) -> int64 counts [B, N]
+
+Inference runs one thread block per sample, all T steps (and the retries) in one launch.
+``CupyBackend.run_many`` evaluates many networks of the same shape (for example the weight
+matrices of many quantization points) on the same samples in one launch::
+
+    run_many(net, weight_stack [K, n_in, N], theta_stack [K, N] | None, images, sample_ids,
+             *, seed, ops=None) -> int64 counts [K, B, N]
+
+Learning runs the samples of a call one after the other in one block (the weights are shared
+state), updating ``net.w`` and ``net.theta`` in place like the NumPy backend.
+
+CuPy is optional: without it (or without a CUDA device) the module still imports,
+``available()`` says why, and ``run`` raises :class:`CupyUnavailable` with that reason.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+
+from tinysnn_core import counter_rng
+from tinysnn_core.errors import TinySNNError
+from tinysnn_core.ops import OpCounts
+
+KERNEL_SOURCE = Path(__file__).with_name("cuda") / "snn_kernels.cu"
+
+#: packed float parameters, in the order of the FP_* indices of snn_kernels.cu
+FP_NAMES = ("e_rest", "e_reset", "e_thresh", "e_decay", "e_refrac", "e_theta_decay",
+            "e_theta_plus", "i_rest", "i_reset", "i_thresh", "i_decay", "i_refrac",
+            "i_theta_decay", "i_theta_plus", "dt", "w_lat", "w_exc_inh", "wmin", "wmax",
+            "trace_decay", "nu_pre", "nu_post", "x_tar", "mu", "target", "k_min", "k_max",
+            "weight_decay", "norm")
+#: packed integer parameters (IP_* indices)
+IP_NAMES = ("T", "N", "n_in", "e_adaptive", "e_one_spike", "i_adaptive", "i_one_spike",
+            "has_inh", "rule", "needs_post", "min_post", "adapt_pot", "normalize", "max_retries",
+            "retry_min")
+#: per-sample counters written by the kernels (OP_* indices)
+OPS_NAMES = ("presentations", "input_spikes", "exc_spikes", "inh_spikes", "lateral_events",
+             "stdp_updates", "stdp_accumulates", "norm_ops")
+RULE_IDS = {"PostPre": 0, "WeightDependentPostPre": 1, "TinySNNSTDP": 2}
+INSTALL_HINT = "pip install 'tinysnn-cupy[cuda12]' (CuPy for CUDA 12), or use backend = \"numpy\""
+
+
+class CupyUnavailable(TinySNNError):
+    """CuPy or a CUDA device is missing: the backend cannot run here."""
+
+
+class UnsupportedNetwork(TinySNNError):
+    """The network uses a plugin (or setting) that the CUDA kernels do not implement."""
+
+
+# -- availability ---------------------------------------------------------------------------------
+def cupy_status() -> tuple[bool, str]:
+    """(True, "") when CuPy imports and sees a CUDA device, else (False, the reason)."""
+    if importlib.util.find_spec("cupy") is None:
+        return False, f"CuPy is not installed: {INSTALL_HINT}"
+    try:
+        import cupy
+    except Exception as exc:  # a broken CuPy install (wrong CUDA wheel, missing libraries)
+        return False, (f"CuPy failed to import ({type(exc).__name__}: {exc}); reinstall the CuPy "
+                       f"wheel that matches your CUDA driver, or use backend = \"numpy\"")
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return False, (f"no CUDA device found (CuPy {cupy.__version__}: "
+                       f"{type(exc).__name__}: {exc}); use backend = \"numpy\" or \"numba\"")
+    if n < 1:
+        return False, "no CUDA device found; use backend = \"numpy\" or \"numba\""
+    return True, ""
+
+
+# -- what the kernels support -----------------------------------------------------------------------
+def _describe(obj) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def unsupported_reasons(net, learn: bool = True) -> list[str]:
+    """What in ``net`` the CUDA kernels cannot simulate (empty: everything is supported)."""
+    from tinysnn_core.builtin.encoders import PoissonEncoder
+    from tinysnn_core.builtin.learning import PostPre, TinySNNSTDP, WeightDependentPostPre
+    from tinysnn_core.builtin.neurons import LIF, AdaptiveLIF
+
+    cfg = net.config
+    problems = []
+    layers = [("exc_neuron", net.exc)] + ([("inh_neuron", net.inh)] if net.inh is not None else [])
+    for slot, model in layers:
+        if type(model) not in (LIF, AdaptiveLIF):
+            problems.append(f"neuron model {cfg.plugin_name(slot)!r} ({_describe(model)}) in "
+                            f"[{slot}]: only 'lif' and 'adaptive-lif' have CUDA kernels")
+        elif float(model.dt) != float(cfg.train.dt):
+            problems.append(f"[{slot}] dt {model.dt} differs from train.dt {cfg.train.dt}")
+    if learn and type(net.rule) not in (PostPre, WeightDependentPostPre, TinySNNSTDP):
+        problems.append(f"learning rule {cfg.plugin_name('learning')!r} ({_describe(net.rule)}): "
+                        "only 'postpre', 'weight-dependent' and 'tinysnn-stdp' have CUDA kernels")
+    if type(net.encoder) is not PoissonEncoder:
+        problems.append(f"encoder {cfg.plugin_name('encoder')!r} ({_describe(net.encoder)}): "
+                        "only 'poisson' has a CUDA kernel")
+    scheme = str(getattr(cfg.quant, "scheme", "none") or "none")
+    if learn and scheme.lower() != "none":
+        try:
+            from tinysnn_core.registry import get_registry
+            in_training = bool(getattr(get_registry().get("quantizer", scheme), "in_training", True))
+        except Exception:
+            in_training = True
+        if in_training:
+            problems.append(f"in-training quantization {scheme!r}: the learning rules' weight "
+                            "writes are not put on a grid by the CUDA kernels")
+    return problems
+
+
+def check_supported(net, learn: bool = True) -> None:
+    problems = unsupported_reasons(net, learn)
+    if problems:
+        raise UnsupportedNetwork("the cupy backend does not support this network: "
+                                 + "; ".join(problems) + ". Use backend = \"numpy\" (the "
+                                 "reference, which runs every plugin), e.g. --set backend=numpy")
+
+
+# -- packing ----------------------------------------------------------------------------------------
+def pack_params(net) -> tuple[np.ndarray, np.ndarray]:
+    """The network's constants as the kernels' (fp float64[29], ip int64[15])."""
+    cfg, topo = net.config, net.topology
+    f = dict.fromkeys(FP_NAMES, 0.0)
+    i = dict.fromkeys(IP_NAMES, 0)
+
+    def neuron(prefix, model):
+        p = model.p
+        f[prefix + "rest"], f[prefix + "reset"] = float(p.rest), float(p.reset)
+        f[prefix + "thresh"], f[prefix + "decay"] = float(p.thresh), float(model.decay)
+        f[prefix + "refrac"] = float(p.refrac)
+        f[prefix + "theta_decay"] = float(getattr(model, "theta_decay", 1.0))
+        f[prefix + "theta_plus"] = float(getattr(p, "theta_plus", 0.0))
+        i[prefix + "adaptive"] = int(bool(model.adaptive))
+        i[prefix + "one_spike"] = int(bool(model.one_spike))
+
+    neuron("e_", net.exc)
+    if net.inh is not None:
+        neuron("i_", net.inh)
+        i["has_inh"] = 1
+    f["dt"] = float(cfg.train.dt)
+    f["w_lat"], f["w_exc_inh"] = float(topo.w_lateral), float(topo.w_exc_inh)
+    f["wmin"], f["wmax"] = float(topo.wmin), float(topo.wmax)
+
+    rule = net.rule
+    rp = getattr(rule, "p", None)
+    i["rule"] = RULE_IDS.get(type(rule).__name__, -1)
+    i["needs_post"] = int(bool(getattr(rule, "needs_post_trace", False)))
+    f["trace_decay"] = float(getattr(rule, "trace_decay", 1.0))
+    f["nu_post"] = float(getattr(rp, "nu_post", 0.0))
+    f["nu_pre"] = float(getattr(rp, "nu_pre", 0.0))
+    if i["rule"] == RULE_IDS["TinySNNSTDP"]:
+        f["x_tar"], f["mu"] = float(rp.x_tar), float(rp.mu)
+        f["target"], f["k_min"], f["k_max"] = (float(rp.target_spikes), float(rp.k_min),
+                                               float(rp.k_max))
+        f["weight_decay"] = float(rp.weight_decay)
+        i["min_post"] = int(rp.min_post_spikes)
+        i["adapt_pot"] = int(bool(rp.adaptive_potentiation))
+
+    enc = net.encoder.params
+    i["T"], i["N"], i["n_in"] = int(cfg.train.time_steps), int(net.n_neurons), int(net.n_inputs)
+    i["normalize"] = int(bool(cfg.train.normalize))
+    f["norm"] = float(cfg.train.norm)
+    i["max_retries"], i["retry_min"] = int(enc.max_retries), int(enc.retry_min_spikes)
+    return (np.array([f[k] for k in FP_NAMES], dtype=np.float64),
+            np.array([i[k] for k in IP_NAMES], dtype=np.int64))
+
+
+def rate_units(net) -> np.ndarray:
+    """The encoder's integer spike threshold per intensity unit, per presentation (uint32)."""
+    enc = net.encoder
+    units = [enc.rate_unit(r) for r in range(enc.params.max_retries + 1)]
+    if max(units) * 255 >= 2 ** 32:
+        raise UnsupportedNetwork("encoder rate too high for 32-bit thresholds")
+    return np.array(units, dtype=np.uint32)
+
+
+def sample_keys(seed: int, sample_ids) -> np.ndarray:
+    """``counter_rng.sample_key(seed, id)`` for every id (uint32), vectorised."""
+    ids = np.asarray(sample_ids, dtype=np.int64).astype(np.uint64)   # two's complement mod 2**64
+    x = (np.uint64(int(seed) & counter_rng.M32) + ids * np.uint64(counter_rng.GOLDEN))
+    return counter_rng.fmix32((x & np.uint64(counter_rng.M32)).astype(np.uint32))
+
+
+def as_images(images, n_in: int) -> np.ndarray:
+    from tinysnn_core.data import check_images
+
+    arr = np.asarray(images)
+    if n_in == 784:
+        return check_images(arr)
+    arr = arr.reshape(len(arr), -1)
+    if arr.shape[1] != n_in:
+        raise TinySNNError(f"images have {arr.shape[1]} pixels, the network {n_in} inputs")
+    return np.ascontiguousarray(arr.astype(np.uint8))
+
+
+# -- launch geometry ------------------------------------------------------------------------------------
+def launch_config(n_neurons: int, n_inputs: int, npt: int | None = None) -> tuple[int, int, int]:
+    """(NPT neurons per thread, threads per block, MAXCH input chunks) for a network size.
+
+    Default: at most 256 threads per block (NPT = ceil(N / 256)), at least 32."""
+    if npt is None:
+        npt = max(1, math.ceil(n_neurons / 256))
+    npt = int(npt)
+    if not 1 <= npt <= 16:
+        raise ValueError(f"neurons per thread must be in 1..16, got {npt}")
+    threads = max(32, 32 * math.ceil(math.ceil(n_neurons / npt) / 32))
+    if threads > 1024:
+        raise UnsupportedNetwork(f"N = {n_neurons} needs {threads} threads per block at "
+                                 f"{npt} neurons per thread; use more neurons per thread")
+    maxch = max(1, math.ceil(n_inputs / threads))
+    return npt, threads, maxch
+
+
+def shared_bytes(n_neurons: int, n_inputs: int, learn: bool, npt: int, maxch: int) -> int:
+    """Dynamic shared memory of one block (mirrors the carving in snn_run_sample)."""
+    L = 1 if learn else 0
+    return 8 * n_inputs * L + 4 * (4 * n_inputs + L * (n_inputs + 2 * n_neurons)
+                                   + 32 * (maxch + 3 * npt))
+
+
+def add_ops(ops: OpCounts | None, per_sample: np.ndarray, net, learn: bool) -> None:
+    """Fold the kernels' per-sample counters [..., 8] into ``ops`` (the NumPy backend's fields)."""
+    if ops is None:
+        return
+    tot = per_sample.reshape(-1, len(OPS_NAMES)).sum(axis=0, dtype=np.int64)
+    c = dict(zip(OPS_NAMES, (int(x) for x in tot)))
+    T, N, n_in = net.config.train.time_steps, net.n_neurons, net.n_inputs
+    pres = c["presentations"]
+    ops.samples += per_sample.reshape(-1, len(OPS_NAMES)).shape[0]
+    ops.presentations += pres
+    ops.time_steps += pres * T
+    ops.neuron_updates_exc += pres * T * N
+    if net.inh is not None:
+        ops.neuron_updates_inh += pres * T * N
+        ops.inh_spikes += c["inh_spikes"]
+    ops.input_spikes += c["input_spikes"]
+    ops.exc_spikes += c["exc_spikes"]
+    ops.synaptic_events += c["input_spikes"] * N
+    ops.lateral_events += c["lateral_events"]
+    if learn:
+        ops.trace_updates += pres * T * (n_in + (N if net.rule.needs_post_trace else 0))
+        ops.stdp_updates += c["stdp_updates"]
+        ops.stdp_accumulates += c["stdp_accumulates"]
+        ops.norm_ops += c["norm_ops"]
+
+
+# -- executing the kernels ---------------------------------------------------------------------------
+class CupyExecutor:
+    """Compiles ``snn_kernels.cu`` with NVRTC (one module per NPT/MAXCH) and launches it."""
+
+    def __init__(self):
+        import cupy
+
+        self.cp = cupy
+        self._modules = {}
+
+    def module(self, npt: int, maxch: int):
+        key = (npt, maxch)
+        if key not in self._modules:
+            self._modules[key] = self.cp.RawModule(
+                code=KERNEL_SOURCE.read_text(),
+                options=("--fmad=false", "-std=c++14", f"-DNPT={npt}", f"-DMAXCH={maxch}"))
+        return self._modules[key]
+
+    def _kernel(self, name, npt, maxch, smem):
+        kern = self.module(npt, maxch).get_function(name)
+        if smem > 48 * 1024:
+            kern.max_dynamic_shared_size_bytes = smem
+        return kern
+
+    def infer(self, W, theta, images, skeys, units, fp, ip, geometry):
+        cp = self.cp
+        npt, threads, maxch = geometry
+        K, n_in, N = W.shape
+        B = images.shape[0]
+        smem = shared_bytes(N, n_in, False, npt, maxch)
+        kern = self._kernel("snn_infer", npt, maxch, smem)
+        d = [cp.asarray(a) for a in (W, theta, images, skeys, units, fp, ip)]
+        counts = cp.zeros((K, B, N), dtype=cp.int32)
+        ops = cp.zeros((K, B, len(OPS_NAMES)), dtype=cp.int64)
+        kern((B, K), (threads,), (*d, np.int32(B), counts, ops), shared_mem=smem)
+        return cp.asnumpy(counts), cp.asnumpy(ops)
+
+    def train(self, W, theta, images, skeys, units, fp, ip, geometry):
+        cp = self.cp
+        npt, threads, maxch = geometry
+        n_in, N = W.shape
+        B = images.shape[0]
+        smem = shared_bytes(N, n_in, True, npt, maxch)
+        kern = self._kernel("snn_train", npt, maxch, smem)
+        dW, dtheta = cp.asarray(W), cp.asarray(theta)
+        d = [cp.asarray(a) for a in (images, skeys, units, fp, ip)]
+        acc = cp.zeros((N, n_in), dtype=cp.float64)
+        factor = cp.zeros(N, dtype=cp.float64)
+        colcnt = cp.zeros(N, dtype=cp.int32)
+        counts = cp.zeros((B, N), dtype=cp.int32)
+        ops = cp.zeros((B, len(OPS_NAMES)), dtype=cp.int64)
+        kern((1,), (threads,), (dW, dtheta, *d, np.int32(B), acc, factor, colcnt, counts, ops),
+             shared_mem=smem)
+        return cp.asnumpy(dW), cp.asnumpy(dtheta), cp.asnumpy(counts), cp.asnumpy(ops)
+
+    def synchronize(self):
+        self.cp.cuda.Device().synchronize()
+
+
+class CupyBackend:
+    """CUDA kernels through CuPy (float64): batched inference, batched exploration, training.
+
+    ``executor``: what runs the kernels (default: CuPy on the current CUDA device; the tests pass
+    a CPU emulation). ``neurons_per_thread``: NPT of the launch geometry (default ceil(N/256)).
+    """
+
+    name = "cupy"
+    #: samples per inference launch are limited so that counts stay below this many int32s
+    max_count_elems = 1 << 26
+
+    def __init__(self, executor=None, neurons_per_thread: int | None = None):
+        self._executor = executor
+        self.neurons_per_thread = neurons_per_thread
+
+    def available(self):
+        if self._executor is not None:
+            return True, ""
+        return cupy_status()
+
+    def _get_executor(self):
+        if self._executor is None:
+            ok, why = cupy_status()
+            if not ok:
+                raise CupyUnavailable(f"backend 'cupy' is not usable here: {why}")
+            self._executor = CupyExecutor()
+        return self._executor
+
+    def geometry(self, net):
+        return launch_config(net.n_neurons, net.n_inputs, self.neurons_per_thread)
+
+    def run(self, net, images, sample_ids, *, learn: bool, seed: int, ops: OpCounts) -> np.ndarray:
+        ex = self._get_executor()
+        check_supported(net, learn)
+        images = as_images(images, net.n_inputs)
+        ids = np.asarray(sample_ids, dtype=np.int64)
+        if len(ids) != len(images):
+            raise TinySNNError(f"{len(images)} images but {len(ids)} sample ids")
+        if len(images) == 0:
+            return np.zeros((0, net.n_neurons), dtype=np.int64)
+        if not learn:
+            return self.run_many(net, net.w[None], np.asarray(net.theta)[None], images, ids,
+                                 seed=seed, ops=ops)[0]
+        fp, ip = pack_params(net)
+        W, theta, counts, per_sample = ex.train(
+            np.ascontiguousarray(net.w, dtype=np.float64),
+            np.ascontiguousarray(net.theta, dtype=np.float64), images, sample_keys(seed, ids),
+            rate_units(net), fp, ip, self.geometry(net))
+        net.w[...] = W                  # in place, as the NumPy backend
+        net.theta[...] = theta
+        add_ops(ops, per_sample, net, True)
+        return counts.astype(np.int64)
+
+    def run_many(self, net, weight_stack, theta_stack, images, sample_ids, *, seed: int,
+                 ops: OpCounts | None = None) -> np.ndarray:
+        """Inference of K networks (``net``'s configuration with weights ``weight_stack[k]``
+        [n_in, N] and thresholds ``theta_stack[k]`` [N]; ``None``: ``net.theta`` for all) on the
+        same samples, in one launch per chunk of samples. Returns int64 counts [K, B, N].
+        ``ops`` (optional) receives the counters of all K x B presentations."""
+        ex = self._get_executor()
+        check_supported(net, learn=False)
+        W = np.ascontiguousarray(weight_stack, dtype=np.float64)
+        if W.ndim == 2:
+            W = W[None]
+        K = W.shape[0]
+        if W.shape[1:] != (net.n_inputs, net.n_neurons):
+            raise TinySNNError(f"weight stack has shape {list(W.shape)}, expected "
+                               f"[K, {net.n_inputs}, {net.n_neurons}]")
+        if theta_stack is None:
+            theta_stack = np.broadcast_to(np.asarray(net.theta, dtype=np.float64), (K, net.n_neurons))
+        theta = np.ascontiguousarray(theta_stack, dtype=np.float64).reshape(K, net.n_neurons)
+        if not (np.isfinite(W).all() and np.isfinite(theta).all()):
+            raise TinySNNError("weights and thresholds must be finite")
+        images = as_images(images, net.n_inputs)
+        ids = np.asarray(sample_ids, dtype=np.int64)
+        if len(ids) != len(images):
+            raise TinySNNError(f"{len(images)} images but {len(ids)} sample ids")
+        fp, ip = pack_params(net)
+        units, keys, geom = rate_units(net), sample_keys(seed, ids), self.geometry(net)
+        B, N = len(images), net.n_neurons
+        out = np.zeros((K, B, N), dtype=np.int64)
+        chunk = max(1, min(B, self.max_count_elems // max(1, K * N)))
+        for start in range(0, B, chunk):
+            stop = min(B, start + chunk)
+            counts, per_sample = ex.infer(W, theta, images[start:stop], keys[start:stop], units,
+                                          fp, ip, geom)
+            out[:, start:stop] = counts
+            add_ops(ops, per_sample, net, False)
+        return out
