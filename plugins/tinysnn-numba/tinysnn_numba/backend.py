@@ -47,8 +47,17 @@ def _describe(obj) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def unsupported_reasons(net) -> list[str]:
-    """What in ``net`` the numba backend cannot simulate (empty: everything is supported)."""
+#: quantization groups the NumPy reference rounds while it simulates: while learning, and in
+#: inference (where weights, theta and traces are not written)
+SIMULATED_GROUPS = {True: ("weights", "potential", "theta", "traces"), False: ("potential",)}
+
+
+def unsupported_reasons(net, learn: bool = True) -> list[str]:
+    """What in ``net`` the numba backend cannot simulate (empty: everything is supported).
+
+    ``learn=False`` asks about inference only, where a post-training quantization of the stored
+    parameters alone (weights, theta, inhibition, decay factors) is fine: those are rounded once,
+    before the simulation, and the kernels read them as they are."""
     from tinysnn_core.builtin.encoders import PoissonEncoder
     from tinysnn_core.builtin.learning import PostPre, TinySNNSTDP, WeightDependentPostPre
     from tinysnn_core.builtin.neurons import LIF, AdaptiveLIF
@@ -68,22 +77,24 @@ def unsupported_reasons(net) -> list[str]:
     if type(net.encoder) is not PoissonEncoder:
         problems.append(f"encoder {cfg.plugin_name('encoder')!r} ({_describe(net.encoder)}): "
                         "only 'poisson' is compiled")
-    scheme = str(getattr(cfg.quant, "scheme", "none") or "none")
-    if scheme.lower() != "none":
+    qr = getattr(net, "quant", None)
+    if qr is not None:
+        # the reference puts these groups on their grids during the simulation (simulated
+        # fixed point, tinysnn_core.quant.QuantRuntime); constants such as the decay factors and
+        # the inhibition strengths are rounded once beforehand and are read as they are
         try:
-            from tinysnn_core.registry import get_registry
-            quantizer = get_registry().get("quantizer", scheme)
-            in_training = bool(getattr(quantizer, "in_training", True))
+            groups = [g for g in SIMULATED_GROUPS[bool(learn)] if qr.has(g)]
         except Exception:
-            in_training = True
-        if in_training:
-            problems.append(f"in-training quantization {scheme!r}: the weight writes of the "
-                            "learning rules are not put on a grid by the compiled kernels yet")
+            groups = list(SIMULATED_GROUPS[bool(learn)])
+        if groups:
+            problems.append(f"simulated fixed point (quant.scheme {cfg.quant.scheme!r}, groups "
+                            f"{', '.join(groups)}): the compiled kernels run float64 only, "
+                            "an integer mode is planned")
     return problems
 
 
-def check_supported(net) -> None:
-    problems = unsupported_reasons(net)
+def check_supported(net, learn: bool = True) -> None:
+    problems = unsupported_reasons(net, learn)
     if problems:
         raise UnsupportedNetwork(
             "the numba backend does not support this network: " + "; ".join(problems)
@@ -167,12 +178,14 @@ class NumbaBackend:
         ok, why = _numba_status()
         if not ok:
             raise TinySNNError(f"backend 'numba' is not usable here: {why}")
-        check_supported(net)
+        check_supported(net, learn)
         k = _kernels()
         fp, ip = pack_params(net)
         n_in, N = net.w.shape
         images = np.asarray(images)
         B = len(images)
+        if B == 0:
+            return np.zeros((0, N), dtype=np.int64)
         images = np.ascontiguousarray(images.reshape(B, -1), dtype=np.int64)
         if images.shape[1] != n_in:
             raise TinySNNError(f"images have {images.shape[1]} pixels, the network "
@@ -185,8 +198,6 @@ class NumbaBackend:
         rate_units = np.array([enc.rate_unit(r) for r in range(enc.params.max_retries + 1)],
                               dtype=np.int64)
         counts = np.zeros((B, N), dtype=np.int64)
-        if B == 0:
-            return counts
 
         # the kernels write the network's own arrays when they are float64 C-ordered
         w = net.w if _usable(net.w) else np.ascontiguousarray(net.w, dtype=np.float64)

@@ -134,10 +134,65 @@ def _draw_inputs(sk, n_nz, wp):
 
 
 @njit(cache=True)
+def _pairwise_sum_1d(a, n):
+    """NumPy's pairwise sum of a[:n] (explicit stack: numba cannot cache recursion)."""
+    f_start = np.empty(64, dtype=np.int64)
+    f_len = np.empty(64, dtype=np.int64)
+    f_split = np.zeros(64, dtype=np.int64)
+    vals = np.empty(64)
+    f_start[0] = 0
+    f_len[0] = n
+    top = 1
+    nv = 0
+    while top:
+        s = f_start[top - 1]
+        m = f_len[top - 1]
+        if m <= 128:
+            if m < 8:
+                res = 0.0
+                for i in range(s, s + m):
+                    res += a[i]
+            else:
+                r = a[s:s + 8].copy()
+                i = 8
+                stop = m - (m % 8)
+                while i < stop:
+                    for u in range(8):
+                        r[u] += a[s + i + u]
+                    i += 8
+                res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+                while i < m:
+                    res += a[s + i]
+                    i += 1
+            vals[nv] = res
+            nv += 1
+            top -= 1
+        elif f_split[top - 1] == 0:
+            f_split[top - 1] = 1
+            m2 = m // 2
+            m2 -= m2 % 8
+            f_start[top], f_len[top], f_split[top] = s + m2, m - m2, 0      # right, done second
+            f_start[top + 1], f_len[top + 1], f_split[top + 1] = s, m2, 0   # left, done first
+            top += 2
+        else:
+            vals[nv - 2] = vals[nv - 2] + vals[nv - 1]
+            nv -= 1
+            top -= 1
+    return vals[0]
+
+
+@njit(cache=True)
 def _input_current(w, pre, n_pre, current):
     """Event-driven input current: ``w[pre].sum(axis=0)``, the rows of the spiking pixels added
     one after the other in index order (NumPy's order), four rows per pass over ``current``."""
     N = w.shape[1]
+    if N == 1:
+        # a [P, 1] block is contiguous along the reduced axis: NumPy sums it pairwise
+        vals = np.empty(n_pre)
+        for q in range(n_pre):
+            vals[q] = w[pre[q], 0]
+        current[0] = _pairwise_sum_1d(vals, n_pre)
+        return
     for j in range(N):
         current[j] = 0.0
     q = 0
@@ -352,7 +407,8 @@ def _neuron_step_float(v, ref, theta, current, s, cross, adaptive, one_spike, le
 def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, ops, wf, wi, wp, x_pre, acc):
     """The time loop of one presentation, up to (not including) the rule's end_sample.
 
-    Returns (excitatory spikes of the presentation, inhibitory spikes)."""
+    Leaves the excitatory spike counts in wi[WI_COUNTS] (and, for tinysnn-stdp, the trace sums
+    in ``acc`` and their counts in wi[WI_CNT]); returns the presentation's excitatory spikes."""
     n_in, N = w.shape
     T = ip[IP_T]
     has_inh = ip[IP_HAS_INH] != 0
@@ -402,6 +458,7 @@ def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, ops, wf, wi, wp, 
         x_post[j] = 0.0
         src_prev[j] = 0
         e_prev[j] = 0
+        cur_inh[j] = 0.0
         cnt[j] = 0
         dirty[j] = 0
         counts[j] = 0
@@ -410,6 +467,7 @@ def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, ops, wf, wi, wp, 
 
     n_src = 0
     n_e_prev = 0
+    inh_zero = True
     n_input = 0
     n_exc = 0
     n_inh = 0
@@ -434,9 +492,11 @@ def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, ops, wf, wi, wp, 
             if n_e_prev:
                 for j in range(N):
                     cur_inh[j] = w_exc_inh * np.float64(e_prev[j])
-            else:
+                inh_zero = False
+            elif not inh_zero:
                 for j in range(N):
                     cur_inh[j] = 0.0
+                inh_zero = True
             lat += n_e_prev
 
         n_post = _neuron_step_float(
@@ -449,14 +509,12 @@ def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, ops, wf, wi, wp, 
                 fp[FP_I_REST], fp[FP_I_RESET], fp[FP_I_THRESH], fp[FP_I_DECAY],
                 fp[FP_I_REFRAC], dt, fp[FP_I_THETA_DECAY], fp[FP_I_THETA_PLUS], 0)
             n_inh += n_si
-            for j in range(N):
-                src_prev[j] = s_i[j]
-                e_prev[j] = s_e[j]
+            src_prev, s_i = s_i, src_prev       # this step's spikes become the previous ones
+            e_prev, s_e = s_e, e_prev
             n_src = n_si
             n_e_prev = n_post
         else:
-            for j in range(N):
-                src_prev[j] = s_e[j]
+            src_prev, s_e = s_e, src_prev
             n_src = n_post
         for q in range(n_post):
             counts[cross[q]] += 1

@@ -1,0 +1,115 @@
+"""The numba backend as a plugin: registration, availability, unsupported networks."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+import tinysnn_core
+from tinysnn_core import registry as registry_mod
+from tinysnn_core.builtin.neurons import LIF
+from tinysnn_core.config import Config
+from tinysnn_core.errors import TinySNNError
+from tinysnn_core.network import Network
+from tinysnn_core.ops import OpCounts
+from tinysnn_numba import NumbaBackend, UnsupportedNetwork
+from tinysnn_numba.backend import unsupported_reasons
+
+
+def test_registered_through_the_entry_point():
+    from importlib import metadata
+
+    try:
+        metadata.distribution("tinysnn-numba")
+    except metadata.PackageNotFoundError:
+        pytest.skip("tinysnn-numba is not installed (pip install -e plugins/tinysnn-numba)")
+    entry = registry_mod.Registry().get_entry("backend", "numba")
+    assert entry.obj is NumbaBackend
+    assert entry.distribution == "tinysnn-numba"
+    assert "numba" in entry.summary
+
+
+def test_available_says_when_numba_is_missing(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "numba" else real(name, *a))
+    ok, why = NumbaBackend().available()
+    assert not ok
+    assert "numba is not installed" in why and "pip install" in why and "numpy" in why
+    net = Network.build(Config.from_dict({"n_neurons": 5, "train": {"time_steps": 5}}))
+    with pytest.raises(TinySNNError, match="numba is not installed"):
+        NumbaBackend().run(net, np.zeros((1, 784), np.uint8), [0], learn=False, seed=0,
+                           ops=OpCounts())
+
+
+def test_available_with_numba():
+    pytest.importorskip("numba")
+    assert NumbaBackend().available() == (True, "")
+
+
+# -- a third-party neuron model the compiled kernels do not know --------------------------------
+@dataclass
+class BurstParams:
+    rest: float = -65.0
+    reset: float = -65.0
+    thresh: float = -52.0
+    tc_decay: float = 100.0
+    refrac: int = 5
+    burst: int = 2
+
+
+class BurstingLIF(LIF):
+    """A LIF subclass with a different step: not something the kernels can assume."""
+
+    Params = BurstParams
+
+
+class FancyNeurons:
+    @staticmethod
+    @tinysnn_core.hookimpl
+    def register_neuron_models(register):
+        register("test-bursting-lif", BurstingLIF, summary="test plugin")
+
+
+@pytest.fixture
+def private_registry(monkeypatch):
+    reg = registry_mod.Registry(load_entry_points=False)
+    reg.add_plugin(FancyNeurons())
+    monkeypatch.setattr(registry_mod, "_REGISTRY", reg)
+    return reg
+
+
+def test_third_party_neuron_model_is_refused_clearly(private_registry):
+    cfg = Config.from_dict({"n_neurons": 8, "topology": {"name": "tinysnn"},
+                            "exc_neuron": {"name": "test-bursting-lif"},
+                            "train": {"time_steps": 5}})
+    net = Network.build(cfg)
+    reasons = unsupported_reasons(net)
+    assert len(reasons) == 1 and "test-bursting-lif" in reasons[0]
+    with pytest.raises(UnsupportedNetwork) as info:
+        NumbaBackend().run(net, np.zeros((1, 784), np.uint8), [0], learn=True, seed=0,
+                           ops=OpCounts())
+    msg = str(info.value)
+    assert "test-bursting-lif" in msg and "BurstingLIF" in msg
+    assert 'backend = "numpy"' in msg
+    assert isinstance(info.value, TinySNNError)  # the CLI prints it as one line
+
+
+def test_supported_default_networks_have_no_reasons():
+    for topology in ("diehl-cook", "tinysnn"):
+        for rule in ("postpre", "weight-dependent", "tinysnn-stdp"):
+            net = Network.build(Config.from_dict({
+                "n_neurons": 4, "topology": {"name": topology}, "learning": {"name": rule},
+                "train": {"time_steps": 5}}))
+            assert unsupported_reasons(net) == []
+
+
+def test_unknown_rule_and_encoder_objects_are_refused():
+    net = Network.build(Config.from_dict({"n_neurons": 4, "train": {"time_steps": 5}}))
+    net.rule = object()
+    net.encoder = object()
+    reasons = " ".join(unsupported_reasons(net))
+    assert "learning rule" in reasons and "encoder" in reasons
