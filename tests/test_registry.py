@@ -97,3 +97,12 @@ def test_example_plugin_installed_like_a_third_party():
     reg = Registry()
     entry = reg.get_entry("neuron_model", "nonleaky-if")
     assert entry.distribution == "tinysnn-example"
+
+
+def test_hook_reference_matches_the_hookspecs():
+    from pathlib import Path
+
+    from tinysnn_core.hookdoc import render
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "hooks.md"
+    assert doc.read_text() == render(), "docs/hooks.md is stale: python -m tinysnn_core.hookdoc > docs/hooks.md"

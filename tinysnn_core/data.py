@@ -57,6 +57,17 @@ class Dataset:
             if labels.size and (labels.min() < 0 or labels.max() >= self.n_classes):
                 raise InputError(f"{self.name}: {split} labels outside 0..{self.n_classes - 1}")
 
+    def validation_split(self, n_val: int) -> "Dataset":
+        """Hold out the last ``n_val`` training samples as the evaluation split (for choosing
+        hyperparameters without looking at the test set)."""
+        if not 0 < n_val < len(self.train_labels):
+            raise InputError(f"{self.name}: validation must be in 1..{len(self.train_labels) - 1}, "
+                             f"got {n_val}")
+        k = len(self.train_labels) - n_val
+        return Dataset(f"{self.name}[validation {n_val}]", self.train_images[:k],
+                       self.train_labels[:k], self.train_images[k:], self.train_labels[k:],
+                       self.n_classes)
+
     def subset(self, n_train: int | None = None, n_test: int | None = None) -> "Dataset":
         """The first ``n_train`` / ``n_test`` samples (``None`` keeps all)."""
         return Dataset(self.name, self.train_images[:n_train], self.train_labels[:n_train],

@@ -67,10 +67,23 @@ def finish_training(net: Network) -> Network:
 
 
 def load_dataset(config: Config) -> Dataset:
+    import inspect
+
     params = config.plugin_params("dataset")
-    loader = get_registry().get("dataset", config.plugin_name("dataset"))
-    options = params if isinstance(params, dict) else {}
+    name = config.plugin_name("dataset")
+    loader = get_registry().get("dataset", name)
+    options = dict(params) if isinstance(params, dict) else {}
+    validation = options.pop("validation", 0)
+    accepted = set(inspect.signature(loader).parameters) - {"seed"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ConfigError(f"[dataset] ({name}) unknown option(s) {unknown}; accepted: "
+                          f"{sorted(accepted | {'validation'})}")
     data = loader(config.seed, **options)
+    if validation:
+        if not isinstance(validation, int) or isinstance(validation, bool):
+            raise ConfigError(f"[dataset] validation must be an integer, got {validation!r}")
+        data = data.validation_split(validation)
     return data.subset(config.train.n_train, config.train.n_test)
 
 

@@ -44,7 +44,8 @@ def config_from_args(args) -> Config:
     return cfg
 
 
-def print_summary(net, metrics: dict, out=sys.stdout) -> None:
+def print_summary(net, metrics: dict, out=None) -> None:
+    out = out or sys.stdout
     cfg = net.config
     print(f"network {cfg.plugin_name('topology')} N={cfg.n_neurons}, rule "
           f"{cfg.plugin_name('learning')}, data {cfg.plugin_name('dataset')}, "
