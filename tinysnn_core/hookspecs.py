@@ -32,11 +32,13 @@ def register_neuron_models(register):
     """Neuron models: a class with a nested ``Params`` dataclass (its config parameters).
 
     ``cls(params, n, dt)`` builds a population of ``n`` neurons. It must provide
-    ``init_state() -> dict[str, ndarray]`` (fresh state), ``reset(state)`` (between samples;
-    adaptive thresholds survive), and ``step(state, current, learning, rng) -> bool ndarray``:
-    advance one time step with input ``current`` and return who spiked. Attributes
-    ``state_groups`` map each state variable to its quantization group (for example
-    ``{"v": "potential", "theta": "theta"}``), so quantizers and the memory model see them.
+    ``init_state() -> dict[str, ndarray]`` (fresh state: ``v``, ``refrac``, and ``theta`` for an
+    adaptive model, which the simulator then shares across samples), ``reset(state)`` and
+    ``step(state, current, learning, rand) -> bool ndarray``: advance one time step with input
+    ``current`` and return who spiked; ``rand`` is the step's 32-bit draw of the shared
+    counter-based generator (for a one-spike winner). Attributes: ``p`` (the params, with at least
+    ``rest``), ``decay`` (leak factor), ``state_groups`` (state variable -> quantization group,
+    e.g. ``{"v": "potential", "theta": "theta"}``).
     """
 
 
@@ -65,10 +67,11 @@ def register_topologies(register):
 def register_encoders(register):
     """Input encoders: a class with ``Params``; ``cls(params, dt)``.
 
-    ``spikes(images, seed, sample_ids, step, intensity) -> bool [batch, n_inputs]`` gives the
-    input spikes of one time step, and ``encode(image, seed, sample_id, intensity, T)`` the whole
-    spike train of one sample. Encoders must be pure functions of their arguments (counter-based
-    randomness) so that every backend and the firmware see the same spikes.
+    ``encode(image, seed, sample, retry, n_steps) -> list`` gives, per time step, the indices of
+    the input neurons that spike during presentation ``retry`` of a sample; ``params`` must carry
+    ``retry_min_spikes`` and ``max_retries`` (the Diehl & Cook retry rule). Encoders must be pure
+    functions of their arguments (counter-based randomness) so that every backend and the
+    firmware see the same spikes.
     """
 
 
