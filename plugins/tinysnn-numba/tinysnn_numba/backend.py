@@ -50,6 +50,57 @@ def _describe(obj) -> str:
 #: quantization groups the NumPy reference rounds while it simulates: while learning, and in
 #: inference (where weights, theta and traces are not written)
 SIMULATED_GROUPS = {True: ("weights", "potential", "theta", "traces"), False: ("potential",)}
+#: the built-in rounding schemes the kernels implement (by function, see ``rounding_mode``)
+COMPILED_ROUNDINGS = ("truncation", "nearest", "stochastic")
+
+
+def rounding_mode(fn):
+    """The kernels' ``QM_*`` code of a rounding function, or None for one they do not know
+    (a third-party rounding plugin): the built-in functions of ``tinysnn_core.builtin.rounding``
+    are recognised by identity, so a plugin that re-registers a built-in name is not mistaken
+    for it."""
+    from tinysnn_core.builtin import rounding
+
+    for mode, name in enumerate(COMPILED_ROUNDINGS):
+        if fn is getattr(rounding, name):
+            return mode
+    return None
+
+
+def _rounding_fns(qr) -> dict:
+    """group -> the rounding function ``qr`` applies (the runtime's own table when it has one)."""
+    fns = getattr(qr, "_fns", None)
+    if isinstance(fns, dict):
+        return fns
+    from tinysnn_core.registry import get_registry
+
+    reg = get_registry()
+    return {g: reg.get("rounding", spec.rounding) for g, spec in qr.plan.groups.items()}
+
+
+def _quant_problems(net, learn: bool) -> list[str]:
+    from tinysnn_core.quant import QuantRuntime
+
+    qr = getattr(net, "quant", None)
+    if qr is None:
+        return []
+    scheme = getattr(getattr(net.config, "quant", None), "scheme", "?")
+    if type(qr) is not QuantRuntime:
+        return [f"simulated fixed point through {_describe(qr)} (quant.scheme {scheme!r}): only "
+                "tinysnn_core.quant.QuantRuntime's rounding is compiled"]
+    problems = []
+    fns = _rounding_fns(qr)
+    for group in SIMULATED_GROUPS[bool(learn)]:
+        if not qr.has(group):
+            continue
+        spec = qr.plan.groups[group]
+        if rounding_mode(fns.get(group)) is None:
+            problems.append(
+                f"rounding {spec.rounding!r} of quant group {group!r} (a rounding plugin, "
+                f"{getattr(fns.get(group), '__module__', '?')}."
+                f"{getattr(fns.get(group), '__qualname__', '?')}): only 'truncation', "
+                "'nearest' and 'stochastic' are compiled")
+    return problems
 
 
 def unsupported_reasons(net, learn: bool = True) -> list[str]:
@@ -77,19 +128,16 @@ def unsupported_reasons(net, learn: bool = True) -> list[str]:
     if type(net.encoder) is not PoissonEncoder:
         problems.append(f"encoder {cfg.plugin_name('encoder')!r} ({_describe(net.encoder)}): "
                         "only 'poisson' is compiled")
-    qr = getattr(net, "quant", None)
-    if qr is not None:
-        # the reference puts these groups on their grids during the simulation (simulated
-        # fixed point, tinysnn_core.quant.QuantRuntime); constants such as the decay factors and
-        # the inhibition strengths are rounded once beforehand and are read as they are
-        try:
-            groups = [g for g in SIMULATED_GROUPS[bool(learn)] if qr.has(g)]
-        except Exception:
-            groups = list(SIMULATED_GROUPS[bool(learn)])
-        if groups:
-            problems.append(f"simulated fixed point (quant.scheme {cfg.quant.scheme!r}, groups "
-                            f"{', '.join(groups)}): the compiled kernels run float64 only, "
-                            "an integer mode is planned")
+    # simulated fixed point: the kernels round the groups the reference rounds during the
+    # simulation (weights, potential, theta, traces) with the three built-in schemes; constants
+    # such as the decay factors and the inhibition strengths are rounded once beforehand by the
+    # quantizer (any rounding) and are read as they are
+    problems.extend(_quant_problems(net, learn))
+    dt = getattr(getattr(cfg, "train", None), "dt", None)
+    for slot, model in layers:
+        if dt is not None and float(getattr(model, "dt", dt)) != float(dt):
+            problems.append(f"neuron model in [{slot}] with dt = {model.dt} other than "
+                            f"train.dt = {dt}: not compiled")
     return problems
 
 
@@ -127,10 +175,6 @@ def pack_params(net):
         neuron(net.inh, k.FP_I_REST, k.FP_I_RESET, k.FP_I_THRESH, k.FP_I_DECAY, k.FP_I_REFRAC,
                k.FP_I_THETA_DECAY, k.FP_I_THETA_PLUS, k.IP_I_ADAPTIVE, k.IP_I_ONE_SPIKE)
         ip[k.IP_HAS_INH] = 1
-    for model in (net.exc, net.inh):
-        if model is not None and float(model.dt) != float(cfg.train.dt):
-            raise UnsupportedNetwork("neuron models with a dt other than train.dt are not "
-                                     "compiled; use backend = \"numpy\"")
     fp[k.FP_DT] = float(cfg.train.dt)
     fp[k.FP_W_LAT] = float(topo.w_lateral)
     fp[k.FP_W_EXC_INH] = float(topo.w_exc_inh)
@@ -160,39 +204,74 @@ def pack_params(net):
     return fp, ip
 
 
+def pack_quant(net, learn: bool) -> np.ndarray:
+    """Simulated fixed point as the kernels' ``qp`` float64 [N_QG, N_QF] (all zero: float64).
+
+    Only the groups the reference rounds during this kind of run are switched on (inference
+    rounds the potential only). Call ``check_supported`` first: it refuses rounding plugins."""
+    k = _kernels()
+    qp = np.zeros((k.N_QG, k.N_QF))
+    qr = getattr(net, "quant", None)
+    if qr is None:
+        return qp
+    fns = _rounding_fns(qr)
+    rows = {"weights": k.Q_WEIGHTS, "potential": k.Q_POTENTIAL, "theta": k.Q_THETA,
+            "traces": k.Q_TRACES}
+    for group in SIMULATED_GROUPS[bool(learn)]:
+        if not qr.has(group):
+            continue
+        fmt = qr.plan.groups[group].fmt
+        mode = rounding_mode(fns.get(group))
+        if mode is None:        # check_supported refuses this before any work
+            raise UnsupportedNetwork(f"rounding of quant group {group!r} is not compiled")
+        g = rows[group]
+        qp[g, k.QF_ON] = 1.0
+        qp[g, k.QF_MODE] = float(mode)
+        qp[g, k.QF_SCALE] = 2.0 ** fmt.frac_bits
+        qp[g, k.QF_STEP] = fmt.step
+        qp[g, k.QF_CMIN] = float(fmt.code_min)
+        qp[g, k.QF_CMAX] = float(fmt.code_max)
+    return qp
+
+
 def _add_ops(ops: OpCounts, counters: np.ndarray) -> None:
     for name, value in zip(_kernels().OP_FIELDS, counters.tolist()):
         setattr(ops, name, getattr(ops, name) + int(value))
 
 
 class NumbaBackend:
-    """Compiled CPU simulator (numba): float64, bit-identical to the NumPy reference."""
+    """Compiled CPU simulator (numba): float64 (bit-identical to the NumPy reference, simulated
+    fixed point included) and integer inference (bit-identical to ``tinysnn_core.intsim``).
+
+    Every refusal (numba missing, an unsupported plugin or rounding, bad inputs) is raised before
+    any work: before numba is imported or a kernel compiled, and before the network is touched."""
 
     name = "numba"
 
     def available(self):
         return _numba_status()
 
-    def run(self, net, images, sample_ids, *, learn: bool, seed: int,
-            ops: OpCounts) -> np.ndarray:
+    def check(self, net, *, learn: bool = True) -> None:
+        """Raise now, without simulating anything, what ``run(net, ..., learn=learn)`` would
+        refuse (``learn=True`` also covers inference). A flow may call it before a long run."""
         ok, why = _numba_status()
         if not ok:
             raise TinySNNError(f"backend 'numba' is not usable here: {why}")
         check_supported(net, learn)
-        k = _kernels()
-        fp, ip = pack_params(net)
+
+    def run(self, net, images, sample_ids, *, learn: bool, seed: int,
+            ops: OpCounts) -> np.ndarray:
+        # -- everything that can refuse, before any work -------------------------------------
+        self.check(net, learn=learn)
         n_in, N = net.w.shape
-        images = np.asarray(images)
+        images, ids = _batch(images, sample_ids, n_in)
         B = len(images)
         if B == 0:
             return np.zeros((0, N), dtype=np.int64)
-        images = np.ascontiguousarray(images.reshape(B, -1), dtype=np.int64)
-        if images.shape[1] != n_in:
-            raise TinySNNError(f"images have {images.shape[1]} pixels, the network "
-                               f"{n_in} inputs")
-        ids = [int(s) for s in np.asarray(sample_ids).reshape(-1).tolist()]
-        if len(ids) != B:
-            raise TinySNNError(f"{B} images but {len(ids)} sample ids")
+        # -- the work ---------------------------------------------------------------------------
+        k = _kernels()
+        fp, ip = pack_params(net)
+        qp = pack_quant(net, learn)
         skeys = np.array([counter_rng.sample_key(seed, s) for s in ids], dtype=np.int64)
         enc = net.encoder
         rate_units = np.array([enc.rate_unit(r) for r in range(enc.params.max_retries + 1)],
@@ -206,21 +285,104 @@ class NumbaBackend:
         if learn:
             counters = np.zeros(k.N_OPS, dtype=np.int64)
             if ip[k.IP_RULE] == k.RULE_TINYSNN and fp[k.FP_MU] != 0.0:
-                _train_numpy_pow(k, net, w, theta, images, skeys, rate_units, fp, ip, counters,
-                                 counts)
+                _train_numpy_pow(k, net, w, theta, images, skeys, rate_units, fp, ip, qp,
+                                 counters, counts)
             else:
-                k.train_batch(w, theta, images, skeys, rate_units, fp, ip, _program(n_in), counters,
-                              counts)
+                k.train_batch(w, theta, images, skeys, rate_units, fp, ip, qp, _program(n_in),
+                              counters, counts)
             if w is not net.w:
                 net.w[...] = w
             if theta is not net.theta:
                 net.theta[...] = theta
         else:
             per_sample = np.zeros((B, k.N_OPS), dtype=np.int64)
-            k.infer_batch(w, theta, images, skeys, rate_units, fp, ip, per_sample, counts)
+            k.infer_batch(w, theta, images, skeys, rate_units, fp, ip, qp, per_sample, counts)
             counters = per_sample.sum(axis=0)
         _add_ops(ops, counters)
         return counts
+
+    def run_integer(self, model, images, seed: int, sample_ids=None):
+        """Integer inference of ``model`` (a ``tinysnn_core.intsim.IntegerModel``): the same
+        (predictions int64 [B], counts int64 [B, N]) as ``intsim.infer(model, images, seed,
+        sample_ids)``, bit for bit; the samples run in parallel."""
+        ok, why = _numba_status()
+        if not ok:
+            raise TinySNNError(f"backend 'numba' is not usable here: {why}")
+        packed = pack_integer_model(model)          # refuses what it cannot run, before work
+        n_in, N = int(model.n_inputs), int(model.n_neurons)
+        if sample_ids is None:
+            sample_ids = np.arange(len(images))
+        images, ids = _batch(images, sample_ids, n_in)
+        B = len(images)
+        counts = np.zeros((B, N), dtype=np.int64)
+        preds = np.zeros(B, dtype=np.int64)
+        if B == 0:
+            return preds, counts
+        k = _kernels()
+        skeys = np.array([counter_rng.sample_key(seed, s) for s in ids], dtype=np.int64)
+        wc, rate_units, lp, mp, th_e, th_i, assignments, sizes = packed
+        k.infer_int_batch(wc, images, skeys, rate_units, lp, mp, th_e, th_i, assignments, sizes,
+                          counts, preds)
+        return preds, counts
+
+
+def _batch(images, sample_ids, n_in: int):
+    """Images as int64 [B, n_in] and the sample ids as Python ints, checked."""
+    images = np.asarray(images)
+    B = len(images)
+    ids = [int(s) for s in np.asarray(sample_ids).reshape(-1).tolist()]
+    if len(ids) != B:
+        raise TinySNNError(f"{B} images but {len(ids)} sample ids")
+    if B == 0:
+        return np.zeros((0, n_in), dtype=np.int64), ids
+    images = np.ascontiguousarray(images.reshape(B, -1), dtype=np.int64)
+    if images.shape[1] != n_in:
+        raise TinySNNError(f"images have {images.shape[1]} pixels, the network {n_in} inputs")
+    return images, ids
+
+
+def pack_integer_model(model):
+    """An ``IntegerModel`` as the integer kernel's arrays:
+    (w codes, rate units, lp int64 [2, N_LP], mp int64 [N_MP], TH exc, TH inh, assignments,
+    class sizes). Raises ``UnsupportedNetwork`` for what the kernel cannot reproduce exactly."""
+    k = _kernels()
+    N, n_in = int(model.n_neurons), int(model.n_inputs)
+    wc = np.ascontiguousarray(model.w_codes, dtype=np.int64)
+    if wc.shape != (n_in, N):
+        raise TinySNNError(f"integer model: weight codes of shape {wc.shape}, expected "
+                           f"({n_in}, {N})")
+    rate_units = np.asarray(model.rate_units).astype(np.int64)
+    if rate_units.size == 0 or rate_units.min() < 0 or rate_units.max() * 255 >= 2 ** 32:
+        raise TinySNNError("integer model: encoder rate units outside 0 .. 2**32 / 255")
+    lp = np.zeros((2, k.N_LP), dtype=np.int64)
+
+    def layer(row, L):
+        lp[row, k.LP_V_FRAC] = int(L.v_frac)
+        lp[row, k.LP_U_MIN], lp[row, k.LP_U_MAX] = int(L.u_min), int(L.u_max)
+        lp[row, k.LP_DECAY], lp[row, k.LP_DECAY_FRAC] = int(L.decay), int(L.decay_frac)
+        lp[row, k.LP_BIAS] = (1 << (int(L.decay_frac) - 1)) if (L.decay_round and
+                                                                 L.decay_frac > 0) else 0
+        lp[row, k.LP_RESET], lp[row, k.LP_REFRAC] = int(L.reset), int(L.refrac)
+        lp[row, k.LP_ONE_SPIKE] = int(bool(L.one_spike))
+        th = np.ascontiguousarray(np.broadcast_to(np.asarray(L.thresh), (N,)), dtype=np.int64)
+        return th
+
+    th_e = layer(0, model.exc)
+    th_i = layer(1, model.inh) if model.inh is not None else np.zeros(N, dtype=np.int64)
+    mp = np.zeros(k.N_MP, dtype=np.int64)
+    mp[k.MP_T] = int(model.time_steps)
+    mp[k.MP_W_FRAC] = int(model.w_format.frac_bits)
+    mp[k.MP_LATERAL] = int(model.lateral)
+    mp[k.MP_EXC_TO_INH] = int(model.exc_to_inh)
+    mp[k.MP_HAS_INH] = int(model.inh is not None)
+    mp[k.MP_RETRY_MIN] = int(model.retry_min_spikes)
+    n_classes = int(model.n_classes)
+    mp[k.MP_N_CLASSES] = n_classes
+    assignments = np.ascontiguousarray(model.assignments, dtype=np.int64)
+    if assignments.shape != (N,):
+        raise TinySNNError(f"integer model: {assignments.size} assignments for {N} neurons")
+    sizes = np.array([(assignments == c).sum() for c in range(n_classes)], dtype=np.int64)
+    return wc, rate_units, lp, mp, th_e, th_i, assignments, sizes
 
 
 @functools.lru_cache(maxsize=8)
@@ -233,7 +395,7 @@ def _usable(a) -> bool:
             and a.flags.writeable)
 
 
-def _train_numpy_pow(k, net, w, theta, images, skeys, rate_units, fp, ip, counters, counts):
+def _train_numpy_pow(k, net, w, theta, images, skeys, rate_units, fp, ip, qp, counters, counts):
     """tinysnn-stdp with mu != 0: presentation by presentation, the weight-dependence factor
     ``np.power(np.clip(wmax - w, 0, None), mu)`` evaluated by NumPy exactly as the reference
     does (NumPy's SIMD power and libm's pow differ in the last bit), the rest compiled."""
@@ -245,11 +407,12 @@ def _train_numpy_pow(k, net, w, theta, images, skeys, rate_units, fp, ip, counte
     for b in range(len(images)):
         for retry in range(int(ip[k.IP_MAX_RETRIES]) + 1):
             n_exc, n_nz = k.present_steps(w, theta, images[b], skeys[b], rate_units[retry],
-                                          retry, fp, ip, counters, wf, wi, wp, x_pre, acc)
+                                          retry, fp, ip, qp, counters, wf, wi, wp, x_pre, acc)
             cols = k.tinysnn_cols(ip, wi)
             powtab = (np.ascontiguousarray(np.power(np.clip(wmax - w[:, cols], 0.0, None), mu))
                       if cols.size else empty)
-            k.present_end(w, n_exc, n_nz, fp, ip, counters, wf, wi, wp, acc, powtab, prog)
+            k.present_end(w, n_exc, n_nz, fp, ip, qp, skeys[b], retry, counters, wf, wi, wp, acc,
+                          powtab, prog)
             if n_exc >= ip[k.IP_RETRY_MIN]:
                 break
         counters[k.OP_SAMPLES] += 1

@@ -82,6 +82,30 @@ N_WI = 10
 WP_NZ, WP_THR, WP_IDXMUL, WP_PRE, WP_POS, WP_FIRED = range(6)
 N_WP = 6
 
+# -- simulated fixed point (float mode with net.quant): qp[GROUP, FIELD], float64 ----------------
+# the groups the reference rounds *during* the simulation (the others, inhibition and decay, are
+# rounded once by the quantizer before it and read as they are)
+Q_WEIGHTS, Q_POTENTIAL, Q_THETA, Q_TRACES = range(4)
+N_QG = 4
+# QF_ON: 1.0 when the group is quantized; QF_MODE: QM_*; QF_SCALE: 2**frac; QF_STEP: 2**-frac;
+# QF_CMIN / QF_CMAX: the format's code range (exact in float64: at most 32 bits)
+QF_ON, QF_MODE, QF_SCALE, QF_STEP, QF_CMIN, QF_CMAX = range(6)
+N_QF = 6
+QM_TRUNCATION, QM_NEAREST, QM_STOCHASTIC = 0, 1, 2
+# stochastic rounding: one counter-based word per rounded element, keyed by the step key of the
+# presentation step (seed, sample, retry, step) xor a salt per rounding site, then the element
+# index, exactly as the input draws are keyed (docs/backends.md)
+SALT_POT_E = np.uint64(0x3C6EF372)
+SALT_POT_I = np.uint64(0xA54FF53A)
+SALT_THETA = np.uint64(0x510E527F)
+SALT_TR_PRE = np.uint64(0x9B05688C)
+SALT_TR_POST = np.uint64(0x1F83D9AB)
+SALT_W_ROWS = np.uint64(0x5BE0CD19)
+SALT_W_COLS = np.uint64(0x6A09E667)
+SALT_W_END = np.uint64(0xBB67AE85)
+SALT_W_NORM = np.uint64(0xCBBB9D5D)
+TWO_M32 = 2.0 ** -32
+
 
 @njit(cache=True)
 def _fmix32(x):
@@ -131,6 +155,49 @@ def _draw_inputs(sk, n_nz, wp):
             wp[WP_PRE, n_pre] = wp[WP_NZ, k]
             n_pre += 1
     return n_pre
+
+
+@njit(cache=True)
+def _site_key(sk, salt):
+    """Key of one stochastic-rounding site (a group's rounding at one step)."""
+    return _fmix32(sk ^ salt)
+
+
+@njit(cache=True)
+def _sr_uniform(site, index):
+    """A uniform number in [0, 1) (32 random bits) for element ``index`` of a rounding site."""
+    d = _fmix32((site + ((np.uint64(index) * INDEX_MUL) & M32)) & M32)
+    return np.float64(d) * TWO_M32
+
+
+@njit(cache=True)
+def _q(x, off, qp, g, site, index):
+    """``QuantRuntime.q(group, x, off)`` for one float: ``(x - off) * 2**frac`` rounded
+    (truncation: floor; nearest: floor(s + 1/2); stochastic: floor(s + u)), the code clipped to
+    the format's range, then ``code * step + off`` -- the reference's float64 operations in its
+    order (the code goes through int64, as ``round_codes`` returns int64 codes)."""
+    s = (x - off) * qp[g, QF_SCALE]
+    mode = qp[g, QF_MODE]
+    if mode == QM_NEAREST:
+        c = np.floor(s + 0.5)
+    elif mode == QM_TRUNCATION:
+        c = np.floor(s)
+    else:
+        c = np.floor(s + _sr_uniform(site, index))
+    lo = qp[g, QF_CMIN]
+    hi = qp[g, QF_CMAX]
+    if not c > lo:
+        c = lo
+    if not c < hi:
+        c = hi
+    return np.float64(np.int64(c)) * qp[g, QF_STEP] + off
+
+
+@njit(cache=True)
+def _q_vec(a, n, off, qp, g, site):
+    """``a[:n] = q(group, a[:n], off)``."""
+    for j in range(n):
+        a[j] = _q(a[j], off, qp, g, site, j)
 
 
 @njit(cache=True)
@@ -404,8 +471,13 @@ def _neuron_step_float(v, ref, theta, current, s, cross, adaptive, one_spike, le
 
 
 @njit(cache=True)
-def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, ops, wf, wi, wp, x_pre, acc):
+def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, qp, ops, wf, wi, wp, x_pre, acc):
     """The time loop of one presentation, up to (not including) the rule's end_sample.
+
+    ``qp``: simulated fixed point (``Q_*`` / ``QF_*``); with no group on, plain float64. The
+    groups are rounded where the reference rounds them: the potentials after each layer's step,
+    theta after the excitatory step and the traces after their update (both while learning), the
+    weights after every clamped STDP write.
 
     Leaves the excitatory spike counts in wi[WI_COUNTS] (and, for tinysnn-stdp, the trace sums
     in ``acc`` and their counts in wi[WI_CNT]); returns the presentation's excitatory spikes."""
@@ -426,6 +498,11 @@ def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, ops, wf, wi, wp, 
     trace_decay = fp[FP_TRACE_DECAY]
     nu_pre = fp[FP_NU_PRE]
     nu_post = fp[FP_NU_POST]
+    q_pot = qp[Q_POTENTIAL, QF_ON] != 0.0
+    q_theta = learn and e_adaptive and qp[Q_THETA, QF_ON] != 0.0
+    q_tr = learn and qp[Q_TRACES, QF_ON] != 0.0
+    q_w = learn and qp[Q_WEIGHTS, QF_ON] != 0.0
+    site = np.uint64(0)
 
     current = wf[WF_CURRENT]
     v_e = wf[WF_V_E]
@@ -503,11 +580,17 @@ def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, ops, wf, wi, wp, 
             v_e, ref_e, theta_e, current, s_e, cross, e_adaptive, e_one, learn,
             fp[FP_E_REST], fp[FP_E_RESET], fp[FP_E_THRESH], fp[FP_E_DECAY], fp[FP_E_REFRAC], dt,
             fp[FP_E_THETA_DECAY], fp[FP_E_THETA_PLUS], rand)
+        if q_pot:
+            _q_vec(v_e, N, fp[FP_E_REST], qp, Q_POTENTIAL, _site_key(sk, SALT_POT_E))
+        if q_theta:
+            _q_vec(theta_e, N, 0.0, qp, Q_THETA, _site_key(sk, SALT_THETA))
         if has_inh:
             n_si = _neuron_step_float(
                 v_i, ref_i, theta_i, cur_inh, s_i, cross_i, i_adaptive, i_one, learn,
                 fp[FP_I_REST], fp[FP_I_RESET], fp[FP_I_THRESH], fp[FP_I_DECAY],
                 fp[FP_I_REFRAC], dt, fp[FP_I_THETA_DECAY], fp[FP_I_THETA_PLUS], 0)
+            if q_pot:
+                _q_vec(v_i, N, fp[FP_I_REST], qp, Q_POTENTIAL, _site_key(sk, SALT_POT_I))
             n_inh += n_si
             src_prev, s_i = s_i, src_prev       # this step's spikes become the previous ones
             e_prev, s_e = s_e, e_prev
@@ -532,6 +615,14 @@ def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, ops, wf, wi, wp, 
                 for q in range(n_post):
                     x_post[cross[q]] = 1.0
                 trace += N
+            if q_tr:
+                # the zero pixels' traces stay exactly 0, which every rounding keeps at 0
+                site = _site_key(sk, SALT_TR_PRE)
+                for k in range(n_nz):
+                    i = nz[k]
+                    x_pre[i] = _q(x_pre[i], 0.0, qp, Q_TRACES, site, i)
+                if needs_post:
+                    _q_vec(x_post, N, 0.0, qp, Q_TRACES, _site_key(sk, SALT_TR_POST))
             if rule == RULE_TINYSNN:
                 accum += n_post * n_in
                 for q in range(n_post):
@@ -556,19 +647,28 @@ def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, ops, wf, wi, wp, 
                             for j in range(N):
                                 wv = w[row, j]
                                 w[row, j] = _clip(wv - dep[j] * (wv - wmin), wmin, wmax)
+                        if q_w:     # store_rows: clamp, then the weights' grid
+                            site = _site_key(sk, SALT_W_ROWS)
+                            for j in range(N):
+                                w[row, j] = _q(w[row, j], 0.0, qp, Q_WEIGHTS, site, row * N + j)
                     for j in range(N):
                         dirty[j] = 1
                     stdp += n_pre * N
                 if n_post and nu_post != 0.0:
+                    if q_w:
+                        site = _site_key(sk, SALT_W_COLS)
                     for i in range(n_in):
                         dp = nu_post * x_pre[i]
                         for q in range(n_post):
                             j = cross[q]
                             wv = w[i, j]
                             if rule == RULE_POSTPRE:
-                                w[i, j] = _clip(wv + dp, wmin, wmax)
+                                x = _clip(wv + dp, wmin, wmax)
                             else:
-                                w[i, j] = _clip(wv + dp * (wmax - wv), wmin, wmax)
+                                x = _clip(wv + dp * (wmax - wv), wmin, wmax)
+                            if q_w:     # store_cols: clamp, then the weights' grid
+                                x = _q(x, 0.0, qp, Q_WEIGHTS, site, i * N + j)
+                            w[i, j] = x
                     for q in range(n_post):
                         dirty[cross[q]] = 1
                     stdp += n_post * n_in
@@ -604,8 +704,12 @@ def _tinysnn_cols(ip, wi):
 
 
 @njit(cache=True)
-def _end_float(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, powtab, prog):
+def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, powtab, prog):
     """The rule's end_sample and the normalisation of the dirty columns (learning only).
+
+    With the weights group quantized (``qp``), the rule's clamped writes and the normalised
+    columns are put on the weights' grid, as ``LearningContext.store_cols`` and the reference's
+    normalisation do (stochastic rounding keyed by the presentation's last step key).
 
     ``powtab`` [n_in, n_cols]: tinysnn-stdp's weight-dependence factors when mu != 0 (computed
     by NumPy, see backend.py); unused otherwise. ``prog``: ``pairwise_program(n_in)``."""
@@ -614,6 +718,8 @@ def _end_float(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, powtab, prog):
     wmax = fp[FP_WMAX]
     dirty = wi[WI_DIRTY]
     cols = wi[WI_COLS]
+    q_w = qp[Q_WEIGHTS, QF_ON] != 0.0
+    sk_end = _step_key(skey, (retry + 1) * ip[IP_T] - 1)
     if ip[IP_RULE] == RULE_TINYSNN:
         n_cols = _tinysnn_cols(ip, wi)
         if n_cols:
@@ -628,6 +734,7 @@ def _end_float(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, powtab, prog):
             keep = 1.0 - wdecay
             cnt = wi[WI_CNT]
             pos = wp[WP_POS]
+            site = _site_key(sk_end, SALT_W_END)
             for i in range(n_in):
                 p = pos[i]
                 for c in range(n_cols):
@@ -639,7 +746,10 @@ def _end_float(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, powtab, prog):
                     x = w[i, j] + dw
                     if wdecay != 0.0:
                         x *= keep
-                    w[i, j] = _clip(x, wmin, wmax)
+                    x = _clip(x, wmin, wmax)
+                    if q_w:
+                        x = _q(x, 0.0, qp, Q_WEIGHTS, site, i * N + j)
+                    w[i, j] = x
             for c in range(n_cols):
                 dirty[cols[c]] = 1
             ops[OP_STDP] += n_cols * n_in
@@ -662,6 +772,11 @@ def _end_float(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, powtab, prog):
             for i in range(n_in):
                 for j in range(N):
                     w[i, j] *= sums[j]
+            if q_w:
+                site = _site_key(sk_end, SALT_W_NORM)
+                for i in range(n_in):
+                    for j in range(N):
+                        w[i, j] = _q(w[i, j], 0.0, qp, Q_WEIGHTS, site, i * N + j)
         elif n_cols:
             stack = np.empty(prog.shape[0])
             for c in range(n_cols):
@@ -672,6 +787,12 @@ def _end_float(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, powtab, prog):
             for i in range(n_in):
                 for c in range(n_cols):
                     w[i, cols[c]] *= sums[c]
+            if q_w:
+                site = _site_key(sk_end, SALT_W_NORM)
+                for i in range(n_in):
+                    for c in range(n_cols):
+                        j = cols[c]
+                        w[i, j] = _q(w[i, j], 0.0, qp, Q_WEIGHTS, site, i * N + j)
         ops[OP_NORM] += 2 * n_in * n_cols
 
 
@@ -684,17 +805,18 @@ def workspace(n_in, N, acc_cols):
 
 
 @njit(cache=True)
-def _run_sample(w, theta, image, skey, rate_units, learn, fp, ip, ops, wf, wi, wp, x_pre, acc,
-                prog, counts_out):
+def _run_sample(w, theta, image, skey, rate_units, learn, fp, ip, qp, ops, wf, wi, wp, x_pre,
+                acc, prog, counts_out):
     """All presentations of one sample (retry rule); the last presentation's counts."""
     no_pow = np.zeros((0, 0))
     n_pres = ip[IP_MAX_RETRIES] + 1
     for retry in range(n_pres):
         n_nz = _setup_inputs(image, rate_units[retry], wp)
-        n_exc = _steps_float(w, theta, learn, retry, skey, n_nz, fp, ip, ops, wf, wi, wp,
+        n_exc = _steps_float(w, theta, learn, retry, skey, n_nz, fp, ip, qp, ops, wf, wi, wp,
                              x_pre, acc)
         if learn:
-            _end_float(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, no_pow, prog)
+            _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, no_pow,
+                       prog)
         if n_exc >= ip[IP_RETRY_MIN]:
             break
     ops[OP_SAMPLES] += 1
@@ -703,34 +825,35 @@ def _run_sample(w, theta, image, skey, rate_units, learn, fp, ip, ops, wf, wi, w
 
 
 @njit(cache=True)
-def train_batch(w, theta, images, skeys, rate_units, fp, ip, prog, ops, counts):
+def train_batch(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops, counts):
     """Learning: the samples one after the other, updating ``w`` and ``theta`` in place."""
     n_in, N = w.shape
     acc_cols = n_in if ip[IP_RULE] == RULE_TINYSNN else 0
     wf, wi, wp, x_pre, acc = workspace(n_in, N, acc_cols)
     for b in range(images.shape[0]):
-        _run_sample(w, theta, images[b], np.uint64(skeys[b]), rate_units, True, fp, ip, ops,
+        _run_sample(w, theta, images[b], np.uint64(skeys[b]), rate_units, True, fp, ip, qp, ops,
                     wf, wi, wp, x_pre, acc, prog, counts[b])
 
 
 @njit(cache=True, parallel=True)
-def infer_batch(w, theta, images, skeys, rate_units, fp, ip, ops_per_sample, counts):
+def infer_batch(w, theta, images, skeys, rate_units, fp, ip, qp, ops_per_sample, counts):
     """Inference: weights and thresholds are read-only, so the samples run in parallel."""
     n_in, N = w.shape
     no_prog = np.zeros((0, 2), dtype=np.int64)
     for b in prange(images.shape[0]):
         wf, wi, wp, x_pre, acc = workspace(n_in, N, 0)
-        _run_sample(w, theta, images[b], np.uint64(skeys[b]), rate_units, False, fp, ip,
+        _run_sample(w, theta, images[b], np.uint64(skeys[b]), rate_units, False, fp, ip, qp,
                     ops_per_sample[b], wf, wi, wp, x_pre, acc, no_prog, counts[b])
 
 
 # -- entry points for the presentation-by-presentation path (tinysnn-stdp with mu != 0) ----------
 @njit(cache=True)
-def present_steps(w, theta, image, skey, rate_unit, retry, fp, ip, ops, wf, wi, wp, x_pre, acc):
+def present_steps(w, theta, image, skey, rate_unit, retry, fp, ip, qp, ops, wf, wi, wp, x_pre,
+                  acc):
     """Inputs and time loop of one learning presentation; returns (excitatory spikes, n_nz)."""
     n_nz = _setup_inputs(image, rate_unit, wp)
-    n_exc = _steps_float(w, theta, True, retry, np.uint64(skey), n_nz, fp, ip, ops, wf, wi, wp,
-                         x_pre, acc)
+    n_exc = _steps_float(w, theta, True, retry, np.uint64(skey), n_nz, fp, ip, qp, ops, wf, wi,
+                         wp, x_pre, acc)
     return n_exc, n_nz
 
 
@@ -741,7 +864,181 @@ def tinysnn_cols(ip, wi):
 
 
 @njit(cache=True)
-def present_end(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, powtab, prog):
-    _end_float(w, n_exc, n_nz, fp, ip, ops, wf, wi, wp, acc, powtab, prog)
+def present_end(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, powtab, prog):
+    _end_float(w, n_exc, n_nz, fp, ip, qp, np.uint64(skey), retry, ops, wf, wi, wp, acc, powtab,
+               prog)
 
 
+
+
+# -- integer mode: tinysnn_core.intsim (docs/fixed-point.md) on integer codes --------------------
+# per-layer integer parameters (lp[LAYER, FIELD], int64); LAYER 0: excitatory, 1: inhibitory
+(LP_V_FRAC, LP_U_MIN, LP_U_MAX, LP_DECAY, LP_DECAY_FRAC, LP_BIAS, LP_RESET, LP_REFRAC,
+ LP_ONE_SPIKE) = range(9)
+N_LP = 9
+# model-wide integer parameters (mp[FIELD], int64)
+(MP_T, MP_W_FRAC, MP_LATERAL, MP_EXC_TO_INH, MP_HAS_INH, MP_RETRY_MIN, MP_N_CLASSES) = range(7)
+N_MP = 7
+
+
+@njit(cache=True)
+def _layer_step_int(u, ref, cur, thresh, s, cross, lp, layer, rand):
+    """``intsim._layer_step``: leak (``mul_shift``), add the current unless refractory,
+    saturate, threshold, reset, one-spike winner. Spikes into ``s`` (0/1), their indices into
+    ``cross``; returns how many were emitted."""
+    n = u.shape[0]
+    decay = lp[layer, LP_DECAY]
+    fd = lp[layer, LP_DECAY_FRAC]
+    bias = lp[layer, LP_BIAS]
+    umin = lp[layer, LP_U_MIN]
+    umax = lp[layer, LP_U_MAX]
+    reset = lp[layer, LP_RESET]
+    refrac = lp[layer, LP_REFRAC]
+    nc = 0
+    for j in range(n):
+        x = (u[j] * decay + bias) >> fd
+        rj = ref[j]
+        cj = cur[j]
+        x = x + (cj if rj <= 0 else 0)
+        x = umin if x < umin else x
+        x = umax if x > umax else x
+        c = x >= thresh[j]
+        u[j] = reset if c else x
+        ref[j] = refrac if c else rj - 1
+        s[j] = np.int64(c)
+        nc += np.int64(c)
+    if nc == 0:
+        return 0
+    q = 0
+    for j in range(n):
+        if s[j]:
+            cross[q] = j
+            q += 1
+    if lp[layer, LP_ONE_SPIKE] != 0 and nc > 1:
+        win = cross[rand % nc]
+        for q in range(nc):
+            s[cross[q]] = 0
+        s[win] = 1
+        cross[0] = win
+        nc = 1
+    return nc
+
+
+@njit(cache=True)
+def _present_int(wc, image, skey, rate_unit, retry, lp, mp, th_e, th_i, wi, wp, cur, cur_i,
+                 state):
+    """``intsim.present``: one presentation in integer arithmetic; the excitatory spike counts
+    in wi[WI_COUNTS]; returns their sum."""
+    n_in, N = wc.shape
+    T = mp[MP_T]
+    has_inh = mp[MP_HAS_INH] != 0
+    shift = lp[0, LP_V_FRAC] - mp[MP_W_FRAC]
+    lateral = mp[MP_LATERAL]
+    e2i = mp[MP_EXC_TO_INH]
+    u = state[0]
+    ref = state[1]
+    ui = state[2]
+    ref_i = state[3]
+    src_prev = wi[WI_SRC_PREV]
+    e_prev = wi[WI_E_PREV]
+    s_e = wi[WI_S_E]
+    s_i = wi[WI_S_I]
+    cross = wi[WI_CROSS]
+    cross_i = wi[WI_CROSS_I]
+    counts = wi[WI_COUNTS]
+    pre = wp[WP_PRE]
+    for j in range(N):
+        u[j] = 0
+        ref[j] = 0
+        ui[j] = 0
+        ref_i[j] = 0
+        src_prev[j] = 0
+        e_prev[j] = 0
+        counts[j] = 0
+        cur_i[j] = 0
+    n_nz = _setup_inputs(image, rate_unit, wp)
+    n_src = 0
+    n_e_prev = 0
+    n_exc = 0
+    for t in range(T):
+        sk = _step_key(skey, retry * T + t)
+        n_pre = _draw_inputs(sk, n_nz, wp)
+        rand = np.int64(_fmix32((sk + WINNER_MUL) & M32))
+        for j in range(N):
+            cur[j] = 0
+        for q in range(n_pre):
+            r = pre[q]
+            for j in range(N):
+                cur[j] += wc[r, j]
+        if shift > 0:
+            for j in range(N):
+                cur[j] = cur[j] << shift
+        elif shift < 0:
+            for j in range(N):
+                cur[j] = cur[j] >> (-shift)
+        if n_src:
+            for j in range(N):
+                cur[j] += lateral * (n_src - src_prev[j])
+        n_post = _layer_step_int(u, ref, cur, th_e, s_e, cross, lp, 0, rand)
+        if has_inh:
+            for j in range(N):
+                cur_i[j] = e2i * e_prev[j]
+            n_si = _layer_step_int(ui, ref_i, cur_i, th_i, s_i, cross_i, lp, 1, 0)
+            src_prev, s_i = s_i, src_prev
+            e_prev, s_e = s_e, e_prev
+            n_src = n_si
+            n_e_prev = n_post
+        else:
+            src_prev, s_e = s_e, src_prev
+            n_src = n_post
+        for q in range(n_post):
+            counts[cross[q]] += 1
+        n_exc += n_post
+    return n_exc
+
+
+@njit(cache=True)
+def _classify_int(counts, assignments, sizes, n_classes, sums):
+    """``intsim.classify``: all-activity vote by exact cross multiplication (ties: lowest)."""
+    for c in range(n_classes):
+        sums[c] = 0
+    for j in range(counts.shape[0]):
+        a = assignments[j]
+        if 0 <= a < n_classes:
+            sums[a] += counts[j]
+    best = 0
+    best_sum = 0
+    best_n = 1
+    for c in range(n_classes):
+        n_c = sizes[c]
+        s_c = sums[c] if n_c else 0
+        n_eff = n_c if n_c else 1
+        if s_c * best_n > best_sum * n_eff:
+            best = c
+            best_sum = s_c
+            best_n = n_eff
+    return best
+
+
+@njit(cache=True, parallel=True)
+def infer_int_batch(wc, images, skeys, rate_units, lp, mp, th_e, th_i, assignments, sizes,
+                    counts, preds):
+    """Integer inference of a batch (``intsim.infer``), the samples in parallel."""
+    n_in, N = wc.shape
+    n_rates = rate_units.shape[0]
+    for b in prange(images.shape[0]):
+        wi = np.zeros((N_WI, N), dtype=np.int64)
+        wp = np.zeros((N_WP, n_in), dtype=np.int64)
+        cur = np.zeros(N, dtype=np.int64)
+        cur_i = np.zeros(N, dtype=np.int64)
+        state = np.zeros((4, N), dtype=np.int64)
+        sums = np.zeros(mp[MP_N_CLASSES], dtype=np.int64)
+        skey = np.uint64(skeys[b])
+        for retry in range(n_rates):
+            n_exc = _present_int(wc, images[b], skey, rate_units[retry], retry, lp, mp, th_e,
+                                 th_i, wi, wp, cur, cur_i, state)
+            if n_exc >= mp[MP_RETRY_MIN]:
+                break
+        for j in range(N):
+            counts[b, j] = wi[WI_COUNTS, j]
+        preds[b] = _classify_int(counts[b], assignments, sizes, mp[MP_N_CLASSES], sums)
