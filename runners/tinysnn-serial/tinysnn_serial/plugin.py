@@ -28,6 +28,13 @@ def register_transports(register):
 
 
 @tinysnn_core.hookimpl
+def register_exporters(register):
+    from .codegen import CExporter
+
+    register("c", CExporter, summary="C99 integer engine + packed model constants (firmware)")
+
+
+@tinysnn_core.hookimpl
 def register_commands(register):
     register("board", BoardCommand(), summary="list, build, start, flash and self-test boards")
 
