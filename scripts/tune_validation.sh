@@ -2,9 +2,11 @@
 # Choose the inhibition strength and theta_plus of each network on a validation split
 # (the last 1,000 of mnist-5k's 4,000 training digits; the test set is not looked at).
 # Usage: bash scripts/tune_validation.sh N EPOCHS   -> runs/tune/*.json, one per setting
+# Give EPOCHS so that 3,000 x EPOCHS presentations match the final run's (4,000 x 3 = 3,000 x 4):
+# these networks change abruptly with the number of presentations (theta must grow first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${1:-400}; E=${2:-3}; OUT=runs/tune; mkdir -p "$OUT"
+N=${1:-400}; E=${2:-4}; OUT=runs/tune; mkdir -p "$OUT"
 run() {  # tag, then tinysnn arguments
     local tag=$1; shift
     [ -f "$OUT/$tag.json" ] && return 0   # resumable: finished settings are skipped

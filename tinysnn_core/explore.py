@@ -31,7 +31,8 @@ from .quant import GROUPS, default_format
 ALL_GROUPS = ("weights", "potential", "theta", "inhibition", "decay")
 #: integer inference needs every one of these groups in fixed point
 DEPLOYABLE_GROUPS = ALL_GROUPS
-GROUP_SETS = {"weights": ("weights",), "all": ALL_GROUPS}
+#: "mixed": the weights at the swept precision, the neuron groups at a fixed one (neuron_bits)
+GROUP_SETS = {"weights": ("weights",), "all": ALL_GROUPS, "mixed": ALL_GROUPS}
 
 
 @dataclass
@@ -60,7 +61,8 @@ def make_groups(names, bits: int, rounding: str, inhibition_magnitude: float,
 
 
 def build_grid(*, schemes, bits, roundings, group_sets, sensitivity: bool,
-               inhibition_magnitude: float, sensitivity_groups=ALL_GROUPS) -> list[Point]:
+               inhibition_magnitude: float, sensitivity_groups=ALL_GROUPS,
+               neuron_bits: int = 16) -> list[Point]:
     points = []
     for scheme in schemes:
         for gs in group_sets:
@@ -68,9 +70,10 @@ def build_grid(*, schemes, bits, roundings, group_sets, sensitivity: bool,
                 raise ConfigError(f"unknown group set {gs!r}; known: {', '.join(GROUP_SETS)}")
             for b in bits:
                 for r in roundings:
-                    groups = make_groups(GROUP_SETS[gs], b, r, inhibition_magnitude)
-                    points.append(Point(scheme, b, r, groups, "grid", gs,
-                                        f"{scheme} {gs} {b}b {r}"))
+                    nb = neuron_bits if gs == "mixed" else None
+                    groups = make_groups(GROUP_SETS[gs], b, r, inhibition_magnitude, nb)
+                    label = f"{scheme} {gs} {b}b" + (f"/{nb}b" if nb else "") + f" {r}"
+                    points.append(Point(scheme, b, r, groups, "grid", gs, label))
     if sensitivity:
         for g in sensitivity_groups:
             for b in bits:

@@ -65,7 +65,9 @@ def plot_accuracy_vs_bits(rows, base, path):
                     ax.plot([r["bits"] for r in pts], [100 * r["accuracy"] for r in pts], ls,
                             marker="o", label=f"{scheme.upper()} {rounding}")
         ax.axhline(100 * base["accuracy"], color="gray", lw=1, label="float")
-        ax.set_title(f"quantized: {'weights' if gs == 'weights' else 'weights + neuron parameters'}")
+        titles = {"weights": "weights", "all": "weights + neuron parameters",
+                  "mixed": "weights (neuron parameters fixed)"}
+        ax.set_title(f"quantized: {titles.get(gs, gs)}")
         ax.set_xlabel("bits")
         ax.set_ylabel("test accuracy (%)")
         ax.set_ylim(0, 100)

@@ -30,7 +30,11 @@ class ExploreCommand:
         p.add_argument("--roundings", default="truncation,nearest,stochastic",
                        help="rounding plugins (default truncation,nearest,stochastic)")
         p.add_argument("--group-sets", default="weights,all",
-                       help="weights (weights alone) and/or all (weights + neuron parameters)")
+                       help="weights (weights alone), all (weights + neuron parameters at the "
+                            "same precision), mixed (weights swept, neuron parameters at "
+                            "--neuron-bits)")
+        p.add_argument("--neuron-bits", type=int, default=16,
+                       help="precision of the neuron groups in the 'mixed' set (default 16)")
         p.add_argument("--no-sensitivity", action="store_true",
                        help="skip the per-group sensitivity sweep")
         p.add_argument("--workers", type=int, default=1, help="local worker processes")
@@ -56,7 +60,7 @@ class ExploreCommand:
         mag = max(abs(net.topology.w_lateral), abs(net.topology.w_exc_inh), 1.0)
         points = build_grid(schemes=schemes, bits=bits, roundings=roundings,
                             group_sets=_csv(args.group_sets), sensitivity=not args.no_sensitivity,
-                            inhibition_magnitude=mag)
+                            inhibition_magnitude=mag, neuron_bits=args.neuron_bits)
         options = {"backend": args.backend, "save_models": args.save_models}
         rows = run_exploration(points, args.model, args.results, workers=args.workers,
                                scheduler=args.scheduler, options=options, progress=not args.quiet)
