@@ -191,13 +191,3 @@ def test_post_training_quantized_parameters_infer_identically(digits):
     _, test = digits
     ref, got = run_both(net, test[:16], np.arange(16), learn=False)
     assert_identical(ref, got)
-
-
-def test_simulated_fixed_point_state_is_refused(digits):
-    from tinysnn_numba import UnsupportedNetwork
-
-    net = _post_training_quantized(digits, {"potential": {"format": "sQ7.4",
-                                                          "rounding": "nearest"}})
-    _, test = digits
-    with pytest.raises(UnsupportedNetwork, match=r"potential.*backend = \"numpy\""):
-        NumbaBackend().run(net, test[:2], np.arange(2), learn=False, seed=0, ops=OpCounts())

@@ -308,11 +308,11 @@ class NumbaBackend:
         ok, why = _numba_status()
         if not ok:
             raise TinySNNError(f"backend 'numba' is not usable here: {why}")
-        packed = pack_integer_model(model)          # refuses what it cannot run, before work
         n_in, N = int(model.n_inputs), int(model.n_neurons)
         if sample_ids is None:
             sample_ids = np.arange(len(images))
         images, ids = _batch(images, sample_ids, n_in)
+        packed = pack_integer_model(model)          # refuses what it cannot run, before work
         B = len(images)
         counts = np.zeros((B, N), dtype=np.int64)
         preds = np.zeros(B, dtype=np.int64)
