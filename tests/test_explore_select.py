@@ -19,7 +19,7 @@ def float_model(tmp_path_factory):
 
 def test_grid_shape():
     pts = build_grid(schemes=["ptq", "itq"], bits=[8, 4], roundings=["truncation", "nearest"],
-                     group_sets=["weights", "all"], sensitivity=True, inhibition_magnitude=60)
+                     group_sets=["weights", "all"], sensitivity=True, ranges={"inhibition": 60})
     grid = [p for p in pts if p.kind == "grid"]
     assert len(grid) == 2 * 2 * 2 * 2
     sens = [p for p in pts if p.kind == "sensitivity"]
@@ -30,7 +30,7 @@ def test_grid_shape():
 def test_exploration_resumes_without_repeating(float_model, tmp_path):
     results = tmp_path / "r.jsonl"
     pts = build_grid(schemes=["ptq"], bits=[8, 6], roundings=["nearest"], group_sets=["all"],
-                     sensitivity=False, inhibition_magnitude=60)
+                     sensitivity=False, ranges={"inhibition": 60})
     run_exploration(pts[:1], str(float_model), str(results), progress=False)
     first = read_results(results)
     assert [r["kind"] for r in first] == ["baseline", "grid"]
@@ -48,7 +48,7 @@ def test_exploration_resumes_without_repeating(float_model, tmp_path):
 def test_exploration_on_a_local_dask_cluster(float_model, tmp_path):
     distributed = pytest.importorskip("distributed")
     pts = build_grid(schemes=["ptq"], bits=[8], roundings=["truncation", "nearest"],
-                     group_sets=["weights"], sensitivity=False, inhibition_magnitude=60)
+                     group_sets=["weights"], sensitivity=False, ranges={"inhibition": 60})
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
         rows = run_exploration(pts, str(float_model), str(tmp_path / "d.jsonl"),
@@ -85,7 +85,7 @@ def test_selection_without_a_feasible_candidate_says_so():
 def test_select_and_report_commands(float_model, tmp_path):
     results = tmp_path / "r.jsonl"
     pts = build_grid(schemes=["ptq"], bits=[8], roundings=["nearest"], group_sets=["all"],
-                     sensitivity=False, inhibition_magnitude=60)
+                     sensitivity=False, ranges={"inhibition": 60})
     run_exploration(pts, str(float_model), str(results), progress=False)
     out = tmp_path / "sel.tsnn"
     assert main(["select", str(results), "--model", str(float_model), "--target", "0.0",

@@ -31,7 +31,7 @@ def trained(mnist5k):
 def quantized(net, wbits, pbits, rounding="nearest", scheme="ptq"):
     net = copy.deepcopy(net)
     groups = make_groups(["weights", "potential", "theta", "inhibition", "decay"], wbits, rounding,
-                         60.0, neuron_bits=pbits)
+                         {"inhibition": 60.0}, neuron_bits=pbits)
     net.config.quant = QuantSettings(scheme, groups)
     quantizer, plan = flow.quantizer_for(net.config)
     quantizer.prepare(net, plan)
@@ -90,7 +90,7 @@ def test_integer_classification_matches_float_all_activity():
 @pytest.mark.parametrize("rounding", ["truncation", "nearest", "stochastic"])
 def test_itq_training_keeps_parameters_on_the_grid(mnist5k, rounding):
     groups = make_groups(["weights", "theta", "traces", "potential", "decay", "inhibition"], 12,
-                         rounding, 17.5)
+                         rounding, {"inhibition": 17.5})
     cfg = Config.from_dict({"n_neurons": 20, "train": {"time_steps": 60}})
     cfg.quant = QuantSettings("itq", groups)
     net = flow.build_network(cfg)

@@ -50,18 +50,20 @@ class Point:
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def make_groups(names, bits: int, rounding: str, inhibition_magnitude: float,
+def make_groups(names, bits: int, rounding: str, ranges: dict | None = None,
                 neuron_bits: int | None = None) -> dict:
-    """Formats for ``names`` at ``bits`` (``neuron_bits`` for the neuron groups when given)."""
+    """Formats for ``names`` at ``bits`` (``neuron_bits`` for the neuron groups when given),
+    their integer bits sized to ``ranges`` (``quant.model_ranges`` of the float model)."""
+    ranges = ranges or {}
     out = {}
     for g in names:
         b = bits if (g == "weights" or neuron_bits is None) else neuron_bits
-        out[g] = {"format": str(default_format(g, b, inhibition_magnitude)), "rounding": rounding}
+        out[g] = {"format": str(default_format(g, b, ranges.get(g))), "rounding": rounding}
     return out
 
 
 def build_grid(*, schemes, bits, roundings, group_sets, sensitivity: bool,
-               inhibition_magnitude: float, sensitivity_groups=ALL_GROUPS,
+               ranges: dict | None = None, sensitivity_groups=ALL_GROUPS,
                neuron_bits: int = 16) -> list[Point]:
     points = []
     for scheme in schemes:
@@ -71,14 +73,14 @@ def build_grid(*, schemes, bits, roundings, group_sets, sensitivity: bool,
             for b in bits:
                 for r in roundings:
                     nb = neuron_bits if gs == "mixed" else None
-                    groups = make_groups(GROUP_SETS[gs], b, r, inhibition_magnitude, nb)
+                    groups = make_groups(GROUP_SETS[gs], b, r, ranges, nb)
                     label = f"{scheme} {gs} {b}b" + (f"/{nb}b" if nb else "") + f" {r}"
                     points.append(Point(scheme, b, r, groups, "grid", gs, label))
     if sensitivity:
         for g in sensitivity_groups:
             for b in bits:
                 for r in roundings:
-                    groups = make_groups([g], b, r, inhibition_magnitude)
+                    groups = make_groups([g], b, r, ranges)
                     points.append(Point("ptq", b, r, groups, "sensitivity", g,
                                         f"sensitivity {g} {b}b {r}"))
     seen, unique = set(), []

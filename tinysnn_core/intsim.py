@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import TinySNNError
 from .fixedpoint import QFormat, round_codes
-from .quant import QuantPlan, default_format
+from .quant import QuantPlan, default_format, model_ranges
 
 INT_MODEL_VERSION = 1
 #: default formats for groups a plan leaves out when a model goes integer
@@ -103,10 +103,10 @@ def complete_plan(net) -> QuantPlan:
 
     plan = net.quant.plan if net.quant is not None else QuantPlan("none")
     groups = dict(plan.groups)
-    mag = max(abs(net.topology.w_lateral), abs(net.topology.w_exc_inh), 1.0)
+    ranges = model_ranges(net)
     for group in ("weights", "potential", "theta", "inhibition", "decay"):
         if group not in groups:
-            groups[group] = GroupSpec(default_format(group, DEFAULT_BITS, mag), "nearest")
+            groups[group] = GroupSpec(default_format(group, DEFAULT_BITS, ranges[group]), "nearest")
     return QuantPlan(plan.scheme, groups)
 
 

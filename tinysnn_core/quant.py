@@ -8,6 +8,12 @@ group       what                                                     default int
 weights     input weights w, in [wmin, wmax] = [0, 1]                uQ0.n (saturates at 1-step)
 potential   membrane potential relative to rest, u = v - rest       sQ7.n  ([-128, 128) mV)
 theta       adaptive threshold offsets                               uQ7.n  ([0, 128) mV)
+==========  =======================================================  =====================
+
+When the network is known, ``model_ranges`` sizes the integer bits to the values it holds
+(theta can grow past 128 mV); ``tinysnn explore`` does so from the trained float model.
+
+==========  =======================================================  =====================
 traces      synaptic traces in [0, 1]                                uQ1.n
 inhibition  lateral inhibition strength(s)                           sQk.n  (k fits |w|)
 decay       leak / trace / theta decay factors in (0, 1]             uQ1.n  (1.0 representable)
@@ -38,13 +44,34 @@ _INT_BITS = {"weights": (0, False), "potential": (7, True), "theta": (7, False),
              "traces": (1, False), "decay": (1, False)}
 
 
-def default_format(group: str, bits: int, inhibition_magnitude: float = 128.0) -> QFormat:
-    """The ``bits``-bit format of ``group`` with the integer bits of the table above (fewer when
-    ``bits`` is too small: the format then saturates earlier)."""
+def int_bits_for(magnitude: float) -> int:
+    """Integer bits that hold ``magnitude``: the smallest k with 2**k > magnitude."""
+    return 0 if magnitude < 1 else int(math.floor(math.log2(magnitude))) + 1
+
+
+def model_ranges(net) -> dict:
+    """The largest magnitude each group must hold in this network (sizes its formats): theta
+    grows with training, and the potential must reach the highest threshold."""
+    theta_max = float(np.max(net.theta)) if net.theta.size else 0.0
+    layers = [l for l in (net.exc, net.inh) if l is not None]
+    potential = max([abs(l.p.thresh - l.p.rest) + (theta_max if l is net.exc else 0.0)
+                     for l in layers] + [abs(l.p.reset - l.p.rest) for l in layers])
+    return {"weights": float(np.max(net.w)) if net.w.size else 1.0, "theta": theta_max,
+            "potential": potential,
+            "inhibition": max(abs(net.topology.w_lateral), abs(net.topology.w_exc_inh)),
+            "traces": 1.0, "decay": 1.0}
+
+
+def default_format(group: str, bits: int, magnitude: float | None = None) -> QFormat:
+    """The ``bits``-bit format of ``group``: integer bits from the table above, or enough for
+    ``magnitude`` when given (fewer when ``bits`` is too small: the format then saturates
+    earlier)."""
     if group not in GROUPS:
         raise ConfigError(f"unknown parameter group {group!r}; known: {', '.join(GROUPS)}")
     if group == "inhibition":
-        int_bits, signed = max(0, math.ceil(math.log2(max(inhibition_magnitude, 1.0) + 1e-9))), True
+        int_bits, signed = int_bits_for(128.0 if magnitude is None else magnitude), True
+    elif magnitude is not None:
+        int_bits, signed = int_bits_for(magnitude), _INT_BITS[group][1]
     else:
         int_bits, signed = _INT_BITS[group]
     available = bits - (1 if signed else 0)

@@ -132,7 +132,8 @@ def quantizer_conformance(name: str, *, examples: int = 15):
     from .registry import get_registry
 
     def make(bits, rounding):
-        groups = {g: {"format": str(default_format(g, bits, 32.0)), "rounding": rounding}
+        groups = {g: {"format": str(default_format(g, bits, 32.0 if g == "inhibition" else None)),
+                      "rounding": rounding}
                   for g in ("weights", "potential", "theta", "inhibition", "decay")}
         cfg = Config.from_dict({"n_neurons": 8, "train": {"time_steps": 20}})
         cfg.quant = QuantSettings(name, groups)

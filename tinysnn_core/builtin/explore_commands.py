@@ -57,10 +57,11 @@ class ExploreCommand:
         for b in bits:
             if not 1 <= b <= 32:
                 raise ConfigError(f"--bits: {b} is outside 1..32")
-        mag = max(abs(net.topology.w_lateral), abs(net.topology.w_exc_inh), 1.0)
+        from tinysnn_core.quant import model_ranges
+
         points = build_grid(schemes=schemes, bits=bits, roundings=roundings,
                             group_sets=_csv(args.group_sets), sensitivity=not args.no_sensitivity,
-                            inhibition_magnitude=mag, neuron_bits=args.neuron_bits)
+                            ranges=model_ranges(net), neuron_bits=args.neuron_bits)
         options = {"backend": args.backend, "save_models": args.save_models}
         rows = run_exploration(points, args.model, args.results, workers=args.workers,
                                scheduler=args.scheduler, options=options, progress=not args.quiet)
