@@ -24,7 +24,7 @@ from tinysnn_core.builtin.backend_numpy import NumpyBackend  # noqa: E402
 from tinysnn_core.config import Config, QuantSettings  # noqa: E402
 from tinysnn_core.errors import DatasetMissing  # noqa: E402
 from tinysnn_core.evaluate import assign_labels  # noqa: E402
-from tinysnn_core.explore import make_groups  # noqa: E402
+from tinysnn_core.quant import default_format  # noqa: E402
 from tinysnn_core.ops import OpCounts  # noqa: E402
 from tinysnn_numba import NumbaBackend, UnsupportedNetwork  # noqa: E402
 from tinysnn_numba import backend as backend_mod  # noqa: E402
@@ -46,12 +46,23 @@ def data():
         pytest.skip(f"mnist-5k not installed: {exc}")
 
 
+def make_groups(names, bits, rounding, neuron_bits=None, inhibition=17.5):
+    """What ``tinysnn_core.explore.make_groups`` builds with the default integer bits: each group
+    at its ``default_format`` (``neuron_bits`` for the groups other than the weights)."""
+    out = {}
+    for g in names:
+        b = bits if (g == "weights" or neuron_bits is None) else neuron_bits
+        fmt = default_format(g, b, inhibition if g == "inhibition" else None)
+        out[g] = {"format": str(fmt), "rounding": rounding}
+    return out
+
+
 def itq_network(topology="tinysnn", rule="postpre", bits=8, rounding="nearest", n=20, T=60,
                 groups=None, **extra):
     cfg = {"n_neurons": n, "topology": {"name": topology}, "learning": {"name": rule},
            "train": {"time_steps": T}, **extra}
     cfg = Config.from_dict(cfg)
-    cfg.quant = QuantSettings("itq", groups or make_groups(ALL, bits, rounding, 17.5))
+    cfg.quant = QuantSettings("itq", groups or make_groups(ALL, bits, rounding))
     return flow.build_network(cfg)          # the in-training quantizer's prepare
 
 
@@ -139,9 +150,9 @@ def trained(data):
 
 
 def ptq(net, wbits, pbits, rounding="nearest", names=DEPLOYABLE, groups=None):
-    """``tests/test_quant_flow.py``'s way: make_groups + QuantSettings + the quantizer."""
+    """``tests/test_quant_flow.py``'s way: groups + QuantSettings + the quantizer's prepare."""
     net = copy.deepcopy(net)
-    groups = groups or make_groups(names, wbits, rounding, 17.5, neuron_bits=pbits)
+    groups = groups or make_groups(names, wbits, rounding, neuron_bits=pbits)
     net.config.quant = QuantSettings("ptq", groups)
     quantizer, plan = flow.quantizer_for(net.config)
     quantizer.prepare(net, plan)
@@ -200,7 +211,7 @@ def test_stochastic_rounding_agrees_statistically(data, topology):
     differ by at most 4 standard errors of the difference plus 5 % of the reference's mean (the
     seeds' spread of the reference). The theta group at uQ7.4 (step 0.0625 > theta_plus = 0.05)
     is the case where SR matters: truncation would keep theta at 0, SR grows it in expectation."""
-    groups = make_groups(ALL, 8, "stochastic", 17.5)
+    groups = make_groups(ALL, 8, "stochastic")
     groups["theta"] = {"format": "uQ7.4", "rounding": "stochastic"}
     net = itq_network(topology, "postpre", groups=groups, n=20, T=60)
     seeds = [11, 12, 13, 14]
