@@ -35,8 +35,22 @@ def register_exporters(register):
 
 
 @tinysnn_core.hookimpl
+def register_energy_meters(register):
+    from .meters import METERS
+
+    for name, (cls, summary) in METERS.items():
+        register(name, cls, summary=summary)
+
+
+@tinysnn_core.hookimpl
 def register_commands(register):
+    from .deploy import DeployCommand, MeasureCommand
+
     register("board", BoardCommand(), summary="list, build, start, flash and self-test boards")
+    register("deploy", DeployCommand(), summary="quantized model -> C -> board: parity with the "
+             "host integer simulator, accuracy, cycles, memory, energy; resumable")
+    register("measure", MeasureCommand(), summary="run the test samples on a board that is "
+             "already running the model (any serial URL); resumable")
 
 
 class BoardCommand:

@@ -184,6 +184,7 @@ class Result:
     cycles: int
     counts: list[int]
     infer: dict = field(default_factory=dict)
+    energy: dict | None = None
 
 
 class DeviceUnderTest:
@@ -422,20 +423,28 @@ class DeviceUnderTest:
         return Result(head["sid"], head["seed"], head["pred"], head["cycles"], flat)
 
     def run_sample(self, image, seed: int, sample_id: int, *, n: int = 1,
-                   warmup: int = 0) -> Result:
-        """Load one sample, infer, fetch and check its results."""
+                   warmup: int = 0, meter=None) -> Result:
+        """Load one sample, infer, fetch and check its results. ``meter`` (an energy meter,
+        tinysnn_serial.meters) is told when the inference window opens and closes; its answer
+        goes to ``Result.energy``."""
         payload = encode_sample(image, seed, sample_id)
         for attempt in range(self.reloads + 1):
             if attempt:
                 self.stats.reloads += 1
             self.load(payload)
+            energy = None
             try:
+                if meter is not None:
+                    meter.begin()
                 info = self.infer(n, warmup)
+                if meter is not None:
+                    energy = meter.end(info, n)
             except DeviceError:
                 continue  # e.g. e-db-incomplete after a board reset
             res = self.results()
             if res.sample_id == sample_id & 0xFFFFFFFF and res.seed == seed & 0xFFFFFFFF:
                 res.infer = info
+                res.energy = energy
                 self.stats.samples += 1
                 return res
         raise IntegrityError(f"sample {sample_id}: no consistent result after "

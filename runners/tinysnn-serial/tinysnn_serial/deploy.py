@@ -1,0 +1,531 @@
+"""``tinysnn deploy`` and ``tinysnn measure``: a quantized model on a board, N test samples,
+prediction parity with the host integer simulator, accuracy, cycles, memory and energy.
+
+Every sample's result goes to a JSON-lines file the moment it arrives (flushed and synced), and
+every byte on the link to a transcript. Running the same command again resumes: the samples
+already in the results file are skipped, a half-written last line (a runner killed mid-write) is
+dropped, and the file's header must describe the same model, board, data set and seed.
+
+Samples are those of the model's data set test split (its configuration's ``n_test`` limit
+applies), with the seed ``tinysnn_core.train.stream_seed(seed, "test")`` and sample id = index
+in the split: exactly what ``tinysnn_core.intsim.infer`` computes on the host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinysnn_core.errors import TinySNNError
+
+from . import codegen
+from .boards import BOARDS, BoardFitError, BoardError
+from .meters import METERS, MeterError
+from .protocol import DeviceUnderTest, LinkError
+from .transports import FlakyTransport, PtyTransport, SerialTransport, TransportError
+
+RESULTS_VERSION = 1
+#: header keys that must match for a results file to be resumed
+IDENTITY = ("model_digest", "board", "dataset", "seed", "engine")
+
+
+class DeployError(TinySNNError):
+    """The deployment could not go on (the message says why and what to do)."""
+
+
+# ---- results file -----------------------------------------------------------------------------
+
+class ResultsFile:
+    """A JSON-lines results file: one header line, then one line per sample (and one line per
+    session with the link statistics). Appends are flushed and fsync'ed."""
+
+    def __init__(self, path, header: dict):
+        self.path = Path(path)
+        self.header = dict(header, kind="header", version=RESULTS_VERSION)
+        self.records: list[dict] = []
+        self.sessions: list[dict] = []
+        self.resumed = False
+        self._fh = None
+
+    def open(self) -> "ResultsFile":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and self.path.stat().st_size > 0:
+            raw = self.path.read_bytes()
+            cut = raw.rfind(b"\n") + 1
+            if cut < len(raw):  # a line cut short by a kill: drop it, the sample runs again
+                with open(self.path, "r+b") as fh:
+                    fh.truncate(cut)
+                raw = raw[:cut]
+            lines = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
+            head = lines[0] if lines else {}
+            if head.get("kind") != "header":
+                raise DeployError(f"{self.path} is not a tinysnn deploy results file")
+            diff = [k for k in IDENTITY if head.get(k) != self.header.get(k)]
+            if diff:
+                raise DeployError(
+                    f"{self.path} holds results of another run ({', '.join(diff)} differ: "
+                    + "; ".join(f"{k}: {head.get(k)!r} there, {self.header.get(k)!r} now"
+                                for k in diff) + "); choose another --results file")
+            seen = set()
+            for rec in lines[1:]:
+                if rec.get("kind") == "sample" and rec["sid"] not in seen:
+                    seen.add(rec["sid"])
+                    self.records.append(rec)
+                elif rec.get("kind") == "session":
+                    self.sessions.append(rec)
+            self.resumed = True
+            self._fh = open(self.path, "a")
+        else:
+            self._fh = open(self.path, "w")
+            self._write(self.header)
+        return self
+
+    def _write(self, rec: dict) -> None:
+        self._fh.write(json.dumps(rec, sort_keys=True) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def add(self, rec: dict) -> None:
+        rec = dict(rec, kind="sample")
+        self._write(rec)
+        self.records.append(rec)
+
+    def add_session(self, rec: dict) -> None:
+        rec = dict(rec, kind="session")
+        self._write(rec)
+        self.sessions.append(rec)
+
+    @property
+    def done(self) -> set[int]:
+        return {r["sid"] for r in self.records}
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def summarize(records: list[dict], sessions: list[dict], profile=None) -> dict:
+    """The numbers of a run, from its records."""
+    n = len(records)
+    out = {"samples": n}
+    if not n:
+        return out
+    out["parity"] = sum(r["pred"] == r["host_pred"] for r in records) / n
+    out["counts_identical"] = sum(bool(r["counts_ok"]) for r in records) / n
+    labelled = [r for r in records if r.get("label") is not None]
+    if labelled:
+        out["accuracy"] = sum(r["pred"] == r["label"] for r in labelled) / len(labelled)
+        out["host_accuracy"] = sum(r["host_pred"] == r["label"] for r in labelled) / len(labelled)
+    cycles = sorted(r["cycles"] for r in records)
+    out["cycles"] = {"min": cycles[0], "median": statistics.median(cycles), "max": cycles[-1]}
+    if profile is not None:
+        out["seconds_at_clock"] = {k: v / profile.clock_hz for k, v in out["cycles"].items()}
+        out["clock_hz"] = profile.clock_hz
+        out["cycle_source"] = profile.cycle_source
+    energies = [r["energy_j"] for r in records if r.get("energy_j") is not None]
+    if energies:
+        out["energy_j"] = {"min": min(energies), "median": statistics.median(energies),
+                           "max": max(energies), "samples": len(energies)}
+    link: dict[str, int] = {}
+    for s in sessions:
+        for k, v in s.get("link", {}).items():
+            link[k] = link.get(k, 0) + int(v)
+    out["link"] = link
+    out["sessions"] = len(sessions)
+    return out
+
+
+# ---- the run ----------------------------------------------------------------------------------
+
+@dataclass
+class Target:
+    """Where the samples run: a transport to a board, and what was measured about it."""
+
+    transport: object
+    profile: object
+    running: object = None            # a RunningBoard (emulated boards started here)
+    memory: object = None             # MemoryUse from the ELF
+    fit: object = None                # FitReport
+    notes: list = field(default_factory=list)
+
+    def close(self) -> None:
+        try:
+            self.transport.close()
+        finally:
+            if self.running is not None:
+                self.running.stop()
+
+
+def model_id(model_path) -> tuple[str, str]:
+    """(stem, sha256 of the model file)."""
+    path = Path(model_path)
+    return path.stem, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_model(model_path, *, int_defaults: bool = False, board=None):
+    """The network and its integer model; an unquantized model is refused (with the FP32 fit
+    check when a board is given) unless ``int_defaults``."""
+    from tinysnn_core.intsim import from_network
+    from tinysnn_core.modelfile import load_network
+
+    net = load_network(model_path)
+    if net.quant is None and not int_defaults:
+        n = net.n_neurons
+        fp32 = 4 * net.w.size + 4 * n + (4 * n * n if net.inh is not None else 0)
+        msg = (f"{model_path} is not quantized (FP32: {fp32 / 1024:.1f} KiB of parameters); the "
+               "board runs the integer engine of docs/fixed-point.md: quantize the model "
+               "(quant.scheme = 'ptq' or 'itq', e.g. the model that tinysnn select writes), or "
+               "pass --int-defaults to use the 16-bit default formats")
+        if board is not None:
+            fit = board.estimate_fit(fp32, 3 * 4 * n, n)
+            msg = f"the FP32 {fit.message()}\n{msg}" if not fit.fits else msg
+        raise DeployError(msg)
+    if net.assignments is None:
+        raise DeployError(f"{model_path} has no label assignments: evaluate it first "
+                          "(tinysnn eval MODEL)")
+    return net, from_network(net)
+
+
+def test_split(net, samples: int | None):
+    """(images, labels, seed, data set name) of the model's test split, first ``samples``."""
+    from tinysnn_core import train as flow
+
+    data = flow.load_dataset(net.config)
+    images, labels = data.test_images, data.test_labels
+    if samples is not None:
+        if samples > len(images):
+            raise DeployError(f"--samples {samples}: the test split of {data.name} has "
+                              f"{len(images)} samples (train.n_test of the model's config)")
+        images, labels = images[:samples], labels[:samples]
+    return images, labels, flow.stream_seed(net.config.seed, "test"), data.name
+
+
+def prepare(net, m, board, *, name: str, build_dir) -> tuple[Path, object, object, object]:
+    """Generate, check the fit (before and after the build), build. Returns (elf, export,
+    memory use or None, fit report or None)."""
+    exp = codegen.generate(m, name)
+    estimate = board.estimate_fit(exp.const_bytes, exp.state_bytes, m.n_neurons)
+    board.require_fit(estimate)
+    build_dir = Path(build_dir)
+    eng = exp.write(build_dir / "engine")
+    elf = board.build(eng, build_dir / "firmware")
+    memory = fit = None
+    if board.profile.toolchain != "cc":
+        memory = board.memory_use(elf)
+        fit = board.require_fit(board.check_fit(memory.flash_bytes, memory.ram_bytes))
+    return elf, exp, memory, fit
+
+
+def firmware_model_name(stem: str, digest: str) -> str:
+    return codegen.model_name(f"{stem}-{digest[:10]}")
+
+
+def run_samples(dut: DeviceUnderTest, m, images, labels, seed: int, results: ResultsFile, *,
+                meter=None, n: int = 1, warmup: int = 0, on_sample=None, out=sys.stdout) -> int:
+    """Run every sample not yet in ``results``; returns how many ran now."""
+    from tinysnn_core import intsim
+
+    todo = [i for i in range(len(images)) if i not in results.done]
+    ran = 0
+    for sid in todo:
+        host_counts = intsim.infer_counts(m, images[sid], seed, sid)
+        host_pred = intsim.classify(m, host_counts)
+        res = dut.run_sample(images[sid], seed, sid, n=n, warmup=warmup, meter=meter)
+        rec = {"sid": sid, "label": int(labels[sid]) if labels is not None else None,
+               "pred": res.prediction, "host_pred": int(host_pred),
+               "counts_ok": res.counts == [int(c) for c in host_counts],
+               "spikes": int(sum(res.counts)), "cycles": res.cycles,
+               "cycles_min": res.infer.get("min"), "cycles_max": res.infer.get("max"),
+               "n": n, "t": round(time.time(), 3)}
+        if res.energy is not None:
+            rec["energy_j"] = res.energy["energy_j"]
+            rec["energy_source"] = res.energy["source"]
+        results.add(rec)
+        ran += 1
+        if not rec["counts_ok"] or rec["pred"] != rec["host_pred"]:
+            print(f"PARITY MISMATCH at sample {sid}: board predicted {rec['pred']}, host "
+                  f"{rec['host_pred']}; counts identical: {rec['counts_ok']}", file=out)
+        if on_sample is not None:
+            on_sample(rec)
+    return ran
+
+
+def make_meter(name: str | None, profile, options: dict):
+    if not name:
+        return None
+    if name not in METERS:
+        from tinysnn_core.registry import get_registry
+
+        try:
+            cls = get_registry().get("energy_meter", name)
+        except Exception as exc:  # noqa: BLE001 - report the registry's message
+            raise DeployError(str(exc)) from None
+    else:
+        cls = METERS[name][0]
+    meter = cls(**options)
+    meter.open(profile)
+    why = getattr(meter, "available", lambda: None)()
+    if why:
+        print(f"energy: {why}", file=sys.stderr)
+        meter.close()
+        return None
+    return meter
+
+
+def report(summary: dict, *, profile, model_desc: str, memory=None, fit=None, meter_name=None,
+           results_path=None, transcript_path=None, out=sys.stdout) -> None:
+    p = profile
+    w = lambda s="": print(s, file=out)  # noqa: E731
+    w(f"board {p.name} ({p.cpu}, {p.clock_hz / 1e6:g} MHz); {model_desc}")
+    if fit is not None:
+        w(fit.message())
+    n = summary.get("samples", 0)
+    if not n:
+        w("no samples")
+        return
+    par = summary["parity"]
+    w(f"prediction parity with the host integer simulator: {round(par * n)}/{n} "
+      f"({100 * par:.2f}%); spike counts identical: {round(summary['counts_identical'] * n)}/{n}")
+    if "accuracy" in summary:
+        w(f"accuracy: {100 * summary['accuracy']:.2f}% on {n} test samples (host integer "
+          f"simulator: {100 * summary['host_accuracy']:.2f}%)")
+    c = summary["cycles"]
+    what = ("QEMU instruction count (icount), not Cortex-M3 cycles"
+            if p.name.startswith("qemu") else p.cycle_source)
+    w(f"cycles per inference [{what}]: min {c['min']:,}  median {c['median']:,.0f}  "
+      f"max {c['max']:,}")
+    s = summary.get("seconds_at_clock")
+    if s:
+        w(f"time per inference at {p.clock_hz / 1e6:g} MHz: min {1e3 * s['min']:.2f} ms  "
+          f"median {1e3 * s['median']:.2f} ms  max {1e3 * s['max']:.2f} ms")
+    if memory is not None:
+        w(f"flash {memory.flash_bytes:,} B, RAM {memory.ram_bytes:,} B (from the ELF: "
+          + ", ".join(f"{k} {v:,}" for k, v in memory.sections.items()
+                      if k in (".text", ".rodata", ".data", ".bss", ".stack")) + ")")
+    e = summary.get("energy_j")
+    if e:
+        w(f"energy per inference ({meter_name}): median {1e6 * e['median']:.2f} uJ "
+          f"(min {1e6 * e['min']:.2f}, max {1e6 * e['max']:.2f}) over {e['samples']} samples")
+    elif meter_name:
+        w(f"energy per inference ({meter_name}): no result")
+    link = summary.get("link", {})
+    if link:
+        w("link: " + ", ".join(f"{k} {v}" for k, v in link.items() if k in (
+            "commands", "retries", "timeouts", "bad_acks", "frame_errors", "reloads", "samples"))
+          + f" over {summary.get('sessions', 0)} session(s)")
+    if results_path:
+        w(f"results: {results_path}" + (f"; transcript: {transcript_path}"
+                                        if transcript_path else ""))
+
+
+def default_paths(stem: str, board: str, results=None):
+    res = Path(results) if results else Path("runs") / "deploy" / f"{stem}-{board}.jsonl"
+    return res, res.with_name(res.stem + ".transcript.jsonl")
+
+
+def execute(*, model_path, board_name: str | None, samples: int | None, meter_name: str | None,
+            meter_options: dict, results_path, port: str | None, build: bool, build_dir=None,
+            flash: bool = True, flaky: float = 0.0, flaky_seed: int = 0, int_defaults=False,
+            timeout: float = 5.0, n: int = 1, warmup: int = 0, on_sample=None,
+            on_target=None, out=sys.stdout) -> dict:
+    """The whole flow behind both commands (``build`` False: ``measure`` on a running board)."""
+    stem, sha = model_id(model_path)
+    board = BOARDS.get(board_name) if board_name else None
+    if board_name and board is None:
+        raise DeployError(f"unknown board {board_name!r}; known: {', '.join(BOARDS)}")
+    net, m = load_model(model_path, int_defaults=int_defaults, board=board)
+    digest = codegen.model_digest(m)
+    name = firmware_model_name(stem, digest)
+    images, labels, seed, dataset = test_split(net, samples)
+    results_path, transcript_path = default_paths(stem, board_name or "port", results_path)
+
+    target = None
+    if build:
+        bdir = Path(build_dir) if build_dir else (Path("build") / "tinysnn-deploy"
+                                                  / f"{name}-{board.profile.name}")
+        elf, exp, memory, fit = prepare(net, m, board, name=name, build_dir=bdir)
+        if board.profile.toolchain == "cc":
+            transport, running = PtyTransport([str(elf)]), None
+        elif board.profile.emulated:
+            running = board.start(elf, log_path=bdir / "board.log")
+            transport = SerialTransport(running.url)
+        else:
+            if flash:
+                print(board.flash(elf), file=out)
+            if not port:
+                raise DeployError(f"{board.profile.name} is flashed; give its serial port "
+                                  "with --port (e.g. /dev/ttyACM0)")
+            transport, running = SerialTransport(port), None
+        target = Target(transport, board.profile, running, memory, fit)
+    else:
+        if not port:
+            raise DeployError("measure needs --port (a pyserial URL, pty:CMD or subprocess:CMD)")
+        from .transports import open_transport
+
+        target = Target(open_transport(port), board.profile if board else None)
+    if flaky:
+        target.transport = FlakyTransport(target.transport, drop=flaky / 2, corrupt=flaky / 2,
+                                          seed=flaky_seed)
+    if on_target is not None:
+        on_target(target)
+
+    transcript = None
+    results = None
+    meter = None
+    dut = None
+    try:
+        target.transport.open()
+        transcript = open(transcript_path.parent.mkdir(parents=True, exist_ok=True)
+                          or transcript_path, "a")
+        dut = DeviceUnderTest(target.transport, timeout=timeout if not flaky else 0.3,
+                              quiet=0.01, settle=0.1 if flaky else 0.25,
+                              retries=200 if flaky else 50, chunk=32 if flaky else 64,
+                              transcript=transcript)
+        dev_name = dut.connect()
+        if target.profile is None:
+            if dev_name not in BOARDS:
+                raise DeployError(f"the board says it is {dev_name!r}; pass --board NAME")
+            target.profile = BOARDS[dev_name].profile
+        prof = dut.profile()
+        if prof.get("engine") != codegen.ENGINE_NAME or prof.get("model") != name:
+            raise DeployError(f"the board runs engine {prof.get('engine')!r} with model "
+                              f"{prof.get('model')!r}, not {codegen.ENGINE_NAME!r} with "
+                              f"{name!r}: deploy this model first (tinysnn deploy)")
+        header = {"model": str(model_path), "model_sha256": sha, "model_digest": digest,
+                  "board": target.profile.name, "dataset": dataset, "seed": seed,
+                  "engine": codegen.ENGINE_NAME, "firmware_model": name,
+                  "formats": m.formats, "neurons": m.n_neurons, "time_steps": m.time_steps}
+        if target.memory is not None:
+            header["flash_bytes"] = target.memory.flash_bytes
+            header["ram_bytes"] = target.memory.ram_bytes
+        results = ResultsFile(results_path, header).open()
+        if results.resumed:
+            print(f"resuming {results_path}: {len(results.records)} of {len(images)} samples "
+                  "done", file=out)
+        meter = make_meter(meter_name, target.profile, meter_options)
+        try:
+            run_samples(dut, m, images, labels, seed, results, meter=meter, n=n,
+                        warmup=warmup, on_sample=on_sample, out=out)
+        except (LinkError, TransportError) as exc:
+            raise DeployError(f"the board stopped answering ({exc}); {len(results.records)} of "
+                              f"{len(images)} samples are in {results_path}: run the same "
+                              "command again to resume") from None
+    finally:
+        if results is not None and dut is not None:
+            link = dut.stats.as_dict()
+            if flaky:
+                link["flaky_damaged_bytes"] = target.transport.stats.total
+            results.add_session({"link": link, "t": round(time.time(), 3)})
+        if meter is not None:
+            meter.close()
+        target.close()
+        if transcript is not None:
+            transcript.close()
+    summary = summarize(results.records, results.sessions, target.profile)
+    memory = target.memory
+    desc = (f"model {stem} ({digest}), {m.n_neurons} neurons, "
+            f"{'diehl-cook' if m.inh is not None else 'tinysnn'}, T={m.time_steps}, weights "
+            f"{m.w_format}, potential {m.formats.get('potential', {}).get('format', '?')}")
+    report(summary, profile=target.profile, model_desc=desc, memory=memory, fit=target.fit,
+           meter_name=meter_name, results_path=results_path, transcript_path=transcript_path,
+           out=out)
+    results.close()
+    summary.update({"results": str(results_path), "transcript": str(transcript_path),
+                    "board": target.profile.name, "total": len(images)})
+    if memory is not None:
+        summary["flash_bytes"], summary["ram_bytes"] = memory.flash_bytes, memory.ram_bytes
+    return summary
+
+
+# ---- the commands -----------------------------------------------------------------------------
+
+def _common_arguments(p) -> None:
+    p.add_argument("model", help="a quantized model file (.tsnn) with label assignments")
+    p.add_argument("--samples", type=int, help="the first N test samples (default: all of the "
+                   "model's test split)")
+    p.add_argument("--meter", help="energy meter: model, ppk2, lpm01a (tinysnn plugins "
+                   "--kind energy_meter)")
+    p.add_argument("--meter-port", help="the energy meter's serial port (ppk2, lpm01a)")
+    p.add_argument("--meter-voltage-mv", type=int, default=3300)
+    p.add_argument("--results", help="JSON-lines results file (default "
+                   "runs/deploy/MODEL-BOARD.jsonl); the transcript goes next to it")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per command")
+    p.add_argument("--repeat", type=int, default=1, help="inferences per sample (timed)")
+    p.add_argument("--flaky", type=float, default=0.0, metavar="P",
+                   help="test the link: drop or corrupt this fraction of the bytes")
+    p.add_argument("--flaky-seed", type=int, default=0)
+    p.add_argument("--int-defaults", action="store_true", help="run an unquantized model with "
+                   "the 16-bit default formats (tinysnn_core.intsim.complete_plan)")
+    p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+
+
+def _meter_options(args) -> dict:
+    opts = {"voltage_mv": args.meter_voltage_mv}
+    if args.meter_port:
+        opts["port"] = args.meter_port
+    return opts
+
+
+def _finish(summary: dict, args) -> int:
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2, default=str))
+    complete = summary.get("samples") == summary.get("total")
+    return 0 if complete and summary.get("parity", 0) == 1.0 and \
+        summary.get("counts_identical", 0) == 1.0 else 1
+
+
+class DeployCommand:
+    """Generate the C model, check the fit, build, start or flash, run the test samples."""
+
+    def add_arguments(self, p):
+        _common_arguments(p)
+        p.add_argument("--board", required=True, help="board name (tinysnn board list)")
+        p.add_argument("--port", help="serial port of a physical board (after flashing)")
+        p.add_argument("--no-flash", action="store_true", help="physical board: already flashed")
+        p.add_argument("--build-dir", help="default build/tinysnn-deploy/MODEL-BOARD")
+
+    def run(self, args) -> int:
+        try:
+            summary = execute(model_path=args.model, board_name=args.board, samples=args.samples,
+                              meter_name=args.meter, meter_options=_meter_options(args),
+                              results_path=args.results, port=args.port, build=True,
+                              build_dir=args.build_dir, flash=not args.no_flash,
+                              flaky=args.flaky, flaky_seed=args.flaky_seed,
+                              int_defaults=args.int_defaults, timeout=args.timeout,
+                              n=args.repeat)
+        except (DeployError, BoardFitError, BoardError, MeterError) as exc:
+            print(f"tinysnn deploy: {exc}", file=sys.stderr)
+            return 2
+        return _finish(summary, args)
+
+
+class MeasureCommand:
+    """Run the test samples on a board that is already running the model (any serial URL)."""
+
+    def add_arguments(self, p):
+        _common_arguments(p)
+        p.add_argument("--port", required=True, help="pyserial URL (/dev/ttyACM0, "
+                       "socket://host:port, rfc2217://...), pty:CMD or subprocess:CMD")
+        p.add_argument("--board", help="board profile for clock and energy (default: the name "
+                       "the board reports)")
+
+    def run(self, args) -> int:
+        try:
+            summary = execute(model_path=args.model, board_name=args.board, samples=args.samples,
+                              meter_name=args.meter, meter_options=_meter_options(args),
+                              results_path=args.results, port=args.port, build=False,
+                              flaky=args.flaky, flaky_seed=args.flaky_seed,
+                              int_defaults=args.int_defaults, timeout=args.timeout,
+                              n=args.repeat)
+        except (DeployError, BoardError, MeterError) as exc:
+            print(f"tinysnn measure: {exc}", file=sys.stderr)
+            return 2
+        return _finish(summary, args)
+
