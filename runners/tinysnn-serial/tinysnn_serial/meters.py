@@ -188,6 +188,7 @@ class LPM01AMeter:
     """ST X-NUCLEO-LPM01A (PowerShield) over its serial text commands."""
 
     description = "ST LPM01A PowerShield over serial commands; window = D7 events or start/stop"
+    PROMPT = "PowerShield > "
 
     def __init__(self, port: str | None = None, voltage_mv: int = 3300, freq: str = "5k",
                  baudrate: int = 3686400, timeout: float = 2.0, **options):
@@ -205,7 +206,8 @@ class LPM01AMeter:
         self.ser.write((cmd + "\n").encode("ascii"))
         out, deadline = [], time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            line = self.ser.readline().decode("ascii", "replace").strip()
+            line = self.ser.readline().decode("ascii", "replace")
+            line = line.replace(self.PROMPT, "").strip()  # replies may follow the prompt
             if not line:
                 continue
             out.append(line)
@@ -231,7 +233,7 @@ class LPM01AMeter:
         self.ser.write(b"stop\n")
         lines, deadline = [], time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            line = self.ser.readline().decode("ascii", "replace")
+            line = self.ser.readline().decode("ascii", "replace").replace(self.PROMPT, "")
             if not line:
                 continue
             if "Acquisition completed" in line:
