@@ -1,4 +1,4 @@
-"""numba kernels of the compiled CPU backend (float64 mode).
+"""numba kernels of the compiled CPU backend (float64, simulated fixed point, integer mode).
 
 Everything a presentation does runs here, compiled (``@njit(cache=True)``): the counter-based
 input spikes (only the non-zero pixels are drawn), event-driven input accumulation, lateral
@@ -18,13 +18,16 @@ operation, in float64 and in the same order, so the results are bit-identical:
   v += rest``; ``w - (nu_pre * x_post) * (w - wmin)``, ...); numba does not contract to FMA or
   reassociate without ``fastmath``, which is never used here.
 
-Layout for the coming integer (fixed-point) mode: the random-number and encoder helpers
-(``_fmix32``, ``_step_key``, ``_draw_inputs``), the operation-counter layout (``OP_*``), the
-parameter packing (``FP_*``/``IP_*``) and the drivers' structure (``_run_sample`` retry loop,
-``train_batch`` / ``infer_batch``) do not depend on the number format. A fixed-point mode adds
-``_neuron_step_fixed``, ``_steps_fixed`` and ``_end_fixed`` over integer state and weight codes
-(int32 / int64 arrays, with the core's rounding), and drivers that call them instead of the
-``*_float`` functions; the float path stays untouched.
+Quantization (docs/backends.md, "Quantization"):
+
+- simulated fixed point: ``qp`` (``Q_*`` groups x ``QF_*`` fields, all zero in plain float mode)
+  switches on the rounding of the potential, theta, traces and weights exactly where the
+  reference's ``QuantRuntime.q`` rounds them (``_q``: the reference's float64 operations in its
+  order; truncation and nearest bit-exact, stochastic from the counter-based hash keyed by the
+  presentation step and a salt per rounding site, ``_site_key`` / ``_sr_uniform``);
+- integer mode: ``infer_int_batch`` runs ``tinysnn_core.intsim`` on int64 codes
+  (``_present_int``, ``_layer_step_int``, ``_classify_int``), bit-exact with ``intsim.infer``;
+  it shares the input-spike helpers (``_setup_inputs``, ``_draw_inputs``) with float mode.
 """
 
 from __future__ import annotations

@@ -12,5 +12,5 @@ from .backend import NumbaBackend
 @tinysnn_core.hookimpl
 def register_backends(register):
     register("numba", NumbaBackend,
-             summary="compiled CPU simulator (numba, float64, bit-identical to numpy; "
-                     "batched parallel inference)")
+             summary="compiled CPU simulator (numba, float64 and simulated fixed point "
+                     "bit-identical to numpy, integer mode to intsim; batched parallel inference)")
