@@ -10,8 +10,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 pkgs=(-e '.[data,test,fast,explore]' -e plugins/tinysnn-example)
-for extra in plugins/tinysnn-numba plugins/tinysnn-cupy runners/tinysnn-serial; do
-    [ -f "$extra/pyproject.toml" ] && pkgs+=(-e "$extra")
+for extra in plugins/tinysnn-numba plugins/tinysnn-cupy "runners/tinysnn-serial[test]"; do
+    [ -f "${extra%%\[*}/pyproject.toml" ] && pkgs+=(-e "$extra")
 done
 .venv/bin/python -m pip install -q "${pkgs[@]}"
 echo "tinySNN installed in .venv: try .venv/bin/tinysnn plugins"
