@@ -12,9 +12,12 @@ run() {  # tag config args...
     .venv/bin/tinysnn run -q --config "configs/$cfg.toml" --out "$OUT/$tag.tsnn" \
         --json "$OUT/$tag.json" "$@" | grep "test accuracy" | sed "s/^/$tag: /"
 }
+# theta_plus per size, chosen on the validation split (scripts/tune_validation.sh N 4):
+# N = 100 -> 0.2, N = 400 -> 0.8, the same for both networks; inhibition 120 for both.
 for n in 100 400; do
-    run "mnist5k_dc_n$n" diehl-cook -n "$n"
-    run "mnist5k_ts_n$n" tinysnn -n "$n"
+    tp=$([ "$n" = 100 ] && echo 0.2 || echo 0.8)
+    run "mnist5k_dc_n$n" diehl-cook -n "$n" --set exc_neuron.theta_plus=$tp
+    run "mnist5k_ts_n$n" tinysnn -n "$n" --set exc_neuron.theta_plus=$tp
 done
 run fashion_dc_n400 diehl-cook --dataset fashion-mnist --epochs 1
 run fashion_ts_n400 tinysnn --dataset fashion-mnist --epochs 1

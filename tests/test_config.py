@@ -23,7 +23,7 @@ def test_toml_file_and_overrides(tmp_path):
     assert cfg2.plugin_params("topology").inh == 40 and cfg2.train.epochs == 5
     cfg3 = cfg.with_overrides(["topology=tinysnn"])
     assert cfg3.plugin_name("topology") == "tinysnn"
-    assert cfg3.plugin_params("topology").w_inh == -17.5
+    assert cfg3.plugin_params("topology").w_inh == -120.0
 
 
 @pytest.mark.parametrize("data, match", [
