@@ -19,5 +19,10 @@ for n in 100 400; do
     run "mnist5k_dc_n$n" diehl-cook -n "$n" --set exc_neuron.theta_plus=$tp
     run "mnist5k_ts_n$n" tinysnn -n "$n" --set exc_neuron.theta_plus=$tp
 done
+# one pass over the 4,000 (the presentations of benchmarks/bindsnet_baseline.py's run)
+run mnist5k_dc_n400_e1 diehl-cook --epochs 1
+run mnist5k_ts_n400_e1 tinysnn --epochs 1
+run mnist5k_dc_n100_e1 diehl-cook -n 100 --epochs 1 --set exc_neuron.theta_plus=0.2
+run mnist5k_ts_n100_e1 tinysnn -n 100 --epochs 1 --set exc_neuron.theta_plus=0.2
 run fashion_dc_n400 diehl-cook --dataset fashion-mnist --epochs 1
 run fashion_ts_n400 tinysnn --dataset fashion-mnist --epochs 1

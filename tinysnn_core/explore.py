@@ -186,7 +186,7 @@ def evaluate_point(point: Point, base_model: str, options: dict) -> dict:
         "seconds": time.perf_counter() - started,
         "deployable": deployable,
     })
-    if options.get("save_models"):
+    if options.get("save_models") and point.scheme == "itq":  # PTQ points are cheap to redo
         from .modelfile import save_network
 
         out = Path(options["save_models"]) / f"{point.key(options['base_digest'])}.tsnn"

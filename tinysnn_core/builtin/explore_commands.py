@@ -41,7 +41,9 @@ class ExploreCommand:
         p.add_argument("--scheduler", help="address of a Dask distributed scheduler, "
                                            "e.g. tcp://127.0.0.1:8786")
         p.add_argument("--backend", help="simulation backend for the points (default: the model's)")
-        p.add_argument("--save-models", metavar="DIR", help="also save every point's model here")
+        p.add_argument("--save-models", metavar="DIR",
+                       help="also save the model of every in-training (ITQ) point here, so that "
+                            "select need not retrain it")
         p.add_argument("--quiet", "-q", action="store_true")
 
     def run(self, args) -> int:
