@@ -131,6 +131,12 @@ def _append(path: Path, row: dict) -> None:
         os.fsync(fh.fileno())
 
 
+def _assign_data(data, options):
+    """Label assignment on the first ``assign_limit`` training samples (all when unset)."""
+    limit = options.get("assign_limit")
+    return data.subset(n_train=limit) if limit else data
+
+
 def evaluate_point(point: Point, base_model: str, options: dict) -> dict:
     """Quantize (PTQ) or train (ITQ) one point and measure it. Runs in a worker."""
     from . import intsim
@@ -155,7 +161,7 @@ def evaluate_point(point: Point, base_model: str, options: dict) -> dict:
         net.config = cfg
         quantizer, plan = flow.quantizer_for(cfg)
         quantizer.prepare(net, plan)
-    flow.assign(net, data, backend=backend, progress=False)
+    flow.assign(net, _assign_data(data, options), backend=backend, progress=False)
     metrics = flow.evaluate(net, data, backend=backend, progress=False)
     row = {"accuracy_float_sim": metrics["accuracy"],
            "accuracy_float_sim_pw": metrics["accuracy_proportion-weighting"]}
@@ -206,7 +212,7 @@ def baseline_row(base_model: str, options: dict) -> dict:
         net.config = net.config.with_overrides([f'backend="{options["backend"]}"'])
     data = flow.load_dataset(net.config)
     backend = flow.get_backend(net.config)
-    flow.assign(net, data, backend=backend, progress=False)
+    flow.assign(net, _assign_data(data, options), backend=backend, progress=False)
     metrics = flow.evaluate(net, data, backend=backend, progress=False)
     ops = {k: v for k, v in {"train": net.ops.get("train"), "test": net.ops["test"]}.items() if v}
     memory = MemoryModel().estimate(net, ops, None)
@@ -235,6 +241,8 @@ def run_exploration(points: list[Point], base_model: str, results: str, *, worke
 
     options = dict(options or {})
     digest = file_digest(base_model)
+    if options.get("assign_limit"):  # a different assignment makes different points
+        digest += f"/assign{int(options['assign_limit'])}"
     options["base_digest"] = digest
     results = Path(results)
     results.parent.mkdir(parents=True, exist_ok=True)
@@ -284,7 +292,12 @@ def run_exploration(points: list[Point], base_model: str, results: str, *, worke
                 failures.append((point.label, str(exc)))
             bar.update(1)
     else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
+        # spawn, not fork: the parent may already run OpenMP threads (a compiled backend's
+        # parallel inference in the baseline), and forking such a process is unsafe
+        import multiprocessing
+
+        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(evaluate_point, p, base_model, options): p for p in todo}
             for fut in as_completed(futures):
                 point = futures[fut]
@@ -296,4 +309,7 @@ def run_exploration(points: list[Point], base_model: str, results: str, *, worke
     bar.close()
     for label, why in failures:
         print(f"explore: point {label!r} failed: {why}", file=sys.stderr)
+    if failures:
+        raise TinySNNError(f"{len(failures)} of {len(todo)} points failed (see above); the "
+                           f"finished ones are in {results}: fix the cause and rerun to finish")
     return read_results(results)

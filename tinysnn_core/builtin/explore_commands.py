@@ -44,6 +44,8 @@ class ExploreCommand:
         p.add_argument("--save-models", metavar="DIR",
                        help="also save the model of every in-training (ITQ) point here, so that "
                             "select need not retrain it")
+        p.add_argument("--assign-limit", type=int, metavar="N",
+                       help="assign labels on the first N training samples (default: all)")
         p.add_argument("--quiet", "-q", action="store_true")
 
     def run(self, args) -> int:
@@ -65,6 +67,8 @@ class ExploreCommand:
                             group_sets=_csv(args.group_sets), sensitivity=not args.no_sensitivity,
                             ranges=model_ranges(net), neuron_bits=args.neuron_bits)
         options = {"backend": args.backend, "save_models": args.save_models}
+        if args.assign_limit:
+            options["assign_limit"] = args.assign_limit  # part of every point's key
         rows = run_exploration(points, args.model, args.results, workers=args.workers,
                                scheduler=args.scheduler, options=options, progress=not args.quiet)
         print(f"{len([r for r in rows if r.get('kind') != 'baseline'])} points in {args.results}")
