@@ -69,6 +69,8 @@ class RunCommand:
     """Train and evaluate (the main job): STDP training, label assignment, test accuracy,
     operation counts; saves the model and resumes an interrupted run."""
 
+    evaluate = True   # the train command is this one without evaluation
+
     def add_arguments(self, p):
         add_config_arguments(p)
         p.add_argument("--out", "-o", default="runs/model.tsnn",
@@ -97,7 +99,7 @@ class RunCommand:
         if net is None:
             net = flow.build_network(cfg)
         progress = not args.quiet
-        if self.train_only_done(net, cfg, len(data.train_images)) is False:
+        if net.progress.get("samples_done", 0) < cfg.train.epochs * len(data.train_images):
             flow.train(net, data, backend=backend, checkpoint=ckpt, progress=progress)
         metrics = {}
         if self.evaluate:
@@ -112,12 +114,6 @@ class RunCommand:
                 "config": cfg.resolved().to_dict(), "metrics": metrics,
                 "ops_per_sample": {p: o.per_sample() for p, o in net.ops.items()}}, indent=2))
         return 0
-
-    evaluate = True
-
-    @staticmethod
-    def train_only_done(net, cfg, n_train):
-        return net.progress.get("samples_done", 0) >= cfg.train.epochs * n_train
 
 
 class TrainCommand(RunCommand):
