@@ -176,11 +176,17 @@ def evaluate_point(point: Point, base_model: str, options: dict) -> dict:
             preds, _ = intsim.infer(model, data.test_images, seed)
         row["accuracy_integer"] = float((preds == data.test_labels).mean())
     row["accuracy"] = row.get("accuracy_integer", row["accuracy_float_sim"])
-    ops = {"train": (net.ops.get("train") if point.scheme == "itq" else base.ops.get("train")),
-           "test": net.ops["test"]}
-    ops = {k: v for k, v in ops.items() if v is not None}
+    from .quant import QuantPlan
+
+    ops = {"test": net.ops["test"]}
+    if point.scheme == "itq":
+        ops["train"] = net.ops["train"]
     memory = MemoryModel().estimate(net, ops, net.quant.plan)
     energy = EnergyModel().estimate(net, ops, net.quant.plan)
+    if point.scheme != "itq" and base.ops.get("train") is not None:
+        # post-training quantization trains in float: its training energy is the float one
+        float_train = EnergyModel().estimate(net, {"train": base.ops["train"]}, QuantPlan("none"))
+        energy["phases"]["train"] = float_train["phases"]["train"]
     row.update({
         "memory_model_bits": memory["model_bits"],
         "memory_inference_bits": memory["inference_bits"],
@@ -215,8 +221,10 @@ def baseline_row(base_model: str, options: dict) -> dict:
     flow.assign(net, _assign_data(data, options), backend=backend, progress=False)
     metrics = flow.evaluate(net, data, backend=backend, progress=False)
     ops = {k: v for k, v in {"train": net.ops.get("train"), "test": net.ops["test"]}.items() if v}
-    memory = MemoryModel().estimate(net, ops, None)
-    energy = EnergyModel().estimate(net, ops, None)
+    from .quant import QuantPlan
+
+    memory = MemoryModel().estimate(net, ops, QuantPlan("none"))
+    energy = EnergyModel().estimate(net, ops, QuantPlan("none"))
     return {"accuracy": metrics["accuracy"], "accuracy_float_sim": metrics["accuracy"],
             "memory_model_bits": memory["model_bits"],
             "memory_inference_bits": memory["inference_bits"],

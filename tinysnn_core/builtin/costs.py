@@ -47,6 +47,8 @@ class MemoryModel:
     """Memory footprint in bits, per parameter group, for inference and for training."""
 
     def estimate(self, net, ops=None, plan=None) -> dict:
+        """``plan``: the quantization plan to cost (default: the network's own; an empty
+        ``QuantPlan("none")`` costs everything as FP32)."""
         if plan is None and net.quant is not None:
             plan = net.quant.plan
         n_in, n = net.n_inputs, net.n_neurons
