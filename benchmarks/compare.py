@@ -1,0 +1,664 @@
+#!/usr/bin/env python3
+"""Side-by-side speed: BindsNET's DiehlAndCook2015 against tinysnn's backends, in one run.
+
+Run it with the project's interpreter::
+
+    .venv/bin/python benchmarks/compare.py --json benchmarks/out/compare.json
+
+For every size N (``--sizes``, default 100, 400, 1600) at T = ``--time`` steps (350), on the
+same mnist-5k samples (``load_mnist_5k(seed)``: the first training images for training, the
+first test images for inference), it measures training and inference samples per second of
+
+* **BindsNET** 0.3.4 ``DiehlAndCook2015`` (torch CPU, float32) in the side venv that
+  ``benchmarks/bindsnet_baseline.py`` builds (``benchmarks/.venv-bindsnet``), once per torch
+  thread count in ``--threads`` (default ``1,all``). Training: learning on, one sample at a
+  time (``network.run`` + ``reset_state_variables``, Poisson encoding included), as eth_mnist.
+  Inference: learning off, one sample at a time *and* batched (``[T, B, 1, 28, 28]`` in one
+  ``network.run``); the faster of the two is the one the ratios divide by;
+* **tinysnn's NumPy reference** (``numpy``) on a few samples (``--numpy-samples``);
+* **tinysnn's compiled backend** (``numba``): training sequentially over ``--ours-train``
+  samples in one call from a fresh network, batched inference over ``--ours-infer`` samples in
+  one call (parallel over samples); kernels compiled / loaded before timing;
+* **CuPy** (``cupy``) the same way, when ``available()`` says a GPU is there; otherwise the
+  reason is printed.
+
+Network: Diehl & Cook topology (``diehl-cook``, exc 22.5, inh 120, theta_plus 0.05, rule
+``postpre``, norm 78.4, input rate ``pixel/255 * 128 Hz``, no retries): BindsNET's eth_mnist
+settings, for all simulators. tinysnn's own network (``configs/tinysnn.toml``: ``tinysnn``
+topology, ``tinysnn-stdp``) is measured too, on our backends only (``--networks``).
+
+Timing excludes set-up: venv creation, imports, network construction, numba compilation (a
+warm-up call per network), and BindsNET's first sample / first batch (a warm-up run on a sample
+outside the measured ones). Wall-clock and process CPU seconds are both recorded; the machine is
+shared, so the load average is recorded at the start and end of every measurement.
+
+Results go to ``--json`` (default ``benchmarks/out/compare.json``), rewritten atomically after
+every measurement. Re-running with the same settings skips the measurements already there
+(``--fresh`` starts over), so a killed run loses at most the measurement in progress.
+See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DEFAULT_JSON = HERE / "out" / "compare.json"
+NETWORKS = ("diehl-cook", "tinysnn")
+INTENSITY = 128.0  # eth_mnist: pixel/255 * 128 Hz
+
+sys.path.insert(0, str(HERE))
+import bindsnet_baseline as bb  # noqa: E402  (stdlib-only at import: usable from both venvs)
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Training and inference samples/s: BindsNET DiehlAndCook2015 vs tinysnn's "
+                    "backends (numpy, numba, cupy) on the same mnist-5k samples.")
+    p.add_argument("--sizes", default="100,400,1600", help="excitatory neurons N (100,400,1600)")
+    p.add_argument("--time", type=int, default=350, help="time steps per sample, dt=1 ms (350)")
+    p.add_argument("--seed", type=int, default=0, help="mnist-5k split and simulation seed (0)")
+    p.add_argument("--bindsnet-train", type=int, default=40,
+                   help="BindsNET training samples per (N, threads) (40)")
+    p.add_argument("--bindsnet-infer", type=int, default=40,
+                   help="BindsNET inference samples, per sample and batched (40)")
+    p.add_argument("--bindsnet-batch", type=int, default=0,
+                   help="BindsNET inference batch size (0: all --bindsnet-infer samples in one)")
+    p.add_argument("--threads", default="1,all",
+                   help="BindsNET torch thread counts, comma-separated; 'all' = os.cpu_count() "
+                        "(1,all)")
+    p.add_argument("--ours-train", type=int, default=1000,
+                   help="training samples for numba / cupy, one sequential call (1000)")
+    p.add_argument("--ours-infer", type=int, default=1000,
+                   help="inference samples for numba / cupy, one batched call (1000; beyond the "
+                        "1000 test images they are reused with distinct sample ids)")
+    p.add_argument("--numpy-samples", type=int, default=8,
+                   help="training and inference samples for the NumPy reference (8)")
+    p.add_argument("--networks", default=",".join(NETWORKS),
+                   help="our networks: diehl-cook (BindsNET's) and/or tinysnn (both)")
+    p.add_argument("--skip-bindsnet", action="store_true", help="measure our backends only")
+    p.add_argument("--skip-numpy", action="store_true", help="leave out the NumPy reference")
+    p.add_argument("--json", default=str(DEFAULT_JSON),
+                   help="results file, rewritten after every measurement "
+                        "(default benchmarks/out/compare.json)")
+    p.add_argument("--fresh", action="store_true",
+                   help="ignore the measurements already in --json and start over")
+    p.add_argument("--bindsnet-inner", metavar="NPZ", help=argparse.SUPPRESS)  # internal
+    p.add_argument("--n", type=int, help=argparse.SUPPRESS)                     # internal
+    p.add_argument("--torch-threads", type=int, help=argparse.SUPPRESS)         # internal
+    p.add_argument("--phases", default="train,infer_sample,infer_batch", help=argparse.SUPPRESS)
+    return p
+
+
+def parse_list(text: str, what: str) -> list[int]:
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if what == "threads" and part == "all":
+            out.append(os.cpu_count() or 1)
+            continue
+        try:
+            v = int(part)
+        except ValueError:
+            raise SystemExit(f"error: --{what}: {part!r} is not an integer")
+        if v < 1:
+            raise SystemExit(f"error: --{what}: {v} must be >= 1")
+        out.append(v)
+    if not out:
+        raise SystemExit(f"error: --{what} is empty")
+    return list(dict.fromkeys(out))
+
+
+# --------------------------------------------------------------------------------------------
+# machine, load, results file
+# --------------------------------------------------------------------------------------------
+
+def lscpu() -> dict:
+    info = {"model": bb._cpu_model(), "cpus": os.cpu_count()}
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return info
+    for line in out.splitlines():
+        key, _, val = line.partition(":")
+        key, val = key.strip(), val.strip()
+        if key == "Model name":
+            info["model"] = val
+        elif key == "CPU(s)":
+            info["cpus"] = int(val) if val.isdigit() else val
+        elif key in ("Thread(s) per core", "Core(s) per socket", "Socket(s)",
+                     "Hypervisor vendor", "L3 cache"):
+            info[key.lower().replace("(s)", "s").replace(" ", "_")] = val
+    return info
+
+
+def uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return ""
+
+
+class Results:
+    """The JSON results file: settings, machine, and one record per measurement (by key)."""
+
+    def __init__(self, path: Path, settings: dict, fresh: bool):
+        self.path = path
+        self.data = None
+        if path.is_file() and not fresh:
+            try:
+                old = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                old = None
+            if old and old.get("settings") == settings:
+                self.data = old
+                print(f"resuming: {len(old.get('measurements', {}))} measurements already in "
+                      f"{path} (--fresh to start over)", flush=True)
+            elif old:
+                raise SystemExit(f"error: {path} holds a run with other settings; pass --fresh "
+                                 "to overwrite it or choose another --json")
+        if self.data is None:
+            self.data = {"settings": settings, "runs": [], "measurements": {}}
+        self.data["runs"].append({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                  "uptime_start": uptime(), "machine": lscpu(),
+                                  "python": platform.python_version()})
+        self.save()
+
+    @property
+    def run(self) -> dict:
+        return self.data["runs"][-1]
+
+    def has(self, key: str) -> bool:
+        return key in self.data["measurements"]
+
+    def get(self, key: str) -> dict | None:
+        return self.data["measurements"].get(key)
+
+    def put(self, key: str, rec: dict) -> None:
+        rec = dict(rec, key=key, run=len(self.data["runs"]) - 1)
+        self.data["measurements"][key] = rec
+        self.save()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1) + "\n")
+        os.replace(tmp, self.path)
+
+
+def key_of(sim: str, net: str, n: int, phase: str, threads: int | None = None) -> str:
+    k = f"{sim}/{net}/N={n}/{phase}"
+    return k if threads is None else f"{k}/threads={threads}"
+
+
+def loadavg() -> list[float] | None:
+    return bb._loadavg()
+
+
+# --------------------------------------------------------------------------------------------
+# BindsNET (outer: launch; inner: runs in benchmarks/.venv-bindsnet)
+# --------------------------------------------------------------------------------------------
+
+def bindsnet_phases(res: Results, n: int, threads: int) -> list[str]:
+    return [ph for ph in ("train", "infer_sample", "infer_batch")
+            if not res.has(key_of("bindsnet", "diehl-cook", n, ph, threads))]
+
+
+def run_bindsnet(args, res: Results, sizes: list[int], threads_list: list[int]) -> None:
+    todo = [(n, t, bindsnet_phases(res, n, t)) for n in sizes for t in threads_list]
+    todo = [x for x in todo if x[2]]
+    if not todo:
+        return
+    try:
+        py = bb.ensure_venv()
+    except bb.SetupError as exc:
+        print(f"bindsnet: venv setup failed, BindsNET left out: {exc}", flush=True)
+        res.run["bindsnet_error"] = str(exc)
+        res.save()
+        return
+    with tempfile.TemporaryDirectory(prefix="tinysnn-compare-") as tmp:
+        npz = Path(tmp) / "mnist5k.npz"
+        bb.write_split_npz(args.seed, npz)
+        for n, t, phases in todo:
+            print(f"bindsnet: N={n} threads={t} phases={','.join(phases)} "
+                  f"({args.bindsnet_train} train, {args.bindsnet_infer} inference samples)",
+                  flush=True)
+            cmd = [str(py), str(Path(__file__).resolve()), "--bindsnet-inner", str(npz),
+                   "--n", str(n), "--time", str(args.time), "--seed", str(args.seed),
+                   "--torch-threads", str(t), "--bindsnet-train", str(args.bindsnet_train),
+                   "--bindsnet-infer", str(args.bindsnet_infer),
+                   "--bindsnet-batch", str(args.bindsnet_batch), "--phases", ",".join(phases)]
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
+                                    env=bb._inner_env(t), cwd=str(ROOT))
+            try:
+                for line in proc.stdout:  # one JSON object per finished measurement
+                    line = line.strip()
+                    if not line.startswith("{"):
+                        continue
+                    rec = json.loads(line)
+                    res.put(key_of("bindsnet", "diehl-cook", n, rec["phase"], t), rec)
+                    print("  " + describe(rec), flush=True)
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+            if proc.wait() != 0:
+                print(f"bindsnet: N={n} threads={t}: the inner run failed (exit "
+                      f"{proc.returncode}), see its messages above", flush=True)
+
+
+def bindsnet_inner(args) -> None:
+    """Runs under benchmarks/.venv-bindsnet: never imports tinysnn_core."""
+    bb._install_torchvision_standin()
+    import numpy as np
+    import torch
+    from bindsnet.encoding import PoissonEncoder
+    from bindsnet.models import DiehlAndCook2015
+    from bindsnet.network.monitors import Monitor
+
+    torch.set_num_threads(args.torch_threads)
+    torch.manual_seed(args.seed)
+    T, N = args.time, args.n
+    data = np.load(args.bindsnet_inner)
+
+    def rates(images):  # eth_mnist: ToTensor() then * intensity
+        return torch.from_numpy(images.astype(np.float32)).div(255.0).mul(INTENSITY).view(
+            -1, 1, 28, 28)
+
+    n_tr, n_te = args.bindsnet_train, args.bindsnet_infer
+    train_x = rates(data["train_images"][: n_tr + 1])   # the last one only for the warm-up
+    test_x = rates(data["test_images"][:n_te])
+    warm_x = rates(data["train_images"][-n_te:])          # never measured
+    network = DiehlAndCook2015(n_inpt=784, n_neurons=N, exc=22.5, inh=120.0, dt=1.0, norm=78.4,
+                               theta_plus=0.05, inpt_shape=(1, 28, 28))
+    mon = Monitor(network.layers["Ae"], state_vars=["s"], time=T)
+    network.add_monitor(mon, name="Ae_spikes")
+    encoder = PoissonEncoder(time=T, dt=1.0)
+    phases = args.phases.split(",")
+    base = {"sim": "bindsnet", "network": "diehl-cook", "n": N, "time": T,
+            "threads": args.torch_threads, "torch": torch.__version__,
+            "bindsnet": bb.BINDSNET_VERSION}
+
+    def emit(phase, samples, wall, cpu, spikes, load0, **extra):
+        rec = dict(base, phase=phase, samples=samples, wall_s=wall, cpu_s=cpu,
+                   samples_per_s=samples / wall, ms_per_sample=1e3 * wall / samples,
+                   cpu_ms_per_sample=1e3 * cpu / samples,
+                   exc_spikes_per_sample=spikes / samples, loadavg=[load0, loadavg()], **extra)
+        print(json.dumps(rec), flush=True)
+
+    def one(x):
+        network.run(inputs={"X": encoder(x).view(T, 1, 1, 28, 28)}, time=T)
+        s = float(mon.get("s").sum())
+        network.reset_state_variables()
+        return s
+
+    # ---- training, learning on, one sample at a time ----------------------------------------
+    network.train(True)
+    one(train_x[n_tr])  # warm-up (first-call allocations), a sample that is not measured
+    if "train" in phases:
+        load0 = loadavg()
+        t0, c0, spikes = time.perf_counter(), time.process_time(), 0.0
+        for i in range(n_tr):
+            spikes += one(train_x[i])
+            if (i + 1) % 10 == 0:
+                bb._log(f"    bindsnet N={N} train {i + 1}/{n_tr}  "
+                        f"{(i + 1) / (time.perf_counter() - t0):.2f} samples/s")
+        emit("train", n_tr, time.perf_counter() - t0, time.process_time() - c0, spikes, load0)
+
+    # ---- inference, learning off, one sample at a time --------------------------------------
+    network.train(False)
+    if "infer_sample" in phases:
+        one(warm_x[0])
+        load0 = loadavg()
+        t0, c0, spikes = time.perf_counter(), time.process_time(), 0.0
+        for i in range(n_te):
+            spikes += one(test_x[i])
+        emit("infer_sample", n_te, time.perf_counter() - t0, time.process_time() - c0, spikes,
+             load0, batch=1)
+
+    # ---- inference, batched: [T, B, 1, 28, 28] in one network.run ----------------------------
+    if "infer_batch" in phases:
+        B = args.bindsnet_batch or n_te
+        try:
+            def batch(x):
+                network.run(inputs={"X": encoder(x)}, time=T)  # encoder: [T, B, 1, 28, 28]
+                s = float(mon.get("s").sum())
+                network.reset_state_variables()
+                return s
+
+            batch(warm_x[:B])  # warm-up: the batch-size change re-allocates the state
+            load0 = loadavg()
+            t0, c0, spikes = time.perf_counter(), time.process_time(), 0.0
+            for a in range(0, n_te, B):
+                spikes += batch(test_x[a:a + B])
+            emit("infer_batch", n_te, time.perf_counter() - t0, time.process_time() - c0,
+                 spikes, load0, batch=B)
+        except Exception as exc:  # report and go on: per-sample inference is still there
+            print(json.dumps(dict(base, phase="infer_batch", error=repr(exc))), flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# our backends
+# --------------------------------------------------------------------------------------------
+
+def our_config(net_name: str, n: int, T: int, seed: int):
+    from tinysnn_core.config import Config
+
+    if net_name == "diehl-cook":  # BindsNET's eth_mnist settings
+        d = {"n_neurons": n, "seed": seed,
+             "topology": {"name": "diehl-cook", "exc": 22.5, "inh": 120.0},
+             "exc_neuron": {"name": "adaptive-lif", "theta_plus": 0.05},
+             "learning": {"name": "postpre"},
+             "encoder": {"name": "poisson", "max_rate_hz": INTENSITY, "max_retries": 0},
+             "train": {"time_steps": T, "norm": 78.4}}
+        return Config.from_dict(d)
+    if net_name == "tinysnn":  # the project's reduced network, as configured
+        cfg = Config.load(ROOT / "configs" / "tinysnn.toml")
+        return cfg.with_overrides([f"n_neurons={n}", f"seed={seed}", f"train.time_steps={T}"])
+    raise SystemExit(f"error: unknown network {net_name!r} (diehl-cook, tinysnn)")
+
+
+def measure(backend, net, images, ids, *, learn: bool, seed: int):
+    from tinysnn_core.ops import OpCounts
+
+    load0 = loadavg()
+    t0, c0 = time.perf_counter(), time.process_time()
+    counts = backend.run(net, images, ids, learn=learn, seed=seed, ops=OpCounts())
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    B = len(ids)
+    return {"samples": B, "wall_s": wall, "cpu_s": cpu, "samples_per_s": B / wall,
+            "ms_per_sample": 1e3 * wall / B, "cpu_ms_per_sample": 1e3 * cpu / B,
+            "exc_spikes_per_sample": float(counts.sum()) / B, "loadavg": [load0, loadavg()]}
+
+
+class Ours:
+    """Our backends, set up once: the data, the usable backends (numba first: its trained
+    network is the one every backend's inference runs on)."""
+
+    ORDER = ("numba", "numpy", "cupy")
+
+    def __init__(self, args, res: Results):
+        import numpy as np
+
+        from tinysnn_core.builtin.datasets import load_mnist_5k
+        from tinysnn_core.registry import get_registry
+
+        self.args, self.res, self.np = args, res, np
+        self.data = load_mnist_5k(args.seed)
+        reg = get_registry()
+        self.backends, unavailable = {}, {}
+        for name in self.ORDER:
+            if name == "numpy" and args.skip_numpy:
+                continue
+            try:
+                be = reg.get("backend", name)()
+                ok, why = be.available()
+            except Exception as exc:  # plugin not installed at all
+                ok, why, be = False, f"backend not registered ({exc})", None
+            if ok:
+                self.backends[name] = be
+            else:
+                unavailable[name] = why
+                print(f"{name}: not available here ({why})", flush=True)
+        res.run["unavailable"] = unavailable
+        if "numba" in self.backends:
+            import numba
+            res.run["numba"] = {"version": numba.__version__, "threads": numba.get_num_threads()}
+        res.save()
+        n_te = len(self.data.test_images)
+        self.infer_imgs = self.data.test_images[np.arange(args.ours_infer) % n_te]
+        self.infer_ids = np.arange(args.ours_infer)  # reused images get distinct sample ids
+
+    def run(self, net_name: str, n: int) -> None:
+        from tinysnn_core.network import Network
+        from tinysnn_core.ops import OpCounts
+
+        np, args, res, data = self.np, self.args, self.res, self.data
+        net0 = Network.build(our_config(net_name, n, args.time, args.seed))
+        trained, trained_by = None, None
+        for name, be in self.backends.items():
+            keys = {ph: key_of(name, net_name, n, ph) for ph in ("train", "infer_batch")}
+            if all(res.has(k) for k in keys.values()):
+                continue
+            k_tr = args.numpy_samples if name == "numpy" else args.ours_train
+            k_in = args.numpy_samples if name == "numpy" else args.ours_infer
+            extra = {"sim": name, "network": net_name, "n": n, "time": args.time}
+            if name != "numpy":  # compile or load the kernels: excluded from timing
+                warm = copy.deepcopy(net0)
+                tw = time.perf_counter()
+                be.run(warm, data.train_images[-2:], np.arange(2) + 10**6, learn=True,
+                       seed=args.seed, ops=OpCounts())
+                be.run(warm, data.train_images[-4:], np.arange(4) + 10**6, learn=False,
+                       seed=args.seed, ops=OpCounts())
+                extra["warmup_s"] = time.perf_counter() - tw
+            net = copy.deepcopy(net0)
+            rec = measure(be, net, data.train_images[:k_tr], np.arange(k_tr), learn=True,
+                          seed=args.seed)
+            if not res.has(keys["train"]):
+                res.put(keys["train"], dict(extra, phase="train", **rec))
+                print("  " + describe(res.get(keys["train"])), flush=True)
+            if trained is None:  # numba's network (or, without numba, the first backend's)
+                trained, trained_by = net, f"{name}, {k_tr} samples"
+            if not res.has(keys["infer_batch"]):
+                rec = measure(be, copy.deepcopy(trained), self.infer_imgs[:k_in],
+                              self.infer_ids[:k_in], learn=False, seed=args.seed + 1)
+                res.put(keys["infer_batch"],
+                        dict(extra, phase="infer_batch", trained_by=trained_by, **rec))
+                print("  " + describe(res.get(keys["infer_batch"])), flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# table
+# --------------------------------------------------------------------------------------------
+
+def describe(rec: dict) -> str:
+    if "error" in rec:
+        return f"{rec['sim']} N={rec['n']} {rec['phase']}: error {rec['error']}"
+    th = f" threads={rec['threads']}" if "threads" in rec else ""
+    return (f"{rec['sim']} {rec['network']} N={rec['n']}{th} {rec['phase']}: "
+            f"{rec['samples']} samples, {rec['wall_s']:.2f} s wall, {rec['cpu_s']:.2f} s CPU, "
+            f"{rec['samples_per_s']:.1f} samples/s ({rec['ms_per_sample']:.3f} ms/sample), "
+            f"{rec['exc_spikes_per_sample']:.1f} spikes/sample, load {rec['loadavg'][0]}")
+
+
+def sps(rec: dict | None) -> float | None:
+    if rec is None or "error" in rec:
+        return None
+    return rec["samples_per_s"]
+
+
+def cpu_sps(rec: dict | None) -> float | None:
+    """Samples per CPU second of the process (all its threads): steadier on a shared machine,
+    but it does not credit a parallel speed-up."""
+    if rec is None or "error" in rec or not rec.get("cpu_s"):
+        return None
+    return rec["samples"] / rec["cpu_s"]
+
+
+def _ratio(a, b):
+    return a / b if a and b else None
+
+
+def _best(values):
+    return max([v for v in values if v], default=None)
+
+
+def summarize(res: Results, sizes, threads_list, networks) -> dict:
+    """Samples/s per row and the ratios against BindsNET (per thread count and the best)."""
+    M = res.data["measurements"]
+    summary = {"bindsnet": {}, "ours": {}, "bars_n400": None}
+    for n in sizes:
+        bn = {}
+        for t in threads_list:
+            recs = {ph: M.get(key_of("bindsnet", "diehl-cook", n, ph, t))
+                    for ph in ("train", "infer_sample", "infer_batch")}
+            b = {ph: sps(r) for ph, r in recs.items()}
+            b["infer"] = _best([b["infer_sample"], b["infer_batch"]])
+            b["cpu_train"] = cpu_sps(recs["train"])
+            b["cpu_infer"] = _best([cpu_sps(recs["infer_sample"]), cpu_sps(recs["infer_batch"])])
+            bn[t] = b
+        summary["bindsnet"][n] = bn
+        # the faster BindsNET of the thread counts, for each phase (the conservative divisor)
+        best = {ph: _best([b[ph] for b in bn.values()])
+                for ph in ("train", "infer", "cpu_train", "cpu_infer")}
+        for net_name in networks:
+            for sim in Ours.ORDER:
+                r_tr = M.get(key_of(sim, net_name, n, "train"))
+                r_in = M.get(key_of(sim, net_name, n, "infer_batch"))
+                tr, inf = sps(r_tr), sps(r_in)
+                if tr is None and inf is None:
+                    continue
+                row = {"train": tr, "infer": inf, "ratios": {},
+                       "cpu_train": cpu_sps(r_tr), "cpu_infer": cpu_sps(r_in)}
+                for t, b in list(bn.items()) + [("best", best)]:
+                    row["ratios"][str(t)] = {"train": _ratio(tr, b["train"]),
+                                             "infer": _ratio(inf, b["infer"])}
+                row["cpu_ratios_best"] = {"train": _ratio(row["cpu_train"], best["cpu_train"]),
+                                          "infer": _ratio(row["cpu_infer"], best["cpu_infer"])}
+                summary["ours"][f"{sim}/{net_name}/N={n}"] = row
+    r = summary["ours"].get("numba/diehl-cook/N=400")
+    if r and r["ratios"]["best"]["train"] is not None:
+        rb = r["ratios"]["best"]
+        summary["bars_n400"] = {
+            "train_ratio_vs_fastest_bindsnet": rb["train"],
+            "train_bar_100x_met": rb["train"] >= 100,
+            "infer_ratio_vs_fastest_bindsnet": rb["infer"],
+            "infer_bar_300x_met": rb["infer"] is not None and rb["infer"] >= 300,
+            "cpu_time_ratios": r["cpu_ratios_best"]}
+        bn400 = summary["bindsnet"].get(400, {})
+        one_by_one = _best([b["infer_sample"] for b in bn400.values()])
+        if one_by_one and r["infer"]:
+            summary["bars_n400"]["infer_ratio_vs_bindsnet_one_by_one"] = r["infer"] / one_by_one
+    return summary
+
+
+def fmt(x, spec=".1f", none="-"):
+    return none if x is None else format(x, spec)
+
+
+def print_report(res: Results, summary: dict, threads_list) -> None:
+    used = {rec.get("run") for rec in res.data["measurements"].values()}
+    runs = [r for i, r in enumerate(res.data["runs"]) if i in used] or [res.run]
+    mach = runs[0]["machine"]
+    print()
+    print(f"machine: {mach.get('model')}, {mach.get('cpus')} CPUs"
+          + (f" ({mach['hypervisor_vendor']} guest)" if mach.get("hypervisor_vendor") else ""))
+    for r in runs:
+        print(f"run {r['started']} .. {r.get('finished', '(killed)')}   numba: "
+              f"{r.get('numba', '-')}")
+        print(f"  uptime at start: {r['uptime_start']}")
+        print(f"  uptime at end:   {r.get('uptime_end', '-')}")
+    for name, why in res.run.get("unavailable", {}).items():
+        print(f"{name}: not available here ({why})")
+    s = res.data["settings"]
+    print(f"T = {s['time']}; BindsNET {s['bindsnet_train']} train / {s['bindsnet_infer']} "
+          f"inference samples; numba/cupy {s['ours_train']} train / {s['ours_infer']} batched "
+          f"inference; numpy {s['numpy_samples']}")
+    print()
+    print("BindsNET 0.3.4 DiehlAndCook2015 (torch CPU), samples/s (wall clock):")
+    print(f"{'N':>5} {'threads':>7} {'train':>8} {'infer 1-by-1':>12} {'infer batch':>11}")
+    for n, bn in summary["bindsnet"].items():
+        for t, b in bn.items():
+            print(f"{n:>5} {t:>7} {fmt(b['train'], '.2f'):>8} {fmt(b['infer_sample'], '.2f'):>12}"
+                  f" {fmt(b['infer_batch'], '.2f'):>11}")
+    print()
+    tcols = [str(t) for t in threads_list]
+    hdr = " ".join(f"{'tr x bn' + c + 't':>10} {'inf x bn' + c + 't':>11}" for c in tcols)
+    print("ours, samples/s (wall clock) and ratio to BindsNET (its faster inference mode) at "
+          "each torch thread count:")
+    print(f"{'backend':<7} {'network':<11} {'N':>5} {'train':>9} {'infer':>9} {hdr}")
+    for key, row in summary["ours"].items():
+        sim, net_name, n = key.split("/")
+        cells = " ".join(f"{fmt(row['ratios'][c]['train'], '.0f'):>10} "
+                         f"{fmt(row['ratios'][c]['infer'], '.0f'):>11}" for c in tcols)
+        print(f"{sim:<7} {net_name:<11} {n[2:]:>5} {fmt(row['train']):>9} "
+              f"{fmt(row['infer']):>9} {cells}")
+    print()
+    print("the same, in samples per CPU second (process time, all threads), ratio to the "
+          "faster BindsNET:")
+    print(f"{'backend':<7} {'network':<11} {'N':>5} {'train':>9} {'infer':>9} {'tr x bn':>8} "
+          f"{'inf x bn':>8}")
+    for key, row in summary["ours"].items():
+        sim, net_name, n = key.split("/")
+        c = row["cpu_ratios_best"]
+        print(f"{sim:<7} {net_name:<11} {n[2:]:>5} {fmt(row['cpu_train']):>9} "
+              f"{fmt(row['cpu_infer']):>9} {fmt(c['train'], '.0f'):>8} {fmt(c['infer'], '.0f'):>8}")
+    b = summary["bars_n400"]
+    if b:
+        print()
+        print(f"N=400 bars (numba, diehl-cook, vs the faster BindsNET): training "
+              f"{b['train_ratio_vs_fastest_bindsnet']:.0f}x (>= 100x: "
+              f"{'met' if b['train_bar_100x_met'] else 'NOT met'}), batched inference "
+              f"{fmt(b['infer_ratio_vs_fastest_bindsnet'], '.0f')}x (>= 300x: "
+              f"{'met' if b['infer_bar_300x_met'] else 'NOT met'}); against BindsNET's "
+              f"one-by-one inference {fmt(b.get('infer_ratio_vs_bindsnet_one_by_one'), '.0f')}x; "
+              f"in CPU time {fmt(b['cpu_time_ratios']['train'], '.0f')}x training, "
+              f"{fmt(b['cpu_time_ratios']['infer'], '.0f')}x inference")
+
+
+# --------------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.bindsnet_inner:
+        bindsnet_inner(args)
+        return 0
+    # a plain `kill` ends the run through SystemExit, so that a running BindsNET child is killed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    sizes = parse_list(args.sizes, "sizes")
+    threads_list = parse_list(args.threads, "threads")
+    networks = [x.strip() for x in args.networks.split(",") if x.strip()]
+    for x in networks:
+        if x not in NETWORKS:
+            raise SystemExit(f"error: --networks: unknown {x!r} (diehl-cook, tinysnn)")
+    for name in ("time", "bindsnet_train", "bindsnet_infer", "ours_train", "ours_infer",
+                 "numpy_samples"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"error: --{name.replace('_', '-')} must be >= 1")
+    settings = {"time": args.time, "seed": args.seed, "intensity_hz": INTENSITY,
+                "bindsnet_train": args.bindsnet_train, "bindsnet_infer": args.bindsnet_infer,
+                "bindsnet_batch": args.bindsnet_batch, "ours_train": args.ours_train,
+                "ours_infer": args.ours_infer, "numpy_samples": args.numpy_samples}
+    res = Results(Path(args.json), settings, args.fresh)
+    print(f"results -> {args.json}", flush=True)
+    print(f"machine: {res.run['machine'].get('model')}, {res.run['machine'].get('cpus')} CPUs; "
+          f"{res.run['uptime_start']}", flush=True)
+
+    # per size: BindsNET then ours, so that the figures compared are measured close in time
+    ours = Ours(args, res)
+    for n in sizes:
+        if not args.skip_bindsnet:
+            run_bindsnet(args, res, [n], threads_list)
+        for net_name in networks:
+            ours.run(net_name, n)
+    res.run["uptime_end"] = uptime()
+    res.run["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    run_idx = len(res.data["runs"]) - 1
+    if not any(rec.get("run") == run_idx for rec in res.data["measurements"].values()):
+        res.data["runs"].pop()  # this invocation only re-rendered the table
+    summary = summarize(res, sizes, threads_list, networks)
+    res.data["summary"] = summary
+    res.save()
+    print_report(res, summary, threads_list)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
