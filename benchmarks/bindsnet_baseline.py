@@ -138,7 +138,7 @@ def ensure_venv() -> Path:
     if not py.exists():
         base = shutil.which("python3") or sys.executable
         try:
-            _run_step(f"creating {VENV_DIR.relative_to(HERE.parent)} with {base} -m venv",
+            _run_step(f"creating {VENV_DIR} with {base} -m venv",
                       [base, "-m", "venv", str(VENV_DIR)])
         except SetupError as exc:
             raise SetupError(f"{exc}\nCould not create the virtual environment. On Debian/Ubuntu "
