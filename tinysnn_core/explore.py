@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, TinySNNError
-from .quant import GROUPS, default_format
+from .quant import QuantPlan, default_format
 
 #: groups quantized together in a "weights + neuron parameters" point
 ALL_GROUPS = ("weights", "potential", "theta", "inhibition", "decay")
@@ -141,7 +141,6 @@ def evaluate_point(point: Point, base_model: str, options: dict) -> dict:
     """Quantize (PTQ) or train (ITQ) one point and measure it. Runs in a worker."""
     from . import intsim
     from . import train as flow
-    from .builtin.costs import EnergyModel, MemoryModel
     from .config import QuantSettings
     from .modelfile import load_network
 
@@ -176,28 +175,11 @@ def evaluate_point(point: Point, base_model: str, options: dict) -> dict:
             preds, _ = intsim.infer(model, data.test_images, seed)
         row["accuracy_integer"] = float((preds == data.test_labels).mean())
     row["accuracy"] = row.get("accuracy_integer", row["accuracy_float_sim"])
-    from .quant import QuantPlan
-
-    ops = {"test": net.ops["test"]}
-    if point.scheme == "itq":
-        ops["train"] = net.ops["train"]
-    memory = MemoryModel().estimate(net, ops, net.quant.plan)
-    energy = EnergyModel().estimate(net, ops, net.quant.plan)
-    if point.scheme != "itq" and base.ops.get("train") is not None:
-        # post-training quantization trains in float: its training energy is the float one
-        float_train = EnergyModel().estimate(net, {"train": base.ops["train"]}, QuantPlan("none"))
-        energy["phases"]["train"] = float_train["phases"]["train"]
-    row.update({
-        "memory_model_bits": memory["model_bits"],
-        "memory_inference_bits": memory["inference_bits"],
-        "memory_training_bits": memory["training_bits"],
-        "memory_parameters_bits": memory["parameters_bits"],
-        "energy_inference_pj": energy["phases"]["test"]["pj_per_sample"],
-        "energy_train_pj": energy["phases"].get("train", {}).get("pj_per_sample"),
-        "energy_breakdown_inference": energy["phases"]["test"]["breakdown_pj_per_sample"],
-        "seconds": time.perf_counter() - started,
-        "deployable": deployable,
-    })
+    # post-training quantization trains in float: its training energy is the float one
+    train_ops, train_plan = ((net.ops["train"], net.quant.plan) if point.scheme == "itq"
+                             else (base.ops.get("train"), QuantPlan("none")))
+    row.update(cost_fields(net, net.ops["test"], net.quant.plan, train_ops, train_plan))
+    row.update({"seconds": time.perf_counter() - started, "deployable": deployable})
     if options.get("save_models") and point.scheme == "itq":  # PTQ points are cheap to redo
         from .modelfile import save_network
 
@@ -210,7 +192,6 @@ def evaluate_point(point: Point, base_model: str, options: dict) -> dict:
 def baseline_row(base_model: str, options: dict) -> dict:
     """The float model itself, measured the same way (the reference of every saving)."""
     from . import train as flow
-    from .builtin.costs import EnergyModel, MemoryModel
     from .modelfile import load_network
 
     net = load_network(base_model)
@@ -220,20 +201,28 @@ def baseline_row(base_model: str, options: dict) -> dict:
     backend = flow.get_backend(net.config)
     flow.assign(net, _assign_data(data, options), backend=backend, progress=False)
     metrics = flow.evaluate(net, data, backend=backend, progress=False)
-    ops = {k: v for k, v in {"train": net.ops.get("train"), "test": net.ops["test"]}.items() if v}
-    from .quant import QuantPlan
-
-    memory = MemoryModel().estimate(net, ops, QuantPlan("none"))
-    energy = EnergyModel().estimate(net, ops, QuantPlan("none"))
+    fp32 = QuantPlan("none")
     return {"accuracy": metrics["accuracy"], "accuracy_float_sim": metrics["accuracy"],
-            "memory_model_bits": memory["model_bits"],
+            **cost_fields(net, net.ops["test"], fp32, net.ops.get("train"), fp32),
+            "deployable": False}
+
+
+def cost_fields(net, test_ops, plan, train_ops, train_plan) -> dict:
+    """The memory and energy columns of a results row: inference costed under ``plan``,
+    training (when its counts are known) under ``train_plan``."""
+    from .builtin.costs import EnergyModel, MemoryModel
+
+    memory = MemoryModel().estimate(net, {"train": train_ops} if train_ops else None, plan)
+    test = EnergyModel().estimate(net, {"test": test_ops}, plan)["phases"]["test"]
+    train = (EnergyModel().estimate(net, {"train": train_ops}, train_plan)["phases"]["train"]
+             if train_ops is not None else {})
+    return {"memory_model_bits": memory["model_bits"],
             "memory_inference_bits": memory["inference_bits"],
             "memory_training_bits": memory["training_bits"],
             "memory_parameters_bits": memory["parameters_bits"],
-            "energy_inference_pj": energy["phases"]["test"]["pj_per_sample"],
-            "energy_train_pj": energy["phases"].get("train", {}).get("pj_per_sample"),
-            "energy_breakdown_inference": energy["phases"]["test"]["breakdown_pj_per_sample"],
-            "deployable": False}
+            "energy_inference_pj": test["pj_per_sample"],
+            "energy_train_pj": train.get("pj_per_sample"),
+            "energy_breakdown_inference": test["breakdown_pj_per_sample"]}
 
 
 def _worker_init():
