@@ -104,8 +104,11 @@ def register_cost_models(register):
 @hookspec
 def register_backends(register):
     """Simulation backends: a class; ``cls()`` must provide
-    ``run(net, images, sample_ids, *, learn, seed) -> int ndarray [batch, N]`` spike counts and
-    ``available() -> (bool, reason)``. The NumPy backend is the reference; others must agree."""
+    ``run(net, images, sample_ids, *, learn, seed, ops) -> int ndarray [batch, N]`` spike counts
+    (adding the operation counts to ``ops``) and ``available() -> (bool, reason)``. Optional:
+    ``check(net, learn=...)`` raises before any work for a network it cannot simulate, and
+    ``run_integer(model, images, seed, sample_ids) -> (predictions, counts)`` runs an
+    ``intsim.IntegerModel``. The NumPy backend is the reference; others must agree with it."""
 
 
 @hookspec

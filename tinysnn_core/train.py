@@ -39,6 +39,14 @@ def get_backend(config: Config):
     return backend
 
 
+def check_backend(backend, net: Network, learn: bool) -> None:
+    """Let a backend refuse a network it cannot simulate before any work starts (the optional
+    ``check(net, learn=...)`` of the backend contract)."""
+    check = getattr(backend, "check", None)
+    if check is not None:
+        check(net, learn=learn)
+
+
 def quantizer_for(config: Config):
     """The configured quantizer plugin and its plan, or (None, None) for float."""
     if config.quant.scheme in ("none", "", None):
@@ -121,6 +129,7 @@ def train(net: Network, data: Dataset, *, backend=None, checkpoint: Path | None 
     done = int(net.progress.get("samples_done", 0))
     if done > total:
         raise ConfigError(f"checkpoint has {done} samples done, more than the {total} configured")
+    check_backend(backend, net, learn=True)
     ops = net.phase_ops("train")
     seed = stream_seed(cfg.seed, "train")
     every = cfg.train.checkpoint_every
@@ -143,6 +152,7 @@ def train(net: Network, data: Dataset, *, backend=None, checkpoint: Path | None 
 def assign(net: Network, data: Dataset, *, backend=None, progress: bool = True) -> np.ndarray:
     """Label assignment from one pass over the training set with learning off."""
     backend = backend or get_backend(net.config)
+    check_backend(backend, net, learn=False)
     ops = net.ops["assign"] = OpCounts()
     counts = run_batched(net, backend, data.train_images, np.arange(len(data.train_images)),
                          learn=False, seed=stream_seed(net.config.seed, "assign"), ops=ops,
