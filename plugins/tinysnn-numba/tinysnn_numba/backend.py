@@ -296,7 +296,11 @@ class NumbaBackend:
                 net.theta[...] = theta
         else:
             per_sample = np.zeros((B, k.N_OPS), dtype=np.int64)
-            k.infer_batch(w, theta, images, skeys, rate_units, fp, ip, qp, per_sample, counts)
+            if N >= 2:
+                k.infer_batch_tiled(w, theta, images, skeys, rate_units, fp, ip, qp, per_sample,
+                                    counts, _threads())
+            else:   # N = 1: NumPy sums the input rows pairwise, the per-step kernel does too
+                k.infer_batch(w, theta, images, skeys, rate_units, fp, ip, qp, per_sample, counts)
             counters = per_sample.sum(axis=0)
         _add_ops(ops, counters)
         return counts
@@ -321,8 +325,9 @@ class NumbaBackend:
         k = _kernels()
         skeys = np.array([counter_rng.sample_key(seed, s) for s in ids], dtype=np.int64)
         wc, rate_units, lp, mp, th_e, th_i, assignments, sizes = packed
-        k.infer_int_batch(wc, images, skeys, rate_units, lp, mp, th_e, th_i, assignments, sizes,
-                          counts, preds)
+        wn, acc = narrow_codes(wc)
+        k.infer_int_batch_tiled(wn, acc, images, skeys, rate_units, lp, mp, th_e, th_i,
+                                assignments, sizes, counts, preds, _threads())
         return preds, counts
 
 
@@ -383,6 +388,32 @@ def pack_integer_model(model):
         raise TinySNNError(f"integer model: {assignments.size} assignments for {N} neurons")
     sizes = np.array([(assignments == c).sum() for c in range(n_classes)], dtype=np.int64)
     return wc, rate_units, lp, mp, th_e, th_i, assignments, sizes
+
+
+def _threads() -> int:
+    import numba
+
+    return int(numba.get_num_threads())
+
+
+def narrow_codes(wc: np.ndarray):
+    """The integer kernel's storage of the weight codes and its accumulation type: int16 or
+    uint16 codes where they fit (a quarter of the memory traffic of int64), and an int32
+    accumulator (a 0-length prototype array) where no sum of codes can leave int32 -- every
+    column's sum of |codes| below 2**31 bounds every partial sum of any subset of its rows --
+    else int64. Either way the sums equal intsim's int64 sums exactly."""
+    lo, hi = (int(wc.min()), int(wc.max())) if wc.size else (0, 0)
+    if lo >= -(1 << 15) and hi < (1 << 15):
+        wn = wc.astype(np.int16)
+    elif lo >= 0 and hi < (1 << 16):
+        wn = wc.astype(np.uint16)
+    else:
+        wn = wc
+    bound = int(np.abs(wc).sum(axis=0, dtype=object).max()) if wc.size else 0
+    acc = np.zeros(0, dtype=np.int32 if bound < (1 << 31) else np.int64)
+    if acc.dtype == np.int64:
+        wn = wc
+    return np.ascontiguousarray(wn), acc
 
 
 @functools.lru_cache(maxsize=8)

@@ -1045,3 +1045,576 @@ def infer_int_batch(wc, images, skeys, rate_units, lp, mp, th_e, th_i, assignmen
         for j in range(N):
             counts[b, j] = wi[WI_COUNTS, j]
         preds[b] = _classify_int(counts[b], assignments, sizes, mp[MP_N_CLASSES], sums)
+
+
+# -- batched inference (learn=False and integer mode) --------------------------------------------
+# Inference reads the weights only, so the input currents of a presentation depend on its input
+# spikes alone: the kernels draw the input spikes of INFER_STEPS steps at once (fmix32 in uint32
+# lanes, branch-free, the spiking pixels of every step compacted into one ascending list), add up
+# those steps' weight rows (row by row in ascending pixel index from 0, the reference's order;
+# integer codes stored as int16 / uint16 and summed in int32 where that is provably exact), then
+# run the neurons step by step, the lateral term fused into the excitatory update and the
+# thresholds ``thresh + theta`` computed once. The inhibitory layer of diehl-cook is updated
+# event-driven: a neuron that has never had input sits exactly at rest (v == rest, refractory
+# count <= 0) and stays there, so only the neurons that have received an excitatory spike are
+# updated (``_inh_sparse_ok`` / the integer kernel's check say when that is exact). Work buffers
+# are allocated once per thread (a prange over the threads, each taking every n_threads-th
+# sample). Building the currents column tile by column tile over all steps (to keep a tile of
+# the rows in L1) was tried and measured 2-3x slower than row by row: it is not used.
+U32 = np.uint32
+MIX1_32 = np.uint32(0x85EBCA6B)
+MIX2_32 = np.uint32(0xC2B2AE35)
+INFER_STEPS = 64        # steps whose input spikes and currents are built at once
+# per-thread integer rows of the inference kernels (ib[tid, ROW, :N])
+(IB_SE_A, IB_SE_B, IB_SRC, IB_CROSS, IB_CROSS_I, IB_PLIST, IB_ACT, IB_IN_ACT, IB_COUNTS,
+ IB_TMP) = range(10)
+N_IB = 10
+# per-thread float rows (fb[tid, ROW, :N])
+FB_V_E, FB_REF_E, FB_V_I, FB_REF_I, FB_TH_E, FB_CUR_I, FB_THETA_I = range(7)
+N_FB = 7
+
+
+@njit(cache=True, boundscheck=False)
+def _setup_inputs_u32(image, rate_unit, nz, thm1, im):
+    """The pixels that can spike (non-zero threshold), ascending, with ``threshold - 1`` as
+    uint32 and their index hashes: ``draw < thr`` (uint64, thr = image * rate_unit as the
+    reference computes it) is ``draw <= thr - 1`` for a 32-bit draw, so a threshold of 2**32 or
+    more (always spikes) becomes 0xFFFFFFFF and a zero one never spikes (left out)."""
+    n_in = image.shape[0]
+    n_nz = 0
+    for i in range(n_in):
+        if image[i] != 0:
+            thr = np.uint64(np.int64(image[i]) * np.int64(rate_unit))
+            if thr == np.uint64(0):
+                continue
+            nz[n_nz] = i
+            thm1[n_nz] = U32(min(thr - np.uint64(1), M32))
+            im[n_nz] = U32((np.uint64(i) * INDEX_MUL) & M32)
+            n_nz += 1
+    return n_nz
+
+
+@njit(cache=True, boundscheck=False)
+def _draw_steps(skey, step0, ch, n_nz, nz, thm1, im, fired, lst, off, rnd):
+    """Input spikes of ``ch`` consecutive steps (global step index ``step0 + tt``): the spiking
+    pixels of step ``tt`` are ``lst[off[tt]:off[tt + 1]]``, ascending; ``rnd[tt]`` the step's
+    one-spike random word. Returns the number of input spikes."""
+    n = 0
+    off[0] = 0
+    for tt in range(ch):
+        sk = _step_key(skey, step0 + tt)
+        rnd[tt] = np.int64(_fmix32((sk + WINNER_MUL) & M32))
+        s32 = U32(sk)
+        for k in range(n_nz):      # fmix32 in 32-bit lanes: vectorised, branch-free
+            x = U32(s32 + im[k])
+            x = U32(x ^ (x >> U32(16)))
+            x = U32(x * MIX1_32)
+            x = U32(x ^ (x >> U32(13)))
+            x = U32(x * MIX2_32)
+            x = U32(x ^ (x >> U32(16)))
+            fired[k] = np.int32(x <= thm1[k])
+        for k in range(n_nz):      # branch-free compaction
+            lst[n] = nz[k]
+            n += fired[k]
+        off[tt + 1] = n
+    return n
+
+
+@njit(cache=True, boundscheck=False)
+def _accumulate(w, lst, off, ch, buf):
+    """buf[tt, j] = the sum of w[lst[q], j] over the spiking pixels of step ``tt``, from 0, row
+    by row in ascending pixel order (the reference's ``w[pre].sum(axis=0)``; four rows per pass
+    over the step's row of ``buf``). Integer codes accumulate exactly in ``buf``'s type (the
+    caller checked its range)."""
+    N = w.shape[1]
+    for tt in range(ch):
+        cur = buf[tt]
+        for j in range(N):
+            cur[j] = 0
+        q = off[tt]
+        end = off[tt + 1]
+        while q + 4 <= end:
+            r0 = lst[q]
+            r1 = lst[q + 1]
+            r2 = lst[q + 2]
+            r3 = lst[q + 3]
+            for j in range(N):
+                c = cur[j] + w[r0, j]
+                c = c + w[r1, j]
+                c = c + w[r2, j]
+                cur[j] = c + w[r3, j]
+            q += 4
+        while q < end:
+            r0 = lst[q]
+            for j in range(N):
+                cur[j] += w[r0, j]
+            q += 1
+
+
+@njit(cache=True, boundscheck=False)
+def _gather_spikes(s, nc, cross, one_spike, rand):
+    """The spiking neurons of ``s`` (``nc`` of them), ascending, into ``cross``; the one-spike
+    winner ``cross[rand % nc]`` (the reference's ``idx[rand % idx.size]``). Returns the count."""
+    n = s.shape[0]
+    q = 0
+    for j in range(n):
+        if s[j]:
+            cross[q] = j
+            q += 1
+    if one_spike and nc > 1:
+        win = cross[rand % nc]
+        for q in range(nc):
+            s[cross[q]] = 0
+        s[win] = 1
+        cross[0] = win
+        nc = 1
+    return nc
+
+
+@njit(cache=True, boundscheck=False)
+def _exc_step_infer(v, ref, th, cur, s, cross, sp, n_src, w_lat, one_spike, rest, reset, decay,
+                    refrac, dt, rand):
+    """The excitatory step of inference (``_neuron_step_float`` with learn=False and the
+    thresholds ``thresh + theta`` precomputed), the lateral term
+    ``w_lat * float(n_src - sp[j])`` added to the current first, as the reference does."""
+    n = v.shape[0]
+    nc = 0
+    if n_src:
+        fsrc = np.float64(n_src)
+        for j in range(n):
+            cj = cur[j] + w_lat * (fsrc - np.float64(sp[j]))
+            rj = ref[j]
+            x = ((v[j] - rest) * decay) + rest
+            x = x + (cj if rj <= 0.0 else 0.0)
+            c = x >= th[j]
+            v[j] = reset if c else x
+            ref[j] = refrac if c else rj - dt
+            s[j] = np.int64(c)
+            nc += np.int64(c)
+    else:
+        for j in range(n):
+            cj = cur[j]
+            rj = ref[j]
+            x = ((v[j] - rest) * decay) + rest
+            x = x + (cj if rj <= 0.0 else 0.0)
+            c = x >= th[j]
+            v[j] = reset if c else x
+            ref[j] = refrac if c else rj - dt
+            s[j] = np.int64(c)
+            nc += np.int64(c)
+    if nc == 0:
+        return 0
+    return _gather_spikes(s, nc, cross, one_spike, rand)
+
+
+@njit(cache=True, boundscheck=False)
+def _sort_small(a, n):
+    for i in range(1, n):
+        x = a[i]
+        k = i - 1
+        while k >= 0 and a[k] > x:
+            a[k + 1] = a[k]
+            k -= 1
+        a[k + 1] = x
+
+
+@njit(cache=True)
+def _inh_sparse_ok(fp, ip, qp):
+    """Whether a diehl-cook inhibitory neuron that has had no input stays exactly at rest in
+    inference (so that only the neurons that got an excitatory spike need updating): finite
+    constants, dt >= 0 (a refractory count <= 0 stays <= 0), rest below the threshold, and a
+    quantized potential whose grid holds rest itself (code 0)."""
+    rest = fp[FP_I_REST]
+    dec = fp[FP_I_DECAY]
+    wei = fp[FP_W_EXC_INH]
+    dt = fp[FP_DT]
+    if not (np.isfinite(rest) and np.isfinite(dec) and np.isfinite(wei) and np.isfinite(dt)):
+        return False
+    if not dt >= 0.0:
+        return False
+    if not rest < fp[FP_I_THRESH] + 0.0:
+        return False
+    if qp[Q_POTENTIAL, QF_ON] != 0.0:
+        if not (qp[Q_POTENTIAL, QF_CMIN] <= 0.0 <= qp[Q_POTENTIAL, QF_CMAX]):
+            return False
+        if not np.isfinite(qp[Q_POTENTIAL, QF_STEP]):
+            return False
+    return True
+
+
+@njit(cache=True, boundscheck=False)
+def _present_infer(w, skey, retry, n_nz, fp, ip, qp, ops, fb, ib, nz, thm1, im, fired, lst, off,
+                   rnd, buf, inh_sparse):
+    """One inference presentation (``_steps_float`` with learn=False, same spikes and counters);
+    the excitatory counts in ib[IB_COUNTS]; returns their sum. fb[FB_TH_E] holds the excitatory
+    thresholds (``thresh + theta``)."""
+    n_in, N = w.shape
+    T = ip[IP_T]
+    CH = buf.shape[0]
+    has_inh = ip[IP_HAS_INH] != 0
+    e_one = ip[IP_E_ONE_SPIKE] != 0
+    i_adaptive = ip[IP_I_ADAPTIVE] != 0
+    i_one = ip[IP_I_ONE_SPIKE] != 0
+    dt = fp[FP_DT]
+    w_lat = fp[FP_W_LAT]
+    w_ei = fp[FP_W_EXC_INH]
+    e_rest, e_reset, e_decay, e_refrac = (fp[FP_E_REST], fp[FP_E_RESET], fp[FP_E_DECAY],
+                                          fp[FP_E_REFRAC])
+    i_rest, i_reset, i_decay, i_refrac = (fp[FP_I_REST], fp[FP_I_RESET], fp[FP_I_DECAY],
+                                          fp[FP_I_REFRAC])
+    i_th = fp[FP_I_THRESH] + 0.0        # thresh + theta (0 in inference)
+    q_pot = qp[Q_POTENTIAL, QF_ON] != 0.0
+    v_e = fb[FB_V_E]
+    ref_e = fb[FB_REF_E]
+    v_i = fb[FB_V_I]
+    ref_i = fb[FB_REF_I]
+    th_e = fb[FB_TH_E]
+    cur_i = fb[FB_CUR_I]
+    theta_i = fb[FB_THETA_I]    # zeros: the inhibitory theta of inference
+    s_e = ib[IB_SE_A]
+    e_prev = ib[IB_SE_B]
+    src = ib[IB_SRC]            # inhibitory spikes of the previous step (diehl-cook), 0/1
+    cross = ib[IB_CROSS]
+    cross_i = ib[IB_CROSS_I]
+    plist = ib[IB_PLIST]        # the previous step's excitatory spikes
+    act = ib[IB_ACT]            # inhibitory neurons off rest (sparse update)
+    in_act = ib[IB_IN_ACT]
+    counts = ib[IB_COUNTS]
+    tmp = ib[IB_TMP]
+    for j in range(N):
+        v_e[j] = e_rest
+        ref_e[j] = 0.0
+        v_i[j] = i_rest
+        ref_i[j] = 0.0
+        cur_i[j] = 0.0
+        theta_i[j] = 0.0
+        s_e[j] = 0
+        e_prev[j] = 0
+        src[j] = 0
+        in_act[j] = 0
+        counts[j] = 0
+    n_act = 0
+    n_src = 0
+    n_e_prev = 0
+    n_si_prev = 0
+    inh_zero = True
+    n_input = 0
+    n_exc = 0
+    n_inh = 0
+    lat = 0
+    for t0 in range(0, T, CH):
+        ch = min(CH, T - t0)
+        n_input += _draw_steps(skey, retry * T + t0, ch, n_nz, nz, thm1, im, fired, lst, off,
+                               rnd)
+        _accumulate(w, lst, off, ch, buf)
+        for tt in range(ch):
+            if n_src:
+                lat += n_src * (N - 1)
+            sp = src if has_inh else e_prev
+            n_post = _exc_step_infer(v_e, ref_e, th_e, buf[tt], s_e, cross, sp, n_src, w_lat,
+                                     e_one, e_rest, e_reset, e_decay, e_refrac, dt, rnd[tt])
+            if q_pot:
+                sk = _step_key(skey, retry * T + t0 + tt)
+                _q_vec(v_e, N, e_rest, qp, Q_POTENTIAL, _site_key(sk, SALT_POT_E))
+            if has_inh:
+                lat += n_e_prev
+                if inh_sparse:
+                    for q in range(n_e_prev):
+                        j = plist[q]
+                        if in_act[j] == 0:
+                            in_act[j] = 1
+                            act[n_act] = j
+                            n_act += 1
+                    n_si = 0
+                    for k in range(n_act):
+                        j = act[k]
+                        cj = w_ei * np.float64(e_prev[j])
+                        rj = ref_i[j]
+                        x = ((v_i[j] - i_rest) * i_decay) + i_rest
+                        x = x + (cj if rj <= 0.0 else 0.0)
+                        c = x >= i_th
+                        v_i[j] = i_reset if c else x
+                        ref_i[j] = i_refrac if c else rj - dt
+                        if c:
+                            tmp[n_si] = j
+                            n_si += 1
+                    if q_pot:
+                        site = _site_key(_step_key(skey, retry * T + t0 + tt), SALT_POT_I)
+                        for k in range(n_act):
+                            j = act[k]
+                            v_i[j] = _q(v_i[j], i_rest, qp, Q_POTENTIAL, site, j)
+                    for q in range(n_si_prev):
+                        src[cross_i[q]] = 0
+                    if n_si > 1:
+                        _sort_small(tmp, n_si)
+                        if i_one:
+                            n_si = 1        # the winner cross[0 % nc]: the lowest index
+                    for q in range(n_si):
+                        cross_i[q] = tmp[q]
+                        src[tmp[q]] = 1
+                    n_si_prev = n_si
+                else:
+                    if n_e_prev:
+                        for j in range(N):
+                            cur_i[j] = w_ei * np.float64(e_prev[j])
+                        inh_zero = False
+                    elif not inh_zero:
+                        for j in range(N):
+                            cur_i[j] = 0.0
+                        inh_zero = True
+                    n_si = _neuron_step_float(
+                        v_i, ref_i, theta_i, cur_i, src, cross_i, i_adaptive, i_one, False,
+                        i_rest, i_reset, fp[FP_I_THRESH], i_decay, i_refrac, dt, 0.0, 0.0, 0)
+                    if q_pot:
+                        _q_vec(v_i, N, i_rest, qp, Q_POTENTIAL,
+                               _site_key(_step_key(skey, retry * T + t0 + tt), SALT_POT_I))
+                n_inh += n_si
+                n_src = n_si
+                for q in range(n_post):
+                    plist[q] = cross[q]
+                n_e_prev = n_post
+            else:
+                n_src = n_post
+            s_e, e_prev = e_prev, s_e
+            for q in range(n_post):
+                counts[cross[q]] += 1
+            n_exc += n_post
+    ops[OP_PRESENTATIONS] += 1
+    ops[OP_TIME_STEPS] += T
+    ops[OP_NEURON_EXC] += T * N
+    if has_inh:
+        ops[OP_NEURON_INH] += T * N
+        ops[OP_INH_SPIKES] += n_inh
+    ops[OP_INPUT_SPIKES] += n_input
+    ops[OP_EXC_SPIKES] += n_exc
+    ops[OP_SYNAPTIC] += n_input * N
+    ops[OP_LATERAL] += lat
+    return n_exc
+
+
+@njit(cache=True, parallel=True, boundscheck=False)
+def infer_batch_tiled(w, theta, images, skeys, rate_units, fp, ip, qp, ops_per_sample, counts,
+                      n_threads):
+    """Float inference of a batch through ``_present_infer``: the samples in parallel, with
+    per-thread work buffers; the same counts and counters as ``infer_batch`` (N >= 2)."""
+    n_in, N = w.shape
+    B = images.shape[0]
+    T = ip[IP_T]
+    CH = min(T, INFER_STEPS)
+    nth = max(1, min(B, n_threads))     # numba.get_num_threads() of the caller
+    fb = np.zeros((nth, N_FB, N))
+    ib = np.zeros((nth, N_IB, N), dtype=np.int64)
+    nzb = np.zeros((nth, n_in), dtype=np.int64)
+    thb = np.zeros((nth, n_in), dtype=np.uint32)
+    imb = np.zeros((nth, n_in), dtype=np.uint32)
+    frb = np.zeros((nth, n_in), dtype=np.int32)
+    lstb = np.zeros((nth, CH * n_in + 1), dtype=np.int32)
+    offb = np.zeros((nth, CH + 1), dtype=np.int64)
+    rndb = np.zeros((nth, CH), dtype=np.int64)
+    bufb = np.zeros((nth, CH, N))
+    inh_sparse = ip[IP_HAS_INH] != 0 and _inh_sparse_ok(fp, ip, qp)
+    e_adaptive = ip[IP_E_ADAPTIVE] != 0
+    for tid in range(nth):
+        for j in range(N):
+            fb[tid, FB_TH_E, j] = (fp[FP_E_THRESH] + theta[j]) if e_adaptive else fp[FP_E_THRESH]
+    n_pres = ip[IP_MAX_RETRIES] + 1
+    for tid in prange(nth):
+        for b in range(tid, B, nth):     # thread tid's samples, with its buffers
+            skey = np.uint64(skeys[b])
+            ops = ops_per_sample[b]
+            for retry in range(n_pres):
+                n_nz = _setup_inputs_u32(images[b], rate_units[retry], nzb[tid], thb[tid], imb[tid])
+                n_exc = _present_infer(w, skey, retry, n_nz, fp, ip, qp, ops, fb[tid], ib[tid],
+                                       nzb[tid], thb[tid], imb[tid], frb[tid], lstb[tid], offb[tid],
+                                       rndb[tid], bufb[tid], inh_sparse)
+                if n_exc >= ip[IP_RETRY_MIN]:
+                    break
+            ops[OP_SAMPLES] += 1
+            for j in range(N):
+                counts[b, j] = ib[tid, IB_COUNTS, j]
+
+
+@njit(cache=True, boundscheck=False)
+def _present_int_tiled(wc, skey, rate_unit, retry, n_nz, lp, mp, th_e, th_i, ib, st, nz, thm1,
+                       im, fired, lst, off, rnd, buf, inh_sparse):
+    """``intsim.present`` (as ``_present_int``) with the input currents of INFER_STEPS steps
+    built at once (``_accumulate`` into ``buf``, int32 or int64: the caller checked the range) and
+    the inhibitory layer updated event-driven when ``inh_sparse``. Counts in ib[IB_COUNTS]."""
+    n_in, N = wc.shape
+    T = mp[MP_T]
+    CH = buf.shape[0]
+    has_inh = mp[MP_HAS_INH] != 0
+    shift = lp[0, LP_V_FRAC] - mp[MP_W_FRAC]
+    lsh = shift if shift > 0 else 0
+    rsh = -shift if shift < 0 else 0
+    lateral = mp[MP_LATERAL]
+    e2i = mp[MP_EXC_TO_INH]
+    decay = lp[0, LP_DECAY]
+    fd = lp[0, LP_DECAY_FRAC]
+    bias = lp[0, LP_BIAS]
+    umin = lp[0, LP_U_MIN]
+    umax = lp[0, LP_U_MAX]
+    reset = lp[0, LP_RESET]
+    refrac = lp[0, LP_REFRAC]
+    e_one = lp[0, LP_ONE_SPIKE] != 0
+    i_one = lp[1, LP_ONE_SPIKE] != 0
+    i_decay = lp[1, LP_DECAY]
+    i_fd = lp[1, LP_DECAY_FRAC]
+    i_bias = lp[1, LP_BIAS]
+    i_umin = lp[1, LP_U_MIN]
+    i_umax = lp[1, LP_U_MAX]
+    i_reset = lp[1, LP_RESET]
+    i_refrac = lp[1, LP_REFRAC]
+    u = st[0]
+    ref = st[1]
+    ui = st[2]
+    ref_i = st[3]
+    cur_i = st[4]
+    s_e = ib[IB_SE_A]
+    e_prev = ib[IB_SE_B]
+    src = ib[IB_SRC]
+    cross = ib[IB_CROSS]
+    cross_i = ib[IB_CROSS_I]
+    plist = ib[IB_PLIST]
+    act = ib[IB_ACT]
+    in_act = ib[IB_IN_ACT]
+    counts = ib[IB_COUNTS]
+    tmp = ib[IB_TMP]
+    for j in range(N):
+        u[j] = 0
+        ref[j] = 0
+        ui[j] = 0
+        ref_i[j] = 0
+        cur_i[j] = 0
+        s_e[j] = 0
+        e_prev[j] = 0
+        src[j] = 0
+        in_act[j] = 0
+        counts[j] = 0
+    n_act = 0
+    n_src = 0
+    n_e_prev = 0
+    n_si_prev = 0
+    n_exc = 0
+    for t0 in range(0, T, CH):
+        ch = min(CH, T - t0)
+        _draw_steps(skey, retry * T + t0, ch, n_nz, nz, thm1, im, fired, lst, off, rnd)
+        _accumulate(wc, lst, off, ch, buf)
+        for tt in range(ch):
+            cur = buf[tt]
+            sp = src if has_inh else e_prev
+            nc = 0
+            for j in range(N):      # intsim._layer_step of the excitatory layer, fused
+                cj = (np.int64(cur[j]) << lsh) >> rsh
+                if n_src:
+                    cj += lateral * (n_src - sp[j])
+                x = (u[j] * decay + bias) >> fd
+                rj = ref[j]
+                x = x + (cj if rj <= 0 else 0)
+                x = umin if x < umin else x
+                x = umax if x > umax else x
+                c = x >= th_e[j]
+                u[j] = reset if c else x
+                ref[j] = refrac if c else rj - 1
+                s_e[j] = np.int64(c)
+                nc += np.int64(c)
+            n_post = 0
+            if nc:
+                n_post = _gather_spikes(s_e, nc, cross, e_one, rnd[tt])
+            if has_inh:
+                if inh_sparse:
+                    for q in range(n_e_prev):
+                        j = plist[q]
+                        if in_act[j] == 0:
+                            in_act[j] = 1
+                            act[n_act] = j
+                            n_act += 1
+                    n_si = 0
+                    for k in range(n_act):
+                        j = act[k]
+                        cj = e2i * e_prev[j]
+                        x = (ui[j] * i_decay + i_bias) >> i_fd
+                        rj = ref_i[j]
+                        x = x + (cj if rj <= 0 else 0)
+                        x = i_umin if x < i_umin else x
+                        x = i_umax if x > i_umax else x
+                        c = x >= th_i[j]
+                        ui[j] = i_reset if c else x
+                        ref_i[j] = i_refrac if c else rj - 1
+                        if c:
+                            tmp[n_si] = j
+                            n_si += 1
+                    for q in range(n_si_prev):
+                        src[cross_i[q]] = 0
+                    if n_si > 1:
+                        _sort_small(tmp, n_si)
+                        if i_one:
+                            n_si = 1        # the winner cross[0 % nc]: the lowest index
+                    for q in range(n_si):
+                        cross_i[q] = tmp[q]
+                        src[tmp[q]] = 1
+                    n_si_prev = n_si
+                else:
+                    for j in range(N):
+                        cur_i[j] = e2i * e_prev[j]
+                    n_si = _layer_step_int(ui, ref_i, cur_i, th_i, src, cross_i, lp, 1, 0)
+                n_src = n_si
+                for q in range(n_post):
+                    plist[q] = cross[q]
+                n_e_prev = n_post
+            else:
+                n_src = n_post
+            s_e, e_prev = e_prev, s_e
+            for q in range(n_post):
+                counts[cross[q]] += 1
+            n_exc += n_post
+    return n_exc
+
+
+@njit(cache=True, parallel=True, boundscheck=False)
+def infer_int_batch_tiled(wc, acc_proto, images, skeys, rate_units, lp, mp, th_e, th_i,
+                          assignments, sizes, counts, preds, n_threads):
+    """Integer inference of a batch (``intsim.infer``) through ``_present_int_tiled``, the
+    samples in parallel with per-thread work buffers. ``wc``: the weight codes in a narrower
+    type where they fit (int16 / uint16), ``acc_proto``: an array of the accumulation type
+    (int32 where no column's sum of |codes| reaches 2**31, else int64; backend.py decides)."""
+    n_in, N = wc.shape
+    B = images.shape[0]
+    T = mp[MP_T]
+    CH = min(T, INFER_STEPS)
+    n_rates = rate_units.shape[0]
+    nth = max(1, min(B, n_threads))     # numba.get_num_threads() of the caller
+    ib = np.zeros((nth, N_IB, N), dtype=np.int64)
+    stb = np.zeros((nth, 5, N), dtype=np.int64)
+    nzb = np.zeros((nth, n_in), dtype=np.int64)
+    thb = np.zeros((nth, n_in), dtype=np.uint32)
+    imb = np.zeros((nth, n_in), dtype=np.uint32)
+    frb = np.zeros((nth, n_in), dtype=np.int32)
+    lstb = np.zeros((nth, CH * n_in + 1), dtype=np.int32)
+    offb = np.zeros((nth, CH + 1), dtype=np.int64)
+    rndb = np.zeros((nth, CH), dtype=np.int64)
+    bufb = np.zeros((nth, CH, N), dtype=acc_proto.dtype)
+    inh_sparse = False
+    i_fd = lp[1, LP_DECAY_FRAC]
+    if (mp[MP_HAS_INH] != 0 and lp[1, LP_U_MIN] <= 0 <= lp[1, LP_U_MAX] and 0 <= i_fd < 63
+            and 0 <= lp[1, LP_BIAS] < (1 << i_fd)):
+        # a neuron at u = 0, not refractory and without input stays at 0 and does not spike
+        inh_sparse = True
+        for j in range(N):
+            if th_i[j] <= 0:
+                inh_sparse = False
+    for tid in prange(nth):
+        for b in range(tid, B, nth):     # thread tid's samples, with its buffers
+            skey = np.uint64(skeys[b])
+            sums = np.zeros(mp[MP_N_CLASSES], dtype=np.int64)
+            for retry in range(n_rates):
+                n_nz = _setup_inputs_u32(images[b], rate_units[retry], nzb[tid], thb[tid], imb[tid])
+                n_exc = _present_int_tiled(wc, skey, rate_units[retry], retry, n_nz, lp, mp, th_e,
+                                           th_i, ib[tid], stb[tid], nzb[tid], thb[tid], imb[tid],
+                                           frb[tid], lstb[tid], offb[tid], rndb[tid], bufb[tid],
+                                           inh_sparse)
+                if n_exc >= mp[MP_RETRY_MIN]:
+                    break
+            for j in range(N):
+                counts[b, j] = ib[tid, IB_COUNTS, j]
+            preds[b] = _classify_int(counts[b], assignments, sizes, mp[MP_N_CLASSES], sums)
