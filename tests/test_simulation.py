@@ -89,3 +89,21 @@ def test_label_assignment_and_classifiers():
     test = np.array([[3, 0, 0], [0, 2, 0]])
     assert list(predict_all_activity(test, assignments, 3)) == [0, 1]
     assert list(predict_proportion_weighting(test, assignments, proportions, 3)) == [0, 1]
+
+
+def test_a_backend_can_refuse_before_any_work(small_config, tiny_images):
+    from tinysnn_core import train as flow
+    from tinysnn_core.data import Dataset
+    from tinysnn_core.errors import TinySNNError
+
+    class Refusing(NumpyBackend):
+        def check(self, net, learn=True):
+            raise TinySNNError("cannot simulate this network")
+
+    net = Network.build(small_config())
+    before = net.w.copy()
+    images, labels = tiny_images
+    data = Dataset("t", images, labels, images[:2], labels[:2])
+    with pytest.raises(TinySNNError, match="cannot simulate"):
+        flow.train(net, data, backend=Refusing(), progress=False)
+    assert np.array_equal(before, net.w) and not net.progress.get("samples_done")
