@@ -7,7 +7,14 @@ Measures, on the digits of testdata/mnist_2k.npz (reused cyclically with distinc
   the compiled CPU backend on --numba-samples samples of the same data;
 - batched exploration: --points quantization points (uQ0.f weights, truncation / nearest) of one
   network evaluated on --explore-samples samples in one run_many call; accuracy per point;
-- training samples per second (GPU, one block) vs the NumPy reference.
+- training samples per second (GPU, one block) vs the NumPy reference;
+- integer mode (docs/fixed-point.md): the trained network labelled and quantized post-training
+  (uQ0.--int-wbits weights, 16-bit neuron groups), exported with intsim.from_network; batched
+  run_integer of --n-samples samples (NPT tried from --int-npt), bit-exactness vs intsim on
+  --int-ref-samples, numba's run_integer on the same data on this host's CPU when it imports,
+  and --points integer models (weights uQ0.1..16, potential truncation / nearest) in one
+  run_integer_many call. The integer model is pickled to --int-model-out (to rerun numba on
+  another machine with the same model, images and ids).
 Prints a JSON summary and writes it to --out (if given).
 """
 
@@ -37,6 +44,28 @@ def quantize(w, frac_bits, rounding):
     return np.clip(q, 0.0, 1.0 - eps)
 
 
+def int_groups(wbits, rounding):
+    from tinysnn_core.quant import default_format
+    g = {}
+    for name in ("weights", "potential", "theta", "inhibition", "decay"):
+        fmt = default_format(name, wbits if name == "weights" else 16,
+                             17.5 if name == "inhibition" else None)
+        g[name] = {"format": str(fmt), "rounding": rounding}
+    return g
+
+def int_model_of(base, wbits, rounding):
+    import copy as _copy
+
+    from tinysnn_core import intsim
+    from tinysnn_core import train as flow
+    from tinysnn_core.config import QuantSettings
+    q = _copy.deepcopy(base)
+    q.config.quant = QuantSettings("ptq", int_groups(wbits, rounding))
+    quantizer, plan = flow.quantizer_for(q.config)
+    quantizer.prepare(q, plan)
+    return intsim.from_network(q)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(HERE / "testdata" / "mnist_2k.npz"))
@@ -50,6 +79,12 @@ def main(argv=None):
     ap.add_argument("--points", type=int, default=32)
     ap.add_argument("--explore-samples", type=int, default=1000)
     ap.add_argument("--npt", default="1,2,4", help="neurons-per-thread values to try")
+    ap.add_argument("--int-npt", default="2,4,8", help="integer kernel NPT values to try")
+    ap.add_argument("--int-wbits", type=int, default=8)
+    ap.add_argument("--int-ref-samples", type=int, default=8)
+    ap.add_argument("--int-numba-samples", type=int, default=10000)
+    ap.add_argument("--int-model-out", default=None)
+    ap.add_argument("--skip-float", action="store_true", help="integer mode only")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
 
@@ -170,7 +205,8 @@ def main(argv=None):
             res["errors"].append("inference counts differ from the NumPy reference")
         res["_counts_head"] = counts[:args.numba_samples]
 
-    step("inference", inference)
+    if not args.skip_float:
+        step("inference", inference)
 
     # -- the compiled CPU backend on the same data, when present -----------------------------------
     def numba_cpu():
@@ -199,7 +235,7 @@ def main(argv=None):
         res["numba"] = entry
         log(f"numba {entry}")
 
-    if args.numba_samples > 0:
+    if args.numba_samples > 0 and not args.skip_float:
         step("numba", numba_cpu)
     res.pop("_counts_head", None)
 
@@ -242,7 +278,105 @@ def main(argv=None):
             "table": table}
         log(f"exploration {len(points)} points x {m} samples in {t:.2f} s")
 
-    step("exploration", exploration)
+    if not args.skip_float:
+        step("exploration", exploration)
+
+    # -- integer mode ---------------------------------------------------------------------------------
+    def integer():
+        import pickle
+
+        from tinysnn_core import intsim
+        # label the trained network on 1,000 digits (float GPU inference), then quantize
+        lab_imgs, lab = images[:1000], labels[:1000]
+        c = gpu.run(net, lab_imgs, np.arange(70_000, 71_000), learn=False, seed=5, ops=OpCounts())
+        net.assignments, net.proportions, _ = assign_labels(c, lab, 10)
+        model = int_model_of(net, args.int_wbits, "nearest")
+        if args.int_model_out:
+            Path(args.int_model_out).write_bytes(pickle.dumps(model))
+        from tinysnn_cupy.backend import int_storage
+        wt, at = int_storage([np.asarray(model.w_codes)])[1:]
+        trials, best = {}, None
+        for npt in [int(x) for x in args.int_npt.split(",") if x]:
+            be = CupyBackend(int_neurons_per_thread=npt)
+            t0 = time.perf_counter()
+            be.run_integer(model, imgs[:64], 2, ids[:64])
+            t_compile = time.perf_counter() - t0
+            m = min(n, 2000)
+            t0 = time.perf_counter()
+            be.run_integer(model, imgs[:m], 2, ids[:m])
+            t = time.perf_counter() - t0
+            trials[npt] = {"geometry": list(be.int_geometry(N, 784)),
+                           "compile_and_first_call_s": t_compile, f"seconds_{m}_samples": t}
+            if best is None or t < best[1]:
+                best = (npt, t, be)
+        npt, _, be = best
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            preds, counts = be.run_integer(model, imgs, 2, ids)
+            times.append(time.perf_counter() - t0)
+        t_gpu = min(times)
+        k = args.int_ref_samples
+        t0 = time.perf_counter()
+        ref_p, ref_c = intsim.infer(model, imgs[:k], 2, ids[:k])
+        t_ref = (time.perf_counter() - t0) / k
+        same = bool(np.array_equal(ref_c, counts[:k]) and np.array_equal(ref_p, preds[:k]))
+        entry = {"samples": n, "formats": model.formats, "weight_storage": wt, "accumulator": at,
+                 "geometry_trials": trials, "neurons_per_thread": npt,
+                 "geometry": list(be.int_geometry(N, 784)), "gpu_seconds_runs": times,
+                 "gpu_seconds": t_gpu, "gpu_samples_per_second": n / t_gpu,
+                 "intsim_seconds_per_sample": t_ref, "bit_identical_to_intsim_on_subset": same,
+                 "intsim_samples_checked": k, "exc_spikes_per_sample": float(counts.sum() / n),
+                 "accuracy_on_cycled_digits": float((preds == labels[ids % len(labels)]).mean()),
+                 "counts_checksum": int((counts * np.arange(1, N + 1)).sum() % 1_000_000_007),
+                 "preds_checksum": int((preds * np.arange(1, n + 1)).sum() % 1_000_000_007)}
+        if not same:
+            res["ok"] = False
+            res["errors"].append("integer inference differs from intsim")
+        # numba's run_integer on this host's CPU, same model / images / ids
+        sys.path.insert(0, str(HERE.parent / "tinysnn-numba"))
+        try:
+            import numba  # noqa: F401
+            from tinysnn_numba.backend import NumbaBackend
+        except Exception as exc:
+            entry["numba"] = {"skipped": f"numba backend not importable here: {exc}"}
+        else:
+            nb = NumbaBackend()
+            t0 = time.perf_counter()
+            nb.run_integer(model, imgs[:4], 2, ids[:4])
+            t_c = time.perf_counter() - t0
+            m = min(n, args.int_numba_samples)
+            t0 = time.perf_counter()
+            np_, nc = nb.run_integer(model, imgs[:m], 2, ids[:m])
+            t = time.perf_counter() - t0
+            entry["numba"] = {"samples": m, "seconds": t, "samples_per_second": m / t,
+                              "threads": numba.get_num_threads(), "compile_seconds": t_c,
+                              "same_as_gpu": bool(np.array_equal(nc, counts[:m])
+                                                  and np.array_equal(np_, preds[:m])),
+                              "gpu_speedup": (n / t_gpu) / (m / t)}
+        res["integer"] = entry
+        log(f"integer {entry}")
+
+        # batched exploration in integer mode: K models in one run_integer_many call
+        pts = [(f, r) for f in range(1, 17) for r in ("truncation", "nearest")][:args.points]
+        models = [int_model_of(net, f, r) for f, r in pts]
+        m = args.explore_samples
+        e_imgs, e_ids = images[:m], np.arange(50_000, 50_000 + m)
+        be.run_integer_many(models[:2], e_imgs[:8], 3, e_ids[:8])
+        t0 = time.perf_counter()
+        p_many, c_many = be.run_integer_many(models, e_imgs, 3, e_ids)
+        t = time.perf_counter() - t0
+        chk = intsim.infer(models[-1], e_imgs[:2], 3, e_ids[:2])
+        res["integer_exploration"] = {
+            "points": len(pts), "samples_per_point": m, "seconds": t,
+            "model_samples_per_second": len(pts) * m / t,
+            "matches_intsim_last_point_2_samples": bool(
+                np.array_equal(chk[1], c_many[-1, :2]) and np.array_equal(chk[0], p_many[-1, :2])),
+            "accuracy": {f"uQ0.{f}-{r}": float((p_many[i] == labels[:m]).mean())
+                         for i, (f, r) in enumerate(pts)}}
+        log(f"integer exploration {len(pts)} x {m} in {t:.2f} s")
+
+    step("integer", integer)
 
     text = json.dumps(res, indent=2, default=float)
     print(text)

@@ -5,7 +5,8 @@
 #
 # Needs: python3 with numpy, pluggy and cupy. Does not install or download anything: our
 # packages come from this checkout through PYTHONPATH, the digits from testdata/mnist_2k.npz.
-# Runs the GPU tests (when pytest is present) and bench_gpu.py; prints a JSON summary and writes
+# Runs the GPU tests (float and integer mode, when pytest is present) and bench_gpu.py (float and
+# integer benchmarks; the integer model goes to $OUT/int_model.pkl for bench_numba_int.py); prints a JSON summary and writes
 # it to $OUT/gpu_results.json when $OUT is set. Environment knobs: PYTHON (interpreter),
 # BENCH_ARGS (extra bench_gpu.py arguments), TEST_TIMEOUT / BENCH_TIMEOUT (seconds).
 set -u
@@ -50,7 +51,8 @@ if "$PY" -c "import pytest" 2>/dev/null; then
     echo "== GPU tests (tinysnn-cupy)"
     # -p no:cacheprovider: the checkout may be read-only; rootdir conftest of the core is not needed
     timeout "${TEST_TIMEOUT:-200}" "$PY" -m pytest -q -rs -p no:cacheprovider \
-        "$HERE/tests/test_cupy_gpu.py" "$HERE/tests/test_cupy_plugin.py" 2>&1 | tee "$RESULTS_DIR/gpu_tests.txt" | tail -25
+        "$HERE/tests/test_cupy_gpu.py" "$HERE/tests/test_cupy_int_gpu.py" \
+        "$HERE/tests/test_cupy_plugin.py" 2>&1 | tee "$RESULTS_DIR/gpu_tests.txt" | tail -25
     rc=${PIPESTATUS[0]}
     TEST_STATUS="$(tail -1 "$RESULTS_DIR/gpu_tests.txt") (exit $rc)"
 else
@@ -59,7 +61,8 @@ fi
 
 echo "== benchmark"
 # shellcheck disable=SC2086
-timeout "${BENCH_TIMEOUT:-330}" "$PY" "$HERE/bench_gpu.py" --out "$RESULTS_DIR/bench.json" ${BENCH_ARGS:-}
+timeout "${BENCH_TIMEOUT:-330}" "$PY" "$HERE/bench_gpu.py" --out "$RESULTS_DIR/bench.json" \
+    --int-model-out "$RESULTS_DIR/int_model.pkl" ${BENCH_ARGS:-}
 BENCH_RC=$?
 
 "$PY" - "$RESULTS_DIR" "$TEST_STATUS" "$BENCH_RC" <<'EOF'

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinysnn_cupy.backend import KERNEL_SOURCE, OPS_NAMES, cupy_status, shared_bytes
+from tinysnn_cupy.backend import (INT_KERNEL_SOURCE, KERNEL_SOURCE, OPS_NAMES, cupy_status,
+                                 int_shared_bytes, shared_bytes)
 
 EMU_DIR = Path(__file__).with_name("emu")
 
@@ -166,3 +167,83 @@ def check_equal(digits):
         assert c_ref.sum() > 0 and i_ref.sum() > 0
         return ref
     return check
+
+
+class EmuIntExecutor:
+    """The integer kernel (snn_int_kernels.cu) compiled as C++ under the CUDA emulation, with the
+    interface of CupyExecutor.infer_int."""
+
+    def __init__(self, build_dir: Path, cxx: str):
+        self.build_dir = build_dir
+        self.cxx = cxx
+        self._libs = {}
+
+    def lib(self, npt, maxch, wtype, atype):
+        key = (npt, maxch, wtype, atype)
+        if key not in self._libs:
+            out = self.build_dir / f"snn_int_emu_{npt}_{maxch}_{wtype}_{atype}.so"
+            cmd = [self.cxx, "-std=c++20", "-O1", "-pthread", "-shared", "-fPIC",
+                   f"-DNPT={npt}", f"-DMAXCH={maxch}", f"-DWT={wtype}", f"-DAT={atype}",
+                   f"-I{EMU_DIR}", f"-I{INT_KERNEL_SOURCE.parent}",
+                   str(EMU_DIR / "emu_int_driver.cpp"), "-o", str(out)]
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            assert res.returncode == 0, res.stderr[-4000:]
+            self._libs[key] = ctypes.CDLL(str(out))
+        return self._libs[key]
+
+    def infer_int(self, packed, images, skeys, geometry):
+        npt, threads, maxch, n_pad = geometry
+        lib = self.lib(npt, maxch, packed["wtype"], packed["atype"])
+        assert int_shared_bytes(packed["n_in"], maxch) <= lib.emu_int_smem_bytes()
+        K, B, N = packed["W"].shape[0], images.shape[0], packed["N"]
+        arrs = [np.ascontiguousarray(packed[n]) for n in ("W", "TH", "ASSIGN", "CSIZE", "MP",
+                                                           "RATES")]
+        img, keys = np.ascontiguousarray(images), np.ascontiguousarray(skeys)
+        counts = np.zeros((K, B, N), dtype=np.int32)
+        preds = np.zeros((K, B), dtype=np.int64)
+        p = EmuExecutor._p
+        lib.emu_int_infer(ctypes.c_uint(B), ctypes.c_uint(K), ctypes.c_uint(threads),
+                          *[p(a) for a in arrs], ctypes.c_int(packed["RATES"].shape[1]),
+                          p(img), p(keys), ctypes.c_int(0), ctypes.c_int(B),
+                          ctypes.c_int(packed["n_in"]), ctypes.c_int(N), ctypes.c_int(n_pad),
+                          p(counts), p(preds))
+        return preds, counts
+
+
+@pytest.fixture(scope="session")
+def emu_int_executor(tmp_path_factory):
+    cxx = shutil.which("g++") or shutil.which("clang++")
+    if cxx is None:
+        pytest.skip("no C++ compiler (g++ or clang++) on PATH to build the CUDA emulation")
+    return EmuIntExecutor(tmp_path_factory.mktemp("cupy_int_emu"), cxx)
+
+
+def _int_network(topo, n_neurons, T, seed, wbits, pbits, rounding, groups=None, **extra):
+    """A labelled float network quantized post-training (the flow of tests/test_quant_flow.py),
+    ready for ``intsim.from_network``. Random weights scaled up so that the layer is busy."""
+    from tinysnn_core import train as flow
+    from tinysnn_core.config import Config, QuantSettings
+    from tinysnn_core.quant import default_format
+
+    extra.setdefault("topology", {"name": topo})
+    cfg = Config.from_dict({"n_neurons": n_neurons, "train": {"time_steps": T}, **extra})
+    net = flow.build_network(cfg)
+    rng = np.random.default_rng(seed)
+    net.w = np.clip(net.w * 1.6, 0, 1)
+    net.theta = rng.uniform(0.0, 2.0, n_neurons)
+    net.assignments = rng.integers(-1, 10, n_neurons)
+    if groups is None:
+        groups = {}
+        for g in ("weights", "potential", "theta", "inhibition", "decay"):
+            b = wbits if g == "weights" else pbits
+            fmt = default_format(g, b, 17.5 if g == "inhibition" else None)
+            groups[g] = {"format": str(fmt), "rounding": rounding}
+    net.config.quant = QuantSettings("ptq", groups)
+    quantizer, plan = flow.quantizer_for(net.config)
+    quantizer.prepare(net, plan)
+    return net
+
+
+@pytest.fixture
+def int_network():
+    return _int_network

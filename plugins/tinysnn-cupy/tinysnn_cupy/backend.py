@@ -14,6 +14,12 @@ matrices of many quantization points) on the same samples in one launch::
 Learning runs the samples of a call one after the other in one block (the weights are shared
 state), updating ``net.w`` and ``net.theta`` in place like the NumPy backend.
 
+Integer mode (``docs/fixed-point.md``; ``cuda/snn_int_kernels.cu``) runs exported
+``tinysnn_core.intsim.IntegerModel`` s bit-exactly with ``intsim.infer``::
+
+    run_integer(model, images, seed, sample_ids=None) -> (preds int64 [B], counts int64 [B, N])
+    run_integer_many(models, images, seed, sample_ids=None) -> (preds [K, B], counts [K, B, N])
+
 CuPy is optional: without it (or without a CUDA device) the module still imports,
 ``available()`` says why, and ``run`` raises :class:`CupyUnavailable` with that reason.
 """
@@ -31,6 +37,7 @@ from tinysnn_core.errors import TinySNNError
 from tinysnn_core.ops import OpCounts
 
 KERNEL_SOURCE = Path(__file__).with_name("cuda") / "snn_kernels.cu"
+INT_KERNEL_SOURCE = Path(__file__).with_name("cuda") / "snn_int_kernels.cu"
 
 #: packed float parameters, in the order of the FP_* indices of snn_kernels.cu
 FP_NAMES = ("e_rest", "e_reset", "e_thresh", "e_decay", "e_refrac", "e_theta_decay",
@@ -45,6 +52,13 @@ IP_NAMES = ("T", "N", "n_in", "e_adaptive", "e_one_spike", "i_adaptive", "i_one_
 #: per-sample counters written by the kernels (OP_* indices)
 OPS_NAMES = ("presentations", "input_spikes", "exc_spikes", "inh_spikes", "lateral_events",
              "stdp_updates", "stdp_accumulates", "norm_ops")
+#: per-model integer parameters of the integer kernel (IM_* indices of snn_int_kernels.cu)
+INT_MP_NAMES = ("T", "n_rates", "retry_min", "has_inh", "shift", "lateral", "exc_to_inh",
+                "n_classes") + tuple(f"{p}_{n}" for p in ("e", "i") for n in (
+                    "u_min", "u_max", "decay", "decay_frac", "bias", "reset", "refrac",
+                    "one_spike"))
+#: classes the integer kernel's in-block vote supports (SI_MAX_CLASSES)
+INT_MAX_CLASSES = 64
 RULE_IDS = {"PostPre": 0, "WeightDependentPostPre": 1, "TinySNNSTDP": 2}
 INSTALL_HINT = "pip install 'tinysnn-cupy[cuda12]' (CuPy for CUDA 12), or use backend = \"numpy\""
 
@@ -253,6 +267,121 @@ def add_ops(ops: OpCounts | None, per_sample: np.ndarray, net, learn: bool) -> N
         ops.norm_ops += c["norm_ops"]
 
 
+# -- integer mode: packing and geometry -------------------------------------------------------------
+#: weight code storage of the integer kernel: (numpy dtype, CUDA type), narrowest first
+INT_CODE_TYPES = ((np.uint8, "si_u8"), (np.int16, "short"), (np.uint16, "si_u16"),
+                  (np.int32, "int"), (np.int64, "si_i64"))
+
+
+def int_storage(w_codes: list) -> tuple[type, str, str]:
+    """(numpy dtype, CUDA type) of the narrowest storage holding every code of every model, and
+    the accumulator type (snn_int_kernels.cu's names): ``int`` when every column's sum of |codes| is below 2**31 (that bounds
+    every partial sum of any subset of the column's rows, so int32 sums equal intsim's int64
+    sums exactly), else ``long long``."""
+    lo = min((int(w.min()) for w in w_codes if w.size), default=0)
+    hi = max((int(w.max()) for w in w_codes if w.size), default=0)
+    for dt, ctype in INT_CODE_TYPES:
+        info = np.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            break
+    bound = max((int(np.abs(w).sum(axis=0, dtype=object).max()) for w in w_codes if w.size),
+                default=0)
+    return dt, ctype, ("int" if bound < (1 << 31) else "si_i64")
+
+
+def int_launch_config(n_neurons: int, n_inputs: int, npt: int | None = None
+                      ) -> tuple[int, int, int, int]:
+    """(NPT, threads per block, MAXCH input chunks, Np padded row length) of the integer kernel.
+    Neurons are thread-major (j = thread * NPT + slot); default NPT: the power of two reaching
+    ceil(N / 128), so about 128 threads per block (N = 400: NPT 4, 128 threads)."""
+    if npt is None:
+        need = max(1, math.ceil(n_neurons / 128))
+        npt = 1 << (need - 1).bit_length()
+    npt = int(npt)
+    if not 1 <= npt <= 16:
+        raise ValueError(f"neurons per thread must be in 1..16, got {npt}")
+    n_pad = npt * math.ceil(n_neurons / npt)
+    threads = max(32, 32 * math.ceil(n_pad // npt / 32))
+    if threads > 1024:
+        raise UnsupportedNetwork(f"N = {n_neurons} needs {threads} threads per block at "
+                                 f"{npt} neurons per thread; use more neurons per thread")
+    maxch = max(1, math.ceil(n_inputs / threads))
+    return npt, threads, maxch, n_pad
+
+
+def int_shared_bytes(n_inputs: int, maxch: int) -> int:
+    """Dynamic shared memory of one integer block (mirrors the carving in snn_int_infer)."""
+    return 4 * (4 * n_inputs + 32 * maxch + 64 + INT_MAX_CLASSES)
+
+
+def pack_integer_models(models, n_pad: int) -> dict:
+    """``IntegerModel`` s of one shape as the integer kernel's arrays (rows padded to ``n_pad``
+    columns). Raises ``UnsupportedNetwork`` / ``TinySNNError`` for what the kernel cannot run
+    exactly, before any work."""
+    models = list(models)
+    if not models:
+        raise TinySNNError("no integer models given")
+    n_in, N = int(models[0].n_inputs), int(models[0].n_neurons)
+    K = len(models)
+    R = max(len(m.rate_units) for m in models)
+    codes, th = [], np.zeros((K, 2, n_pad), dtype=np.int64)
+    assign = np.full((K, n_pad), -1, dtype=np.int32)
+    csize = np.zeros((K, INT_MAX_CLASSES), dtype=np.int64)
+    mp = np.zeros((K, len(INT_MP_NAMES)), dtype=np.int64)
+    rates = np.zeros((K, R), dtype=np.uint32)
+    for k, m in enumerate(models):
+        if (int(m.n_inputs), int(m.n_neurons)) != (n_in, N):
+            raise TinySNNError(f"integer models of different shapes: ({m.n_inputs}, "
+                               f"{m.n_neurons}) and ({n_in}, {N})")
+        wc = np.asarray(m.w_codes)
+        if wc.shape != (n_in, N):
+            raise TinySNNError(f"integer model: weight codes of shape {wc.shape}, expected "
+                               f"({n_in}, {N})")
+        codes.append(wc.astype(np.int64))
+        units = np.asarray(m.rate_units).astype(np.int64)
+        if units.size == 0 or units.min() < 0 or units.max() * 255 >= 2 ** 32:
+            raise UnsupportedNetwork("integer model: encoder rate units outside 0 .. 2**32 / 255")
+        rates[k, :units.size] = units
+        n_classes = int(m.n_classes)
+        if not 1 <= n_classes <= INT_MAX_CLASSES:
+            raise UnsupportedNetwork(f"integer model: {n_classes} classes (the GPU vote "
+                                     f"supports 1 .. {INT_MAX_CLASSES})")
+        a = np.asarray(m.assignments, dtype=np.int64)
+        if a.shape != (N,):
+            raise TinySNNError(f"integer model: {a.size} assignments for {N} neurons")
+        assign[k, :N] = np.where((a >= 0) & (a < n_classes), a, -1)
+        csize[k, :n_classes] = [(a == c).sum() for c in range(n_classes)]
+        shift = int(m.exc.v_frac) - int(m.w_format.frac_bits)
+        if abs(shift) > 62:
+            raise UnsupportedNetwork(f"integer model: weight/potential alignment shift {shift}")
+        p = dict(T=int(m.time_steps), n_rates=int(units.size),
+                 retry_min=int(m.retry_min_spikes), has_inh=int(m.inh is not None), shift=shift,
+                 lateral=int(m.lateral), exc_to_inh=int(m.exc_to_inh), n_classes=n_classes)
+        for prefix, L in (("e", m.exc), ("i", m.inh)):
+            if L is None:
+                continue
+            fd = int(L.decay_frac)
+            if not 0 <= fd <= 62:
+                raise UnsupportedNetwork(f"integer model: decay fraction bits {fd}")
+            p.update({f"{prefix}_u_min": int(L.u_min), f"{prefix}_u_max": int(L.u_max),
+                      f"{prefix}_decay": int(L.decay), f"{prefix}_decay_frac": fd,
+                      f"{prefix}_bias": (1 << (fd - 1)) if (L.decay_round and fd > 0) else 0,
+                      f"{prefix}_reset": int(L.reset), f"{prefix}_refrac": int(L.refrac),
+                      f"{prefix}_one_spike": int(bool(L.one_spike))})
+            th[k, 0 if prefix == "e" else 1, :N] = np.broadcast_to(
+                np.asarray(L.thresh, dtype=np.int64), (N,))
+        for lim in ("e_u_min", "e_u_max", "i_u_min", "i_u_max"):
+            if lim in p and abs(p[lim]) >= 1 << 62:
+                raise UnsupportedNetwork(f"integer model: potential range {p[lim]} beyond 62 bits")
+        mp[k] = [p.get(name, 0) for name in INT_MP_NAMES]
+    dt, ctype, atype = int_storage(codes)
+    W = np.zeros((K, n_in, n_pad), dtype=dt)
+    for k, wc in enumerate(codes):
+        W[k, :, :N] = wc
+    return {"W": W, "TH": th, "ASSIGN": assign, "CSIZE": csize, "MP": mp, "RATES": rates,
+            "wtype": ctype, "atype": atype, "n_in": n_in, "N": N}
+
+
 # -- executing the kernels ---------------------------------------------------------------------------
 class CupyExecutor:
     """Compiles ``snn_kernels.cu`` with NVRTC (one module per NPT/MAXCH) and launches it."""
@@ -270,6 +399,45 @@ class CupyExecutor:
                 code=KERNEL_SOURCE.read_text(),
                 options=("--fmad=false", "-std=c++14", f"-DNPT={npt}", f"-DMAXCH={maxch}"))
         return self._modules[key]
+
+    def int_module(self, npt: int, maxch: int, wtype: str, atype: str):
+        key = ("int", npt, maxch, wtype, atype)
+        if key not in self._modules:
+            self._modules[key] = self.cp.RawModule(
+                code=INT_KERNEL_SOURCE.read_text(),
+                options=("-std=c++14", f"-DNPT={npt}", f"-DMAXCH={maxch}",
+                         f"-DWT={wtype}", f"-DAT={atype}"))
+        return self._modules[key]
+
+    def infer_int(self, packed, images, skeys, geometry):
+        """Integer inference of the packed models on all images: (preds [K, B] int64,
+        counts [K, B, N] int32), in launches of at most ``chunk`` samples."""
+        cp = self.cp
+        npt, threads, maxch, n_pad = geometry
+        K = packed["W"].shape[0]
+        B, n_in, N = images.shape[0], packed["n_in"], packed["N"]
+        smem = int_shared_bytes(n_in, maxch)
+        kern = self.int_module(npt, maxch, packed["wtype"], packed["atype"]).get_function(
+            "snn_int_infer")
+        d = {name: cp.asarray(packed[name]) for name in ("W", "TH", "ASSIGN", "CSIZE", "MP",
+                                                          "RATES")}
+        d_img, d_keys = cp.asarray(images), cp.asarray(skeys)
+        R = packed["RATES"].shape[1]
+        counts = cp.zeros((K, B, N), dtype=cp.int32)
+        preds = cp.zeros((K, B), dtype=cp.int64)
+        chunk = max(1, min(B, CupyBackend.max_count_elems // max(1, K * N)))
+        for b0 in range(0, B, chunk):
+            nb = min(chunk, B - b0)
+            c_out = counts if nb == B else cp.zeros((K, nb, N), dtype=cp.int32)
+            p_out = preds if nb == B else cp.zeros((K, nb), dtype=cp.int64)
+            kern((nb, K), (threads,), (d["W"], d["TH"], d["ASSIGN"], d["CSIZE"], d["MP"],
+                                       d["RATES"], np.int32(R), d_img, d_keys, np.int32(b0),
+                                       np.int32(nb), np.int32(n_in), np.int32(N),
+                                       np.int32(n_pad), c_out, p_out), shared_mem=smem)
+            if nb != B:
+                counts[:, b0:b0 + nb] = c_out
+                preds[:, b0:b0 + nb] = p_out
+        return cp.asnumpy(preds), cp.asnumpy(counts)
 
     def _kernel(self, name, npt, maxch, smem):
         kern = self.module(npt, maxch).get_function(name)
@@ -316,16 +484,19 @@ class CupyBackend:
     """CUDA kernels through CuPy (float64): batched inference, batched exploration, training.
 
     ``executor``: what runs the kernels (default: CuPy on the current CUDA device; the tests pass
-    a CPU emulation). ``neurons_per_thread``: NPT of the launch geometry (default ceil(N/256)).
+    a CPU emulation). ``neurons_per_thread``: NPT of the launch geometry (default ceil(N/256));
+    ``int_neurons_per_thread``: NPT of the integer kernel (default: about 128 threads).
     """
 
     name = "cupy"
     #: samples per inference launch are limited so that counts stay below this many int32s
     max_count_elems = 1 << 26
 
-    def __init__(self, executor=None, neurons_per_thread: int | None = None):
+    def __init__(self, executor=None, neurons_per_thread: int | None = None,
+                 int_neurons_per_thread: int | None = None):
         self._executor = executor
         self.neurons_per_thread = neurons_per_thread
+        self.int_neurons_per_thread = int_neurons_per_thread
 
     def available(self):
         if self._executor is not None:
@@ -401,3 +572,38 @@ class CupyBackend:
             out[:, start:stop] = counts
             add_ops(ops, per_sample, net, False)
         return out
+
+    # -- integer mode (docs/fixed-point.md) ----------------------------------------------------------
+    def int_geometry(self, n_neurons: int, n_inputs: int):
+        return int_launch_config(n_neurons, n_inputs, self.int_neurons_per_thread)
+
+    def run_integer(self, model, images, seed: int, sample_ids=None):
+        """Integer inference of ``model`` (a ``tinysnn_core.intsim.IntegerModel``): the same
+        (predictions int64 [B], counts int64 [B, N]) as ``intsim.infer(model, images, seed,
+        sample_ids)``, bit for bit; all samples in one launch (per chunk of samples)."""
+        preds, counts = self.run_integer_many([model], images, seed, sample_ids)
+        return preds[0], counts[0]
+
+    def run_integer_many(self, models, images, seed: int, sample_ids=None):
+        """Integer inference of K models of one shape (``n_inputs``, ``n_neurons``; formats, T,
+        retries, topology may differ, e.g. K quantization points) on the same samples, in one
+        launch: (predictions int64 [K, B], counts int64 [K, B, N]); ``[k]`` equals
+        ``intsim.infer(models[k], images, seed, sample_ids)``."""
+        models = list(models)
+        if not models:
+            raise TinySNNError("run_integer_many needs at least one integer model")
+        n_in, N = int(models[0].n_inputs), int(models[0].n_neurons)
+        images = as_images(images, n_in)
+        ids = np.arange(len(images)) if sample_ids is None else np.asarray(sample_ids)
+        ids = ids.reshape(-1).astype(np.int64)
+        if len(ids) != len(images):
+            raise TinySNNError(f"{len(images)} images but {len(ids)} sample ids")
+        geom = self.int_geometry(N, n_in)
+        packed = pack_integer_models(models, geom[3])       # refusals before any work
+        K, B = len(models), len(images)
+        if B == 0:
+            return np.zeros((K, 0), dtype=np.int64), np.zeros((K, 0, N), dtype=np.int64)
+        ex = self._get_executor()
+        preds, counts = ex.infer_int(packed, np.ascontiguousarray(images),
+                                     sample_keys(seed, ids), geom)
+        return preds.astype(np.int64), counts.astype(np.int64)

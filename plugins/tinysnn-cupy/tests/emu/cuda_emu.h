@@ -22,6 +22,7 @@ extern emu_dim3 blockIdx, blockDim, gridDim;
 void __syncthreads();
 unsigned __ballot_sync(unsigned mask, int pred);
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
 using std::fabs;
 using std::fmax;
 using std::pow;
