@@ -74,3 +74,44 @@ def test_crc_is_zlib_crc32():
 def test_protocol_test_engine_reference_is_total(image, seed, sid):
     counts, pred = P.protocol_test_engine(image, seed, sid)
     assert len(counts) == 10 and 0 <= pred < 10
+
+
+# -- results gathered over damaged attempts -----------------------------------------------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from tinysnn_serial.protocol import _ResultLines, with_crc  # noqa: E402
+
+
+def _results_reply(counts):
+    head = with_crc(f"m-results-sid=7,seed=9,pred=3,cycles=100,n={len(counts)},sum={sum(counts)}")
+    lines = [head]
+    for off in range(0, len(counts), 32):
+        lines.append(with_crc(f"m-counts-{off}=" + ".".join(map(str, counts[off:off + 32]))))
+    return lines
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 60), min_size=1, max_size=450), st.integers(0, 2**32 - 1))
+def test_results_salvaged_over_damaged_attempts_are_exact(counts, seed):
+    """Each attempt loses or damages some lines; the collector returns the reply only once every
+    line arrived intact at least once, and then exactly the device's lines."""
+    import random
+
+    rnd = random.Random(seed)
+    reply = _results_reply(counts)
+    collector = _ResultLines()
+    for attempt in range(400):
+        got = []
+        for line in reply:
+            roll = rnd.random()
+            if roll < 0.3:
+                continue                      # lost
+            if roll < 0.6:                    # one character changed
+                i = rnd.randrange(len(line))
+                line = line[:i] + chr((ord(line[i]) + 1 - 32) % 95 + 32) + line[i + 1:]
+            got.append(line)
+        out = collector.add(got)
+        if out is not None:
+            assert out == reply
+            return
+    raise AssertionError("400 attempts never completed the reply")

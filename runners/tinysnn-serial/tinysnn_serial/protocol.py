@@ -155,6 +155,40 @@ def protocol_test_engine(image, seed: int, sample_id: int) -> tuple[list[int], i
 
 # ---- the host ----------------------------------------------------------------------------
 
+
+class _ResultLines:
+    """Collects the CRC-valid lines of ``results`` replies across attempts; complete when the
+    header and counts for all ``n`` neurons are in (the device's stored results do not change
+    between attempts: ``results`` is read-only)."""
+
+    def __init__(self):
+        self.head: str | None = None
+        self.counts: dict[int, str] = {}
+
+    def add(self, lines: list[str]) -> list[str] | None:
+        for line in lines:
+            if not line.startswith(("m-results-", "m-counts-")):
+                continue
+            try:
+                text = strip_crc(line)
+            except IntegrityError:
+                continue
+            if line.startswith("m-results-"):
+                self.head = line
+            else:
+                off = text[len("m-counts-"):].partition("=")[0]
+                if off.isdigit():
+                    self.counts[int(off)] = line
+        if self.head is None:
+            return None
+        n = parse_kv(strip_crc(self.head)[len("m-results-"):]).get("n", "")
+        have = sum(len(strip_crc(v).partition("=")[2].split(".")) for v in self.counts.values()
+                   if strip_crc(v).partition("=")[2])
+        if not n.isdigit() or have < int(n):
+            return None
+        return [self.head] + [self.counts[k] for k in sorted(self.counts)]
+
+
 @dataclass
 class LinkStats:
     """What the link cost: every retry is counted, with its reason."""
@@ -168,6 +202,7 @@ class LinkStats:
     frame_errors: int = 0
     stale_acks: int = 0
     reloads: int = 0
+    salvaged: int = 0     # answers assembled from the self-checking lines of failed attempts
     samples: int = 0
 
     def as_dict(self) -> dict:
@@ -251,6 +286,7 @@ class DeviceUnderTest:
     def _await_ack(self, seq: int, timeout: float) -> list[str] | None:
         deadline = time.monotonic() + timeout
         received: list[bytes] = []
+        self._received = received   # what a failed attempt got, for salvage()
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -286,8 +322,13 @@ class DeviceUnderTest:
                 self.stats.frame_errors += 1
             received.append(raw)
 
-    def command(self, body: str, timeout: float | None = None) -> list[str]:
+    def command(self, body: str, timeout: float | None = None, salvage=None) -> list[str]:
         """Send one sequenced command; return its reply lines (without ack and m-ready).
+
+        ``salvage`` (for commands whose every reply line carries its own CRC and that change
+        nothing on the device, such as ``results``): called with the lines of each failed
+        attempt; when it returns a list of lines, those are the answer. On a damaged link a long
+        reply rarely arrives whole, but its self-checking lines arrive over a few attempts.
 
         Raises DeviceError when the device reports an error for it, LinkError when no valid
         answer came after all retries."""
@@ -300,7 +341,13 @@ class DeviceUnderTest:
                 self.resync()
             self.stats.attempts += 1
             self._send(data)
+            self._received = []
             lines = self._await_ack(seq, self.timeout if timeout is None else timeout)
+            if lines is None and salvage is not None:
+                got = [raw.decode("ascii", "replace").rstrip("\r\n") for raw in self._received]
+                lines = salvage(got)
+                if lines is not None:
+                    self.stats.salvaged += 1
             if lines is not None:
                 errors = [line for line in lines if line.startswith("e-")]
                 if errors:
@@ -400,8 +447,9 @@ class DeviceUnderTest:
         raise ProtocolError(f"no m-infer line in {lines}")
 
     def results(self) -> Result:
-        """The last inference's results, every line CRC-checked."""
-        lines = self.command("results")
+        """The last inference's results, every line CRC-checked (gathered over several
+        attempts when the link damages the long reply)."""
+        lines = self.command("results", salvage=_ResultLines().add)
         head = None
         counts: dict[int, list[int]] = {}
         for line in lines:
