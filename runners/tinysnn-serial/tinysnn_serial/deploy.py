@@ -318,7 +318,8 @@ def report(summary: dict, *, profile, model_desc: str, memory=None, fit=None, me
     link = summary.get("link", {})
     if link:
         w("link: " + ", ".join(f"{k} {v}" for k, v in link.items() if k in (
-            "commands", "retries", "timeouts", "bad_acks", "frame_errors", "reloads", "samples"))
+            "commands", "retries", "timeouts", "bad_acks", "frame_errors", "reloads", "salvaged",
+            "samples", "flaky_damaged_bytes"))
           + f" over {summary.get('sessions', 0)} session(s)")
     if results_path:
         w(f"results: {results_path}" + (f"; transcript: {transcript_path}"
