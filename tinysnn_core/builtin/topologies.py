@@ -22,7 +22,8 @@ from tinysnn_core.network import Topology
 class DiehlCookParams:
     exc: float = 22.5           # exc -> inh weight (BindsNET default)
     inh: float = 120.0          # inh -> exc strength: BindsNET's eth_mnist value (the model's
-                                # own default, 17.5, gives 62-72% on mnist-5k; docs/results.md)
+                                # own default, 17.5, is 5-22 points worse on mnist-5k's
+                                # validation split; docs/results.md)
     w_init_scale: float = 0.3   # initial input weights: w_init_scale * U(0, 1)
     wmin: float = 0.0
     wmax: float = 1.0
