@@ -131,6 +131,31 @@ def _append(path: Path, row: dict) -> None:
         os.fsync(fh.fileno())
 
 
+def point_network(base, scheme: str, groups: dict, *, backend: str | None = None,
+                  progress: bool = False):
+    """The network of one exploration point and its data and backend: the float model ``base``
+    (changed in place) with the plan put on it (post-training), or a network trained from
+    scratch with the plan (in-training). Labels are not assigned yet."""
+    from . import train as flow
+    from .config import QuantSettings
+
+    cfg = copy.deepcopy(base.config)
+    if backend:
+        cfg = cfg.with_overrides([f'backend="{backend}"'])
+    cfg.quant = QuantSettings(scheme, copy.deepcopy(groups))
+    data = flow.load_dataset(cfg)
+    sim = flow.get_backend(cfg)
+    quantizer, plan = flow.quantizer_for(cfg)
+    if quantizer.in_training:
+        net = flow.build_network(cfg)
+        flow.train(net, data, backend=sim, progress=progress)
+    else:
+        net = base
+        net.config = cfg
+        quantizer.prepare(net, plan)
+    return net, data, sim
+
+
 def _assign_data(data, options):
     """Label assignment on the first ``assign_limit`` training samples (all when unset)."""
     limit = options.get("assign_limit")
@@ -141,25 +166,13 @@ def evaluate_point(point: Point, base_model: str, options: dict) -> dict:
     """Quantize (PTQ) or train (ITQ) one point and measure it. Runs in a worker."""
     from . import intsim
     from . import train as flow
-    from .config import QuantSettings
     from .modelfile import load_network
 
     started = time.perf_counter()
     base = load_network(base_model)
-    cfg = copy.deepcopy(base.config)
-    if options.get("backend"):
-        cfg = cfg.with_overrides([f'backend="{options["backend"]}"'])
-    cfg.quant = QuantSettings(point.scheme, copy.deepcopy(point.groups))
-    data = flow.load_dataset(cfg)
-    backend = flow.get_backend(cfg)
-    if point.scheme == "itq":
-        net = flow.build_network(cfg)
-        flow.train(net, data, backend=backend, progress=False)
-    else:
-        net = base
-        net.config = cfg
-        quantizer, plan = flow.quantizer_for(cfg)
-        quantizer.prepare(net, plan)
+    net, data, backend = point_network(copy.deepcopy(base), point.scheme, point.groups,
+                                       backend=options.get("backend"))
+    cfg = net.config
     flow.assign(net, _assign_data(data, options), backend=backend, progress=False)
     metrics = flow.evaluate(net, data, backend=backend, progress=False)
     row = {"accuracy_float_sim": metrics["accuracy"],

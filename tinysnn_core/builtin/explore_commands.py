@@ -122,26 +122,15 @@ class SelectCommand:
 def materialize(row: dict, base_model: str, progress: bool = False):
     """The network of a results row: the float model with the row's plan (PTQ), or the saved
     model of an ITQ point."""
-    import copy
-
     from tinysnn_core import train as flow
-    from tinysnn_core.config import QuantSettings
+    from tinysnn_core.explore import point_network
     from tinysnn_core.modelfile import load_network
 
     if row.get("model_file") and Path(row["model_file"]).exists():
         return load_network(row["model_file"])
-    net = load_network(base_model)
-    cfg = copy.deepcopy(net.config)
-    cfg.quant = QuantSettings(row["scheme"], copy.deepcopy(row["groups"]))
-    data = flow.load_dataset(cfg)
-    if row["scheme"] == "itq":
-        net = flow.build_network(cfg)
-        flow.train(net, data, progress=progress)
-    else:
-        net.config = cfg
-        quantizer, plan = flow.quantizer_for(cfg)
-        quantizer.prepare(net, plan)
-    flow.assign(net, data, progress=progress)
+    net, data, backend = point_network(load_network(base_model), row["scheme"], row["groups"],
+                                       progress=progress)
+    flow.assign(net, data, backend=backend, progress=progress)
     return net
 
 
