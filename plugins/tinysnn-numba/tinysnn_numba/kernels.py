@@ -25,9 +25,9 @@ Quantization (docs/backends.md, "Quantization"):
   reference's ``QuantRuntime.q`` rounds them (``_q``: the reference's float64 operations in its
   order; truncation and nearest bit-exact, stochastic from the counter-based hash keyed by the
   presentation step and a salt per rounding site, ``_site_key`` / ``_sr_uniform``);
-- integer mode: ``infer_int_batch`` runs ``tinysnn_core.intsim`` on int64 codes
-  (``_present_int``, ``_layer_step_int``, ``_classify_int``), bit-exact with ``intsim.infer``;
-  it shares the input-spike helpers (``_setup_inputs``, ``_draw_inputs``) with float mode.
+- integer mode: ``infer_int_batch_tiled`` runs ``tinysnn_core.intsim`` on the weight codes
+  (``_present_int_tiled``, ``_layer_step_int``, ``_classify_int``), bit-exact with
+  ``intsim.infer``; it shares the batched input-spike helpers with float inference.
 """
 
 from __future__ import annotations
@@ -251,6 +251,33 @@ def _pairwise_sum_1d(a, n):
     return vals[0]
 
 
+@njit(cache=True, boundscheck=False)
+def _sum_rows(w, rows, start, end, out):
+    """out[j] = the sum of w[rows[q], j] for q in start..end-1, from 0, one row after the other
+    in that order (NumPy's ``w[rows].sum(axis=0)`` for N >= 2; four rows per pass over ``out``).
+    Integer codes accumulate exactly in ``out``'s type (the caller checked the range)."""
+    N = w.shape[1]
+    for j in range(N):
+        out[j] = 0
+    q = start
+    while q + 4 <= end:
+        r0 = rows[q]
+        r1 = rows[q + 1]
+        r2 = rows[q + 2]
+        r3 = rows[q + 3]
+        for j in range(N):
+            c = out[j] + w[r0, j]
+            c = c + w[r1, j]
+            c = c + w[r2, j]
+            out[j] = c + w[r3, j]
+        q += 4
+    while q < end:
+        r0 = rows[q]
+        for j in range(N):
+            out[j] += w[r0, j]
+        q += 1
+
+
 @njit(cache=True)
 def _input_current(w, pre, n_pre, current):
     """Event-driven input current: ``w[pre].sum(axis=0)``, the rows of the spiking pixels added
@@ -263,25 +290,7 @@ def _input_current(w, pre, n_pre, current):
             vals[q] = w[pre[q], 0]
         current[0] = _pairwise_sum_1d(vals, n_pre)
         return
-    for j in range(N):
-        current[j] = 0.0
-    q = 0
-    while q + 4 <= n_pre:
-        r0 = pre[q]
-        r1 = pre[q + 1]
-        r2 = pre[q + 2]
-        r3 = pre[q + 3]
-        for j in range(N):
-            c = current[j] + w[r0, j]
-            c = c + w[r1, j]
-            c = c + w[r2, j]
-            current[j] = c + w[r3, j]
-        q += 4
-    while q < n_pre:
-        r0 = pre[q]
-        for j in range(N):
-            current[j] += w[r0, j]
-        q += 1
+    _sum_rows(w, pre, 0, n_pre, current)
 
 
 @njit(cache=True)
@@ -418,6 +427,17 @@ def _pairwise_abs_all(w, prog, out):
 
 
 @njit(cache=True)
+def _lif(v, ref, cur, th, rest, reset, decay, refrac, dt):
+    """One neuron's LIF step in the reference's order (``tinysnn_core.builtin.neurons``): leak
+    towards rest, add the current unless refractory, threshold, reset. Returns (v, refractory
+    count, spiked). Written with selects, so that the loops calling it vectorise."""
+    x = ((v - rest) * decay) + rest
+    x = x + (cur if ref <= 0.0 else 0.0)
+    c = x >= th
+    return (reset if c else x), (refrac if c else ref - dt), c
+
+
+@njit(cache=True)
 def _neuron_step_float(v, ref, theta, current, s, cross, adaptive, one_spike, learn,
                        rest, reset, thresh, decay, refrac, dt, theta_decay, theta_plus, rand):
     """One step of LIF / AdaptiveLIF (tinysnn_core.builtin.neurons), in the reference's order.
@@ -433,25 +453,14 @@ def _neuron_step_float(v, ref, theta, current, s, cross, adaptive, one_spike, le
             theta[j] = theta[j] * theta_decay
     if adaptive:
         for j in range(n):
-            cj = current[j]     # loads hoisted out of the selects: LLVM then vectorises
-            rj = ref[j]
-            th = thresh + theta[j]
-            x = ((v[j] - rest) * decay) + rest
-            x = x + (cj if rj <= 0.0 else 0.0)
-            c = x >= th
-            v[j] = reset if c else x
-            ref[j] = refrac if c else rj - dt
+            v[j], ref[j], c = _lif(v[j], ref[j], current[j], thresh + theta[j], rest, reset,
+                                   decay, refrac, dt)
             s[j] = np.int64(c)
             nc += np.int64(c)
     else:
         for j in range(n):
-            cj = current[j]
-            rj = ref[j]
-            x = ((v[j] - rest) * decay) + rest
-            x = x + (cj if rj <= 0.0 else 0.0)
-            c = x >= thresh
-            v[j] = reset if c else x
-            ref[j] = refrac if c else rj - dt
+            v[j], ref[j], c = _lif(v[j], ref[j], current[j], thresh, rest, reset, decay, refrac,
+                                   dt)
             s[j] = np.int64(c)
             nc += np.int64(c)
     if nc == 0:
@@ -885,6 +894,18 @@ N_MP = 7
 
 
 @njit(cache=True)
+def _lif_int(u, ref, cur, th, decay, bias, fd, umin, umax, reset, refrac):
+    """One neuron's integer step (``intsim._layer_step``): leak by ``mul_shift``, add the current
+    unless refractory, saturate, threshold, reset. Returns (u, refractory count, spiked)."""
+    x = (u * decay + bias) >> fd
+    x = x + (cur if ref <= 0 else 0)
+    x = umin if x < umin else x
+    x = umax if x > umax else x
+    c = x >= th
+    return (reset if c else x), (refrac if c else ref - 1), c
+
+
+@njit(cache=True)
 def _layer_step_int(u, ref, cur, thresh, s, cross, lp, layer, rand):
     """``intsim._layer_step``: leak (``mul_shift``), add the current unless refractory,
     saturate, threshold, reset, one-spike winner. Spikes into ``s`` (0/1), their indices into
@@ -899,105 +920,13 @@ def _layer_step_int(u, ref, cur, thresh, s, cross, lp, layer, rand):
     refrac = lp[layer, LP_REFRAC]
     nc = 0
     for j in range(n):
-        x = (u[j] * decay + bias) >> fd
-        rj = ref[j]
-        cj = cur[j]
-        x = x + (cj if rj <= 0 else 0)
-        x = umin if x < umin else x
-        x = umax if x > umax else x
-        c = x >= thresh[j]
-        u[j] = reset if c else x
-        ref[j] = refrac if c else rj - 1
+        u[j], ref[j], c = _lif_int(u[j], ref[j], cur[j], thresh[j], decay, bias, fd, umin, umax,
+                                   reset, refrac)
         s[j] = np.int64(c)
         nc += np.int64(c)
     if nc == 0:
         return 0
-    q = 0
-    for j in range(n):
-        if s[j]:
-            cross[q] = j
-            q += 1
-    if lp[layer, LP_ONE_SPIKE] != 0 and nc > 1:
-        win = cross[rand % nc]
-        for q in range(nc):
-            s[cross[q]] = 0
-        s[win] = 1
-        cross[0] = win
-        nc = 1
-    return nc
-
-
-@njit(cache=True)
-def _present_int(wc, image, skey, rate_unit, retry, lp, mp, th_e, th_i, wi, wp, cur, cur_i,
-                 state):
-    """``intsim.present``: one presentation in integer arithmetic; the excitatory spike counts
-    in wi[WI_COUNTS]; returns their sum."""
-    n_in, N = wc.shape
-    T = mp[MP_T]
-    has_inh = mp[MP_HAS_INH] != 0
-    shift = lp[0, LP_V_FRAC] - mp[MP_W_FRAC]
-    lateral = mp[MP_LATERAL]
-    e2i = mp[MP_EXC_TO_INH]
-    u = state[0]
-    ref = state[1]
-    ui = state[2]
-    ref_i = state[3]
-    src_prev = wi[WI_SRC_PREV]
-    e_prev = wi[WI_E_PREV]
-    s_e = wi[WI_S_E]
-    s_i = wi[WI_S_I]
-    cross = wi[WI_CROSS]
-    cross_i = wi[WI_CROSS_I]
-    counts = wi[WI_COUNTS]
-    pre = wp[WP_PRE]
-    for j in range(N):
-        u[j] = 0
-        ref[j] = 0
-        ui[j] = 0
-        ref_i[j] = 0
-        src_prev[j] = 0
-        e_prev[j] = 0
-        counts[j] = 0
-        cur_i[j] = 0
-    n_nz = _setup_inputs(image, rate_unit, wp)
-    n_src = 0
-    n_e_prev = 0
-    n_exc = 0
-    for t in range(T):
-        sk = _step_key(skey, retry * T + t)
-        n_pre = _draw_inputs(sk, n_nz, wp)
-        rand = np.int64(_fmix32((sk + WINNER_MUL) & M32))
-        for j in range(N):
-            cur[j] = 0
-        for q in range(n_pre):
-            r = pre[q]
-            for j in range(N):
-                cur[j] += wc[r, j]
-        if shift > 0:
-            for j in range(N):
-                cur[j] = cur[j] << shift
-        elif shift < 0:
-            for j in range(N):
-                cur[j] = cur[j] >> (-shift)
-        if n_src:
-            for j in range(N):
-                cur[j] += lateral * (n_src - src_prev[j])
-        n_post = _layer_step_int(u, ref, cur, th_e, s_e, cross, lp, 0, rand)
-        if has_inh:
-            for j in range(N):
-                cur_i[j] = e2i * e_prev[j]
-            n_si = _layer_step_int(ui, ref_i, cur_i, th_i, s_i, cross_i, lp, 1, 0)
-            src_prev, s_i = s_i, src_prev
-            e_prev, s_e = s_e, e_prev
-            n_src = n_si
-            n_e_prev = n_post
-        else:
-            src_prev, s_e = s_e, src_prev
-            n_src = n_post
-        for q in range(n_post):
-            counts[cross[q]] += 1
-        n_exc += n_post
-    return n_exc
+    return _gather_spikes(s, nc, cross, lp[layer, LP_ONE_SPIKE] != 0, rand)
 
 
 @njit(cache=True)
@@ -1021,30 +950,6 @@ def _classify_int(counts, assignments, sizes, n_classes, sums):
             best_sum = s_c
             best_n = n_eff
     return best
-
-
-@njit(cache=True, parallel=True)
-def infer_int_batch(wc, images, skeys, rate_units, lp, mp, th_e, th_i, assignments, sizes,
-                    counts, preds):
-    """Integer inference of a batch (``intsim.infer``), the samples in parallel."""
-    n_in, N = wc.shape
-    n_rates = rate_units.shape[0]
-    for b in prange(images.shape[0]):
-        wi = np.zeros((N_WI, N), dtype=np.int64)
-        wp = np.zeros((N_WP, n_in), dtype=np.int64)
-        cur = np.zeros(N, dtype=np.int64)
-        cur_i = np.zeros(N, dtype=np.int64)
-        state = np.zeros((4, N), dtype=np.int64)
-        sums = np.zeros(mp[MP_N_CLASSES], dtype=np.int64)
-        skey = np.uint64(skeys[b])
-        for retry in range(n_rates):
-            n_exc = _present_int(wc, images[b], skey, rate_units[retry], retry, lp, mp, th_e,
-                                 th_i, wi, wp, cur, cur_i, state)
-            if n_exc >= mp[MP_RETRY_MIN]:
-                break
-        for j in range(N):
-            counts[b, j] = wi[WI_COUNTS, j]
-        preds[b] = _classify_int(counts[b], assignments, sizes, mp[MP_N_CLASSES], sums)
 
 
 # -- batched inference (learn=False and integer mode) --------------------------------------------
@@ -1122,33 +1027,10 @@ def _draw_steps(skey, step0, ch, n_nz, nz, thm1, im, fired, lst, off, rnd):
 
 @njit(cache=True, boundscheck=False)
 def _accumulate(w, lst, off, ch, buf):
-    """buf[tt, j] = the sum of w[lst[q], j] over the spiking pixels of step ``tt``, from 0, row
-    by row in ascending pixel order (the reference's ``w[pre].sum(axis=0)``; four rows per pass
-    over the step's row of ``buf``). Integer codes accumulate exactly in ``buf``'s type (the
-    caller checked its range)."""
-    N = w.shape[1]
+    """buf[tt] = the input current of step ``tt``: the rows of its spiking pixels
+    ``lst[off[tt]:off[tt + 1]]`` summed in the reference's order (``_sum_rows``)."""
     for tt in range(ch):
-        cur = buf[tt]
-        for j in range(N):
-            cur[j] = 0
-        q = off[tt]
-        end = off[tt + 1]
-        while q + 4 <= end:
-            r0 = lst[q]
-            r1 = lst[q + 1]
-            r2 = lst[q + 2]
-            r3 = lst[q + 3]
-            for j in range(N):
-                c = cur[j] + w[r0, j]
-                c = c + w[r1, j]
-                c = c + w[r2, j]
-                cur[j] = c + w[r3, j]
-            q += 4
-        while q < end:
-            r0 = lst[q]
-            for j in range(N):
-                cur[j] += w[r0, j]
-            q += 1
+        _sum_rows(w, lst, off[tt], off[tt + 1], buf[tt])
 
 
 @njit(cache=True, boundscheck=False)
@@ -1179,32 +1061,53 @@ def _exc_step_infer(v, ref, th, cur, s, cross, sp, n_src, w_lat, one_spike, rest
     ``w_lat * float(n_src - sp[j])`` added to the current first, as the reference does."""
     n = v.shape[0]
     nc = 0
-    if n_src:
+    if n_src:       # two loops, so that the one without a lateral term has no branch inside
         fsrc = np.float64(n_src)
         for j in range(n):
             cj = cur[j] + w_lat * (fsrc - np.float64(sp[j]))
-            rj = ref[j]
-            x = ((v[j] - rest) * decay) + rest
-            x = x + (cj if rj <= 0.0 else 0.0)
-            c = x >= th[j]
-            v[j] = reset if c else x
-            ref[j] = refrac if c else rj - dt
+            v[j], ref[j], c = _lif(v[j], ref[j], cj, th[j], rest, reset, decay, refrac, dt)
             s[j] = np.int64(c)
             nc += np.int64(c)
     else:
         for j in range(n):
-            cj = cur[j]
-            rj = ref[j]
-            x = ((v[j] - rest) * decay) + rest
-            x = x + (cj if rj <= 0.0 else 0.0)
-            c = x >= th[j]
-            v[j] = reset if c else x
-            ref[j] = refrac if c else rj - dt
+            v[j], ref[j], c = _lif(v[j], ref[j], cur[j], th[j], rest, reset, decay, refrac, dt)
             s[j] = np.int64(c)
             nc += np.int64(c)
     if nc == 0:
         return 0
     return _gather_spikes(s, nc, cross, one_spike, rand)
+
+
+@njit(cache=True, boundscheck=False)
+def _activate(plist, n_new, in_act, act, n_act):
+    """Event-driven inhibitory layer: add the neurons the previous step's excitatory spikes
+    ``plist[:n_new]`` reach to the active list ``act[:n_act]`` (once each); returns its length.
+    The others sit exactly at rest and are not updated."""
+    for q in range(n_new):
+        j = plist[q]
+        if in_act[j] == 0:
+            in_act[j] = 1
+            act[n_act] = j
+            n_act += 1
+    return n_act
+
+
+@njit(cache=True, boundscheck=False)
+def _publish_spikes(tmp, n_si, src, cross_i, n_prev, one_spike):
+    """The inhibitory spikes found among the active neurons (``tmp[:n_si]``, in list order)
+    become this step's spike vector ``src`` and list ``cross_i``, ascending like a full-layer
+    gather, replacing the previous step's ``n_prev``; with the one-spike rule only the winner
+    ``cross[0 % nc]`` (the lowest index) is kept. Returns the count."""
+    for q in range(n_prev):
+        src[cross_i[q]] = 0
+    if n_si > 1:
+        _sort_small(tmp, n_si)
+        if one_spike:
+            n_si = 1
+    for q in range(n_si):
+        cross_i[q] = tmp[q]
+        src[tmp[q]] = 1
+    return n_si
 
 
 @njit(cache=True, boundscheck=False)
@@ -1319,22 +1222,12 @@ def _present_infer(w, skey, retry, n_nz, fp, ip, qp, ops, fb, ib, nz, thm1, im, 
             if has_inh:
                 lat += n_e_prev
                 if inh_sparse:
-                    for q in range(n_e_prev):
-                        j = plist[q]
-                        if in_act[j] == 0:
-                            in_act[j] = 1
-                            act[n_act] = j
-                            n_act += 1
+                    n_act = _activate(plist, n_e_prev, in_act, act, n_act)
                     n_si = 0
                     for k in range(n_act):
                         j = act[k]
-                        cj = w_ei * np.float64(e_prev[j])
-                        rj = ref_i[j]
-                        x = ((v_i[j] - i_rest) * i_decay) + i_rest
-                        x = x + (cj if rj <= 0.0 else 0.0)
-                        c = x >= i_th
-                        v_i[j] = i_reset if c else x
-                        ref_i[j] = i_refrac if c else rj - dt
+                        v_i[j], ref_i[j], c = _lif(v_i[j], ref_i[j], w_ei * np.float64(e_prev[j]),
+                                                   i_th, i_rest, i_reset, i_decay, i_refrac, dt)
                         if c:
                             tmp[n_si] = j
                             n_si += 1
@@ -1343,15 +1236,7 @@ def _present_infer(w, skey, retry, n_nz, fp, ip, qp, ops, fb, ib, nz, thm1, im, 
                         for k in range(n_act):
                             j = act[k]
                             v_i[j] = _q(v_i[j], i_rest, qp, Q_POTENTIAL, site, j)
-                    for q in range(n_si_prev):
-                        src[cross_i[q]] = 0
-                    if n_si > 1:
-                        _sort_small(tmp, n_si)
-                        if i_one:
-                            n_si = 1        # the winner cross[0 % nc]: the lowest index
-                    for q in range(n_si):
-                        cross_i[q] = tmp[q]
-                        src[tmp[q]] = 1
+                    n_si = _publish_spikes(tmp, n_si, src, cross_i, n_si_prev, i_one)
                     n_si_prev = n_si
                 else:
                     if n_e_prev:
@@ -1437,7 +1322,7 @@ def infer_batch_tiled(w, theta, images, skeys, rate_units, fp, ip, qp, ops_per_s
 @njit(cache=True, boundscheck=False)
 def _present_int_tiled(wc, skey, rate_unit, retry, n_nz, lp, mp, th_e, th_i, ib, st, nz, thm1,
                        im, fired, lst, off, rnd, buf, inh_sparse):
-    """``intsim.present`` (as ``_present_int``) with the input currents of INFER_STEPS steps
+    """``intsim.present`` with the input currents of INFER_STEPS steps
     built at once (``_accumulate`` into ``buf``, int32 or int64: the caller checked the range) and
     the inhibitory layer updated event-driven when ``inh_sparse``. Counts in ib[IB_COUNTS]."""
     n_in, N = wc.shape
@@ -1508,14 +1393,8 @@ def _present_int_tiled(wc, skey, rate_unit, retry, n_nz, lp, mp, th_e, th_i, ib,
                 cj = (np.int64(cur[j]) << lsh) >> rsh
                 if n_src:
                     cj += lateral * (n_src - sp[j])
-                x = (u[j] * decay + bias) >> fd
-                rj = ref[j]
-                x = x + (cj if rj <= 0 else 0)
-                x = umin if x < umin else x
-                x = umax if x > umax else x
-                c = x >= th_e[j]
-                u[j] = reset if c else x
-                ref[j] = refrac if c else rj - 1
+                u[j], ref[j], c = _lif_int(u[j], ref[j], cj, th_e[j], decay, bias, fd, umin, umax,
+                                           reset, refrac)
                 s_e[j] = np.int64(c)
                 nc += np.int64(c)
             n_post = 0
@@ -1523,36 +1402,17 @@ def _present_int_tiled(wc, skey, rate_unit, retry, n_nz, lp, mp, th_e, th_i, ib,
                 n_post = _gather_spikes(s_e, nc, cross, e_one, rnd[tt])
             if has_inh:
                 if inh_sparse:
-                    for q in range(n_e_prev):
-                        j = plist[q]
-                        if in_act[j] == 0:
-                            in_act[j] = 1
-                            act[n_act] = j
-                            n_act += 1
+                    n_act = _activate(plist, n_e_prev, in_act, act, n_act)
                     n_si = 0
                     for k in range(n_act):
                         j = act[k]
-                        cj = e2i * e_prev[j]
-                        x = (ui[j] * i_decay + i_bias) >> i_fd
-                        rj = ref_i[j]
-                        x = x + (cj if rj <= 0 else 0)
-                        x = i_umin if x < i_umin else x
-                        x = i_umax if x > i_umax else x
-                        c = x >= th_i[j]
-                        ui[j] = i_reset if c else x
-                        ref_i[j] = i_refrac if c else rj - 1
+                        ui[j], ref_i[j], c = _lif_int(ui[j], ref_i[j], e2i * e_prev[j], th_i[j],
+                                                      i_decay, i_bias, i_fd, i_umin, i_umax,
+                                                      i_reset, i_refrac)
                         if c:
                             tmp[n_si] = j
                             n_si += 1
-                    for q in range(n_si_prev):
-                        src[cross_i[q]] = 0
-                    if n_si > 1:
-                        _sort_small(tmp, n_si)
-                        if i_one:
-                            n_si = 1        # the winner cross[0 % nc]: the lowest index
-                    for q in range(n_si):
-                        cross_i[q] = tmp[q]
-                        src[tmp[q]] = 1
+                    n_si = _publish_spikes(tmp, n_si, src, cross_i, n_si_prev, i_one)
                     n_si_prev = n_si
                 else:
                     for j in range(N):
