@@ -10,6 +10,12 @@ import sys
 from collections import defaultdict
 
 
+def group_label(r):
+    """The row's group set, with the decay precision when ``--decay-bits`` set it apart."""
+    tail = r.get("label", "").rsplit(" decay ", 1)
+    return r["group_set"] + (f" (decay {tail[1]})" if len(tail) == 2 else "")
+
+
 def main(path):
     rows = [json.loads(line) for line in open(path) if line.strip()]
     base = [r for r in rows if r.get("kind") == "baseline"][-1]
@@ -25,9 +31,10 @@ def main(path):
     print("|---|---|---|" + "---|" * len(bits))
     table = defaultdict(dict)
     for r in grid:
-        table[(r["scheme"], r["group_set"], r["rounding"])][r["bits"]] = r["accuracy"]
-    for key in sorted(table, key=lambda k: (k[0] != "ptq", ["weights", "mixed", "all"].index(k[1])
-                                            if k[1] in ("weights", "mixed", "all") else 9, k[2])):
+        table[(r["scheme"], group_label(r), r["rounding"])][r["bits"]] = r["accuracy"]
+    order = ["weights", "mixed", "all"]
+    for key in sorted(table, key=lambda k: (k[0] != "ptq", order.index(k[1].split()[0])
+                                            if k[1].split()[0] in order else 9, k[1], k[2])):
         cells = [f"{100 * table[key][b]:.1f}" if b in table[key] else "" for b in bits]
         print(f"| {key[0].upper()} | {key[1]} | {key[2]} | " + " | ".join(cells) + " |")
     if sens:
@@ -44,7 +51,7 @@ def main(path):
     print("| groups | " + " | ".join(f"{b} b" for b in bits) + " |")
     print("|---|" + "---|" * len(bits))
     for gs in ("weights", "mixed", "all"):
-        mem = {r["bits"]: r["memory_model_bits"] for r in grid if r["group_set"] == gs}
+        mem = {r["bits"]: r["memory_model_bits"] for r in grid if group_label(r) == gs}
         if mem:
             cells = [f"{base['memory_model_bits'] / mem[b]:.2f}" if b in mem else "" for b in bits]
             print(f"| {gs} | " + " | ".join(cells) + " |")

@@ -27,6 +27,67 @@ def test_grid_shape():
     assert all(len(p.groups) == 1 for p in sens)
 
 
+def test_in_training_formats_leave_room_for_theta_to_grow():
+    # theta 465 fits uQ9.7 (max 511.99) with 10 % to spare: enough after training, not during it
+    ranges = {"theta": 465.0, "potential": 478.0, "inhibition": 120.0}
+    pts = build_grid(schemes=["ptq", "itq"], bits=[4], roundings=["stochastic"],
+                     group_sets=["mixed"], sensitivity=False, ranges=ranges, neuron_bits=16)
+    fmt = {p.scheme: {g: v["format"] for g, v in p.groups.items()} for p in pts}
+    assert fmt["ptq"]["theta"] == "uQ9.7" and fmt["ptq"]["potential"] == "sQ9.6"
+    assert fmt["itq"]["theta"] == "uQ10.6" and fmt["itq"]["potential"] == "sQ10.5"
+    assert fmt["itq"]["weights"] == fmt["ptq"]["weights"] == "uQ0.4"
+    # a range with 1.5x room already is left as it is
+    roomy = build_grid(schemes=["itq"], bits=[4], roundings=["stochastic"], group_sets=["mixed"],
+                       sensitivity=False, ranges={"theta": 290.0, "potential": 303.0},
+                       neuron_bits=16)
+    assert roomy[0].groups["theta"]["format"] == "uQ9.7"
+
+
+def test_decay_bits_set_the_decay_group_of_grid_points():
+    pts = build_grid(schemes=["itq"], bits=[3], roundings=["stochastic"],
+                     group_sets=["weights", "mixed"], sensitivity=True, ranges={"inhibition": 60},
+                     neuron_bits=16, decay_bits=32, sensitivity_groups=["decay"])
+    mixed = [p for p in pts if p.group_set == "mixed"][0]
+    assert mixed.groups["decay"]["format"] == "uQ1.31"
+    assert mixed.groups["theta"]["format"] == "uQ7.9"       # still the neuron precision
+    assert mixed.label == "itq mixed 3b/16b stochastic decay 32b"
+    assert "decay" not in [p for p in pts if p.group_set == "weights"][0].groups
+    sens = [p for p in pts if p.kind == "sensitivity"][0]    # the sweep keeps its own bits
+    assert sens.groups["decay"]["format"] == "uQ1.2"
+
+
+def test_explore_warns_when_in_training_points_lose_theta_decay(float_model):
+    from tinysnn_core.explore import decays_lost_in_training
+    from tinysnn_core.modelfile import load_network
+
+    net = load_network(float_model)
+    kw = dict(bits=[4], roundings=["stochastic"], group_sets=["mixed"], sensitivity=False,
+              ranges={"inhibition": 60}, neuron_bits=16)
+    lost = decays_lost_in_training(net, build_grid(schemes=["ptq", "itq"], **kw))
+    assert lost == ["1 in-training point(s) store the decay factors in uQ1.15, which rounds "
+                    "exc.theta_decay to 0 or 1"]
+    assert decays_lost_in_training(net, build_grid(schemes=["itq"], decay_bits=32, **kw)) == []
+    assert decays_lost_in_training(net, build_grid(schemes=["ptq"], **kw)) == []
+
+
+def test_saturated_fractions_name_the_stuck_theta(float_model):
+    import copy
+
+    from tinysnn_core.explore import point_network, saturated_fractions
+    from tinysnn_core.modelfile import load_network
+
+    groups = {"weights": {"format": "uQ0.4", "rounding": "nearest"},
+              "theta": {"format": "uQ2.2", "rounding": "nearest"}}
+    net, _, _ = point_network(copy.deepcopy(load_network(float_model)), "ptq", groups)
+    top = net.quant.plan.groups["theta"].fmt.max
+    assert top == 3.75
+    expected = float(np.mean(net.theta >= top))
+    assert saturated_fractions(net)["theta"] == expected
+    net.theta[:5] = top
+    assert saturated_fractions(net)["theta"] == float(np.mean(net.theta >= top)) > 0
+    assert 0 <= saturated_fractions(net)["weights"] <= 1
+
+
 def test_exploration_resumes_without_repeating(float_model, tmp_path):
     results = tmp_path / "r.jsonl"
     pts = build_grid(schemes=["ptq"], bits=[8, 6], roundings=["nearest"], group_sets=["all"],

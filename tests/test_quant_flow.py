@@ -143,3 +143,33 @@ def test_energy_falls_with_precision(trained):
     fp = EnergyModel().estimate(trained)["phases"]["train"]["pj_per_sample"]
     q = EnergyModel().estimate(quantized(trained, 4, 8))["phases"]["train"]["pj_per_sample"]
     assert 0 < q < fp
+
+
+def test_decay_factors_rounded_to_one_are_reported(capsys, tmp_path):
+    # theta's decay exp(-1/1e7) is 1 at 16 bits (uQ1.15); the membrane's exp(-1/100) is not
+    cfg = Config.from_dict({"n_neurons": 10, "topology": {"name": "tinysnn"},
+                            "quant": {"scheme": "itq", "groups": {
+                                "decay": {"format": "uQ1.15", "rounding": "nearest"}}}})
+    net = flow.build_network(cfg)
+    lost = net.quant.lost_decays
+    assert len(lost) == 1 and lost[0].startswith("decay factor exc.theta_decay = 0.9999999")
+    assert "becomes 1 in uQ1.15" in lost[0]
+    assert net.exc.theta_decay == 1.0 and 0 < net.exc.decay < 1
+    # with 31 fractional bits the factor survives; with one bit the membrane decay goes to 1 too
+    wide = Config.from_dict({**cfg.to_dict(), "quant": {"scheme": "itq", "groups": {
+        "decay": {"format": "uQ1.31", "rounding": "nearest"}}}})
+    assert flow.build_network(wide).quant.lost_decays == []
+    narrow = Config.from_dict({**cfg.to_dict(), "quant": {"scheme": "itq", "groups": {
+        "decay": {"format": "uQ1.1", "rounding": "nearest"}}}})
+    names = [m.split(" = ")[0] for m in flow.build_network(narrow).quant.lost_decays]
+    assert names == ["decay factor exc.decay", "decay factor exc.theta_decay",
+                     "decay factor trace_decay"]
+    # the CLI says so before it trains
+    from tinysnn_core.cli import main
+
+    rc = main(["train", "-q", "-n", "10", "--n-train", "5", "--time-steps", "20", "--topology",
+               "tinysnn", "--set", 'quant.scheme="itq"', "--set",
+               'quant.groups.decay={format="uQ1.15", rounding="nearest"}',
+               "--out", str(tmp_path / "m.tsnn")])
+    assert rc == 0
+    assert "warning: decay factor exc.theta_decay" in capsys.readouterr().err

@@ -62,19 +62,70 @@ def make_groups(names, bits: int, rounding: str, ranges: dict | None = None,
     return out
 
 
+#: Margin on the float model's ranges for the groups that grow while an in-training point learns.
+#: Its formats are fixed before it trains, and theta (with the potential that must reach the
+#: threshold) need not stay within the float run's values. On Fashion-MNIST an ITQ run whose theta
+#: format left 10 % above the float model's largest theta ended with every theta stuck at the
+#: format's top and a silent layer (docs/results.md). 1.5x costs at most one integer bit.
+IN_TRAINING_HEADROOM = {"theta": 1.5, "potential": 1.5}
+
+
+def training_ranges(ranges: dict | None) -> dict | None:
+    """``ranges`` with the in-training headroom applied."""
+    if not ranges:
+        return ranges
+    return {g: (m * IN_TRAINING_HEADROOM.get(g, 1.0) if m is not None else None)
+            for g, m in ranges.items()}
+
+
+def decays_lost_in_training(net, points) -> list[str]:
+    """For the in-training points: each decay format that rounds (to nearest) one of ``net``'s
+    decay factors to 0 or 1, once per format, as a sentence. At 16 bits theta's decay
+    exp(-1/1e7) becomes 1, and a long in-training run's theta then only grows."""
+    from .fixedpoint import quantize
+    from .quant import decay_factors
+
+    factors = decay_factors(net)
+    out = {}
+    for p in points:
+        fmt = p.groups.get("decay", {}).get("format")
+        if fmt is None or fmt in out or not _in_training(p.scheme):
+            continue
+        lost = [name for name, v in factors.items()
+                if 0.0 < v < 1.0 and float(quantize(v, fmt)) in (0.0, 1.0)]
+        if lost:
+            n = sum(1 for q in points if q.groups.get("decay", {}).get("format") == fmt
+                    and _in_training(q.scheme))
+            out[fmt] = (f"{n} in-training point(s) store the decay factors in {fmt}, which "
+                        f"rounds {', '.join(lost)} to 0 or 1")
+    return list(out.values())
+
+
+def _in_training(scheme: str) -> bool:
+    from .registry import get_registry
+
+    return bool(getattr(get_registry().get("quantizer", scheme), "in_training", False))
+
+
 def build_grid(*, schemes, bits, roundings, group_sets, sensitivity: bool,
                ranges: dict | None = None, sensitivity_groups=ALL_GROUPS,
-               neuron_bits: int = 16) -> list[Point]:
+               neuron_bits: int = 16, decay_bits: int | None = None) -> list[Point]:
+    """The grid's points, then the sensitivity sweep's (one group at a time, post-training).
+    ``decay_bits`` fixes the decay group's precision at every grid point that has it."""
     points = []
     for scheme in schemes:
+        scheme_ranges = training_ranges(ranges) if _in_training(scheme) else ranges
         for gs in group_sets:
             if gs not in GROUP_SETS:
                 raise ConfigError(f"unknown group set {gs!r}; known: {', '.join(GROUP_SETS)}")
             for b in bits:
                 for r in roundings:
                     nb = neuron_bits if gs == "mixed" else None
-                    groups = make_groups(GROUP_SETS[gs], b, r, ranges, nb)
+                    groups = make_groups(GROUP_SETS[gs], b, r, scheme_ranges, nb)
                     label = f"{scheme} {gs} {b}b" + (f"/{nb}b" if nb else "") + f" {r}"
+                    if decay_bits is not None and "decay" in groups:
+                        groups["decay"]["format"] = str(default_format("decay", decay_bits))
+                        label += f" decay {decay_bits}b"
                     points.append(Point(scheme, b, r, groups, "grid", gs, label))
     if sensitivity:
         for g in sensitivity_groups:
@@ -152,7 +203,7 @@ def point_network(base, scheme: str, groups: dict, *, backend: str | None = None
     else:
         net = base
         net.config = cfg
-        quantizer.prepare(net, plan)
+        net = flow.prepare_quantized(quantizer, net, plan)
     return net, data, sim
 
 
@@ -188,18 +239,36 @@ def evaluate_point(point: Point, base_model: str, options: dict) -> dict:
             preds, _ = intsim.infer(model, data.test_images, seed)
         row["accuracy_integer"] = float((preds == data.test_labels).mean())
     row["accuracy"] = row.get("accuracy_integer", row["accuracy_float_sim"])
+    trained = _in_training(point.scheme)
+    if trained:
+        row["saturated"] = saturated_fractions(net)
+    if net.quant is not None and net.quant.lost_decays:
+        row["lost_decays"] = list(net.quant.lost_decays)
     # post-training quantization trains in float: its training energy is the float one
-    train_ops, train_plan = ((net.ops["train"], net.quant.plan) if point.scheme == "itq"
+    train_ops, train_plan = ((net.ops["train"], net.quant.plan) if trained
                              else (base.ops.get("train"), QuantPlan("none")))
     row.update(cost_fields(net, net.ops["test"], net.quant.plan, train_ops, train_plan))
     row.update({"seconds": time.perf_counter() - started, "deployable": deployable})
-    if options.get("save_models") and point.scheme == "itq":  # PTQ points are cheap to redo
+    if options.get("save_models") and trained:  # post-training points are cheap to redo
         from .modelfile import save_network
 
         out = Path(options["save_models"]) / f"{point.key(options['base_digest'])}.tsnn"
         save_network(net, out, metrics=metrics)
         row["model_file"] = str(out)
     return row
+
+
+def saturated_fractions(net) -> dict:
+    """For each learned group on a grid (weights, theta): the fraction of its values at the
+    format's largest code. A trained point whose theta sits there has lost its homeostasis."""
+    out = {}
+    plan = net.quant.plan if net.quant is not None else None
+    for group, values in (("weights", net.w), ("theta", net.theta)):
+        spec = plan.groups.get(group) if plan is not None else None
+        if spec is None or values.size == 0:
+            continue
+        out[group] = float(np.mean(values >= spec.fmt.max))
+    return out
 
 
 def baseline_row(base_model: str, options: dict) -> dict:

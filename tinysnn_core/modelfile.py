@@ -180,10 +180,10 @@ def load_network(path) -> Network:
 def _requantize(net) -> None:
     """Re-attach the quantization runtime (and the rounded constants) of a quantized model; the
     stored parameters are on their grids already, so this changes no stored value."""
-    from .train import quantizer_for
+    from .train import prepare_quantized, quantizer_for
 
     quantizer, plan = quantizer_for(net.config)
     try:
-        quantizer.prepare(net, plan)
+        prepare_quantized(quantizer, net, plan)
     except TinySNNError as exc:
         raise ModelFileError(f"invalid quantization settings in the model: {exc}") from None

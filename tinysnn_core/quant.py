@@ -62,6 +62,35 @@ def model_ranges(net) -> dict:
             "traces": 1.0, "decay": 1.0}
 
 
+def decay_factors(net) -> dict[str, float]:
+    """The network's decay factors, by name: what the ``decay`` group rounds."""
+    out = {}
+    for name, layer in (("exc", net.exc), ("inh", net.inh)):
+        if layer is None:
+            continue
+        out[f"{name}.decay"] = float(layer.decay)
+        if hasattr(layer, "theta_decay"):
+            out[f"{name}.theta_decay"] = float(layer.theta_decay)
+    out["trace_decay"] = float(net.rule.trace_decay)
+    return out
+
+
+def lost_decays(before: dict[str, float], net, fmt: QFormat | None) -> list[str]:
+    """The decay factors that rounding turned into 1 (no decay: an infinite time constant) or
+    0 (all gone in one step), as sentences. A theta decay of exp(-1/1e7) is 1 at 16 bits: harmless
+    in inference (theta is frozen), but in training theta then only grows."""
+    out = []
+    for name, after in decay_factors(net).items():
+        value = before.get(name)
+        if value is None or not 0.0 < value < 1.0 or after not in (0.0, 1.0):
+            continue
+        what = ("its decay is lost (infinite time constant)" if after == 1.0
+                else "it decays to 0 in one step")
+        where = f" in {fmt}" if fmt is not None else ""
+        out.append(f"decay factor {name} = {value:.9g} becomes {after:g}{where}: {what}")
+    return out
+
+
 def default_format(group: str, bits: int, magnitude: float | None = None) -> QFormat:
     """The ``bits``-bit format of ``group``: integer bits from the table above, or enough for
     ``magnitude`` when given (fewer when ``bits`` is too small: the format then saturates
@@ -140,6 +169,7 @@ class QuantRuntime:
         from .registry import get_registry
 
         self.plan = plan
+        self.lost_decays: list[str] = []     # set by train.prepare_quantized
         reg = get_registry()
         self._fns = {g: reg.get("rounding", s.rounding) for g, s in plan.groups.items()}
         self.rng = np.random.default_rng(0)

@@ -57,12 +57,25 @@ def quantizer_for(config: Config):
     return quantizer, QuantPlan.from_settings(config.quant)
 
 
+def prepare_quantized(quantizer, net: Network, plan) -> Network:
+    """``quantizer.prepare``, and the decay factors it rounded to 0 or 1 noted in
+    ``net.quant.lost_decays`` (``quant.lost_decays``) for the caller to report."""
+    from .quant import decay_factors, lost_decays
+
+    before = decay_factors(net)
+    net = quantizer.prepare(net, plan) or net
+    spec = plan.groups.get("decay")
+    if net.quant is not None:
+        net.quant.lost_decays = lost_decays(before, net, spec.fmt if spec else None)
+    return net
+
+
 def build_network(config: Config) -> Network:
     """A fresh network; an in-training quantizer puts it on its grids from the start."""
     net = Network.build(config)
     quantizer, plan = quantizer_for(config)
     if quantizer is not None and quantizer.in_training:
-        quantizer.prepare(net, plan)
+        net = prepare_quantized(quantizer, net, plan)
     return net
 
 
@@ -70,7 +83,7 @@ def finish_training(net: Network) -> Network:
     """After training: a post-training quantizer rounds the parameters now."""
     quantizer, plan = quantizer_for(net.config)
     if quantizer is not None and net.quant is None:
-        quantizer.prepare(net, plan)
+        net = prepare_quantized(quantizer, net, plan)
     return net
 
 

@@ -99,8 +99,13 @@ class RunCommand:
         if net is None:
             net = flow.build_network(cfg)
         progress = not args.quiet
+        quantized_before = net.quant is not None
+        if quantized_before:
+            _warn_lost_decays(net)
         if net.progress.get("samples_done", 0) < cfg.train.epochs * len(data.train_images):
             flow.train(net, data, backend=backend, checkpoint=ckpt, progress=progress)
+        if not quantized_before:
+            _warn_lost_decays(net)
         metrics = {}
         if self.evaluate:
             flow.assign(net, data, backend=backend, progress=progress)
@@ -114,6 +119,12 @@ class RunCommand:
                 "config": cfg.resolved().to_dict(), "metrics": metrics,
                 "ops_per_sample": {p: o.per_sample() for p, o in net.ops.items()}}, indent=2))
         return 0
+
+
+def _warn_lost_decays(net) -> None:
+    """Say which decay factors the quantizer rounded to 0 or 1 (``quant.lost_decays``)."""
+    for msg in (net.quant.lost_decays if net.quant is not None else []):
+        print(f"tinysnn: warning: {msg}", file=sys.stderr)
 
 
 class TrainCommand(RunCommand):

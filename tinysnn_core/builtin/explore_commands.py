@@ -35,6 +35,11 @@ class ExploreCommand:
                             "--neuron-bits)")
         p.add_argument("--neuron-bits", type=int, default=16,
                        help="precision of the neuron groups in the 'mixed' set (default 16)")
+        p.add_argument("--decay-bits", type=int,
+                       help="precision of the decay group at every grid point that quantizes it "
+                            "(default: that point's neuron precision). theta's decay exp(-1/1e7) "
+                            "needs about 32 bits, or in-training points lose it; the group holds "
+                            "3-4 constants")
         p.add_argument("--no-sensitivity", action="store_true",
                        help="skip the per-group sensitivity sweep")
         p.add_argument("--workers", type=int, default=1, help="local worker processes")
@@ -49,7 +54,7 @@ class ExploreCommand:
         p.add_argument("--quiet", "-q", action="store_true")
 
     def run(self, args) -> int:
-        from tinysnn_core.explore import build_grid, run_exploration
+        from tinysnn_core.explore import build_grid, decays_lost_in_training, run_exploration
         from tinysnn_core.modelfile import load_network
         from tinysnn_core.registry import get_registry
 
@@ -61,11 +66,17 @@ class ExploreCommand:
         for b in bits:
             if not 1 <= b <= 32:
                 raise ConfigError(f"--bits: {b} is outside 1..32")
+        if args.decay_bits is not None and not 2 <= args.decay_bits <= 32:
+            raise ConfigError(f"--decay-bits: {args.decay_bits} is outside 2..32")
         from tinysnn_core.quant import model_ranges
 
         points = build_grid(schemes=schemes, bits=bits, roundings=roundings,
                             group_sets=_csv(args.group_sets), sensitivity=not args.no_sensitivity,
-                            ranges=model_ranges(net), neuron_bits=args.neuron_bits)
+                            ranges=model_ranges(net), neuron_bits=args.neuron_bits,
+                            decay_bits=args.decay_bits)
+        for msg in decays_lost_in_training(net, points):
+            print(f"tinysnn: warning: {msg}; --decay-bits 32 keeps theta's decay",
+                  file=sys.stderr)
         options = {"backend": args.backend, "save_models": args.save_models}
         if args.assign_limit:
             options["assign_limit"] = args.assign_limit  # part of every point's key
