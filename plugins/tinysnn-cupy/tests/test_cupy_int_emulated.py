@@ -119,7 +119,9 @@ def test_int_source_compiles_with_nvcc(tmp_path, defines):
     if nvcc is None:
         pytest.skip("nvcc is not on PATH: the CUDA source compile check needs the CUDA toolkit")
     out = tmp_path / "snn_int.ptx"
-    res = subprocess.run([nvcc, "--ptx", "-std=c++14", *defines, "-o", str(out),
-                          str(cb.INT_KERNEL_SOURCE)], capture_output=True, text=True)
+    src = tmp_path / "snn_int_kernels.cu"   # the text NVRTC gets, alone in a directory
+    src.write_text(cb.cuda_source(cb.INT_KERNEL_SOURCE))
+    res = subprocess.run([nvcc, "--ptx", "-std=c++14", *defines, "-o", str(out), str(src)],
+                         capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-4000:]
     assert ".entry snn_int_infer" in out.read_text()

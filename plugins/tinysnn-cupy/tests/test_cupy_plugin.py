@@ -123,14 +123,24 @@ def test_packing_and_geometry(small_config):
     assert cb.shared_bytes(1600, 784, True, 7, 4) < 48 * 1024
 
 
+def test_cuda_source_inlines_the_shared_generator_once():
+    for path in (tinysnn_cupy.KERNEL_SOURCE, cb.INT_KERNEL_SOURCE):
+        text = cb.cuda_source(path)
+        assert '#include "' not in text
+        assert text.count("rng_fmix32(rng_u32 x)") == 1
+        assert path.read_text().count('#include "snn_rng.cuh"') == 1
+
+
 @pytest.mark.parametrize("defines", [("-DNPT=1", "-DMAXCH=4"), ("-DNPT=4", "-DMAXCH=7")])
 def test_cuda_source_compiles_with_nvcc(tmp_path, defines):
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         pytest.skip("nvcc is not on PATH: the CUDA source compile check needs the CUDA toolkit")
     out = tmp_path / "snn.ptx"
+    src = tmp_path / "snn_kernels.cu"       # the text NVRTC gets, alone in a directory
+    src.write_text(cb.cuda_source(tinysnn_cupy.KERNEL_SOURCE))
     res = subprocess.run([nvcc, "--ptx", "-fmad=false", "-std=c++14", *defines, "-o", str(out),
-                          str(tinysnn_cupy.KERNEL_SOURCE)], capture_output=True, text=True)
+                          str(src)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-4000:]
     ptx = out.read_text()
     assert ".entry snn_infer" in ptx and ".entry snn_train" in ptx

@@ -39,6 +39,28 @@ from tinysnn_core.ops import OpCounts
 KERNEL_SOURCE = Path(__file__).with_name("cuda") / "snn_kernels.cu"
 INT_KERNEL_SOURCE = Path(__file__).with_name("cuda") / "snn_int_kernels.cu"
 
+
+def cuda_source(path: Path) -> str:
+    """The text NVRTC compiles: ``path`` with each ``#include "x"`` of a file next to it replaced
+    by that file (once; the kernels share ``snn_rng.cuh``). NVRTC gets source text, not a file, so
+    it has no directory to look in."""
+    seen: set[str] = set()
+
+    def expand(p: Path) -> str:
+        out = []
+        for line in p.read_text().splitlines():
+            parts = line.split('"')
+            if line.startswith("#include \"") and len(parts) >= 3 and (p.parent / parts[1]).is_file():
+                if parts[1] not in seen:
+                    seen.add(parts[1])
+                    out.append(f"// ---- {parts[1]} ----")
+                    out.append(expand(p.parent / parts[1]))
+                continue
+            out.append(line)
+        return "\n".join(out)
+
+    return expand(path) + "\n"
+
 #: packed float parameters, in the order of the FP_* indices of snn_kernels.cu
 FP_NAMES = ("e_rest", "e_reset", "e_thresh", "e_decay", "e_refrac", "e_theta_decay",
             "e_theta_plus", "i_rest", "i_reset", "i_thresh", "i_decay", "i_refrac",
@@ -396,7 +418,7 @@ class CupyExecutor:
         key = (npt, maxch)
         if key not in self._modules:
             self._modules[key] = self.cp.RawModule(
-                code=KERNEL_SOURCE.read_text(),
+                code=cuda_source(KERNEL_SOURCE),
                 options=("--fmad=false", "-std=c++14", f"-DNPT={npt}", f"-DMAXCH={maxch}"))
         return self._modules[key]
 
@@ -404,7 +426,7 @@ class CupyExecutor:
         key = ("int", npt, maxch, wtype, atype)
         if key not in self._modules:
             self._modules[key] = self.cp.RawModule(
-                code=INT_KERNEL_SOURCE.read_text(),
+                code=cuda_source(INT_KERNEL_SOURCE),
                 options=("-std=c++14", f"-DNPT={npt}", f"-DMAXCH={maxch}",
                          f"-DWT={wtype}", f"-DAT={atype}"))
         return self._modules[key]

@@ -69,21 +69,9 @@ typedef long long si_i64;
 #define IM_I_ONE_SPIKE 23
 #define N_IM 24
 
-#define SI_STEP_MUL 0x85EBCA77u
-#define SI_INDEX_MUL 0xC2B2AE3Du
-#define SI_WINNER_INDEX 0xFFFFu
+#include "snn_rng.cuh"      // the counter-based generator
 
 typedef unsigned int si_u32;
-
-__device__ __forceinline__ si_u32 si_fmix32(si_u32 x)
-{
-    x ^= x >> 16;
-    x *= 0x85EBCA6Bu;
-    x ^= x >> 13;
-    x *= 0xC2B2AE35u;
-    x ^= x >> 16;
-    return x;
-}
 
 // -- vector loads of a thread's NPT codes --------------------------------------------------------
 struct alignas(16) si_v16 { unsigned int a, b, c, d; };
@@ -265,7 +253,7 @@ extern "C" __global__ void snn_int_infer(const WT* __restrict__ W, const long lo
     }
     if (tid < SI_MAX_CLASSES) s_cls[tid] = 0;
 
-    const si_u32 winner_mul = SI_WINNER_INDEX * SI_INDEX_MUL;
+    const si_u32 winner_mul = RNG_WINNER_INDEX * RNG_INDEX_MUL;
     int cnt[NPT];
 
     for (int retry = 0; retry < n_rates; ++retry) {
@@ -288,7 +276,7 @@ extern "C" __global__ void snn_int_infer(const WT* __restrict__ W, const long lo
                 if (f[c]) {
                     s_nz[pos[c]] = q;
                     s_thr[pos[c]] = (si_u32)img[q] * ru;
-                    s_mul[pos[c]] = (si_u32)q * SI_INDEX_MUL;
+                    s_mul[pos[c]] = (si_u32)q * RNG_INDEX_MUL;
                 }
             }
         }
@@ -308,13 +296,13 @@ extern "C" __global__ void snn_int_infer(const WT* __restrict__ W, const long lo
 
         for (int t = 0; t <= T; ++t) {
             // (1) the input spikes of step t and the crossings of step t - 1, ranked together
-            const si_u32 sk = si_fmix32(skey ^ (SI_STEP_MUL * (si_u32)(retry * T + t)));
+            const si_u32 sk = rng_step_key(skey, (si_u32)(retry * T + t));
             bool f[MAXCH];
             int pos[MAXCH], pe[NPT], pi[NPT], n_pre, nc_e, nc_i;
 #pragma unroll
             for (int c = 0; c < MAXCH; ++c) {
                 const int q = c * bd + tid;
-                f[c] = t < T && q < n_nz && si_fmix32(sk + s_mul[q]) < s_thr[q];
+                f[c] = t < T && q < n_nz && rng_fmix32(sk + s_mul[q]) < s_thr[q];
             }
             si_rank3(f, pos, n_pre, ce, pe, nc_e, ci, pi, nc_i, s_in, s_e, s_i);   // barrier 1
 
@@ -375,7 +363,7 @@ extern "C" __global__ void snn_int_infer(const WT* __restrict__ W, const long lo
                         ci[m] = si_step(ui[m], refi[m], eprev[m] ? ei : 0, th_i[m], LI);
                 }
             }
-            rnd_prev = si_fmix32(sk + winner_mul);
+            rnd_prev = rng_fmix32(sk + winner_mul);
         }
         __syncthreads();   // every thread is done with s_in / s_e / s_i / s_nz of this presentation
         if (n_exc >= retry_min) break;

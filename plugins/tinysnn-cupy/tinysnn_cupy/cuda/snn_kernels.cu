@@ -94,22 +94,9 @@
 #define OP_NORM 7
 #define N_OPS 8
 
-// -- counter-based generator (tinysnn_core/counter_rng.py), arithmetic modulo 2**32 ---------------
-#define RNG_STEP_MUL 0x85EBCA77u
-#define RNG_INDEX_MUL 0xC2B2AE3Du
-#define RNG_WINNER_INDEX 0xFFFFu
+#include "snn_rng.cuh"      // the counter-based generator
 
 typedef unsigned int snn_u32;
-
-__device__ __forceinline__ snn_u32 snn_fmix32(snn_u32 x)
-{
-    x ^= x >> 16;
-    x *= 0x85EBCA6Bu;
-    x ^= x >> 13;
-    x *= 0xC2B2AE35u;
-    x ^= x >> 16;
-    return x;
-}
 
 // np.clip(x, lo, hi) for one value (minimum(maximum(x, lo), hi))
 __device__ __forceinline__ double snn_clip(double x, double lo, double hi)
@@ -355,8 +342,8 @@ __device__ void snn_run_sample(const SnnParams& P, double* W, double* theta,
         __syncthreads();   // s_nz / s_thr / s_mul / s_pos / s_xpre / acc ready
 
         for (int t = 0; t < T; ++t) {
-            const snn_u32 sk = snn_fmix32(skey ^ (RNG_STEP_MUL * (snn_u32)(retry * T + t)));
-            const snn_u32 rnd = snn_fmix32(sk + winner_mul);
+            const snn_u32 sk = rng_step_key(skey, (snn_u32)(retry * T + t));
+            const snn_u32 rnd = rng_fmix32(sk + winner_mul);
 
             // ---- input spikes: one hash per non-zero pixel, ranked in pixel order ------------
             int n_pre;
@@ -366,7 +353,7 @@ __device__ void snn_run_sample(const SnnParams& P, double* W, double* theta,
 #pragma unroll
                 for (int c = 0; c < MAXCH; ++c) {
                     const int k = c * bd + tid;
-                    f[c] = k < n_nz && snn_fmix32(sk + s_mul[k]) < s_thr[k];
+                    f[c] = k < n_nz && rng_fmix32(sk + s_mul[k]) < s_thr[k];
                 }
                 n_pre = snn_block_rank<MAXCH>(f, pos, s_in);          // barrier A
 #pragma unroll
