@@ -13,7 +13,7 @@ Measures, on the digits of testdata/mnist_2k.npz (reused cyclically with distinc
   run_integer of --n-samples samples (NPT tried from --int-npt), bit-exactness vs intsim on
   --int-ref-samples, numba's run_integer on the same data on this host's CPU when it imports,
   and --points integer models (weights uQ0.1..16, potential truncation / nearest) in one
-  run_integer_many call. The integer model is pickled to --int-model-out (to rerun numba on
+  run_integer_many call. The quantized network is saved to --int-model-out (to rerun numba on
   another machine with the same model, images and ids).
 Prints a JSON summary and writes it to --out (if given).
 """
@@ -63,7 +63,7 @@ def int_model_of(base, wbits, rounding):
     q.config.quant = QuantSettings("ptq", int_groups(wbits, rounding))
     quantizer, plan = flow.quantizer_for(q.config)
     quantizer.prepare(q, plan)
-    return intsim.from_network(q)
+    return q, intsim.from_network(q)
 
 
 def main(argv=None):
@@ -283,16 +283,16 @@ def main(argv=None):
 
     # -- integer mode ---------------------------------------------------------------------------------
     def integer():
-        import pickle
-
         from tinysnn_core import intsim
         # label the trained network on 1,000 digits (float GPU inference), then quantize
         lab_imgs, lab = images[:1000], labels[:1000]
         c = gpu.run(net, lab_imgs, np.arange(70_000, 71_000), learn=False, seed=5, ops=OpCounts())
         net.assignments, net.proportions, _ = assign_labels(c, lab, 10)
-        model = int_model_of(net, args.int_wbits, "nearest")
-        if args.int_model_out:
-            Path(args.int_model_out).write_bytes(pickle.dumps(model))
+        qnet, model = int_model_of(net, args.int_wbits, "nearest")
+        if args.int_model_out:      # a model file: bench_numba_int.py rebuilds the integer model
+            from tinysnn_core.modelfile import save_network
+
+            save_network(qnet, args.int_model_out)
         from tinysnn_cupy.backend import int_storage
         wt, at = int_storage([np.asarray(model.w_codes)])[1:]
         trials, best = {}, None
@@ -359,7 +359,7 @@ def main(argv=None):
 
         # batched exploration in integer mode: K models in one run_integer_many call
         pts = [(f, r) for f in range(1, 17) for r in ("truncation", "nearest")][:args.points]
-        models = [int_model_of(net, f, r) for f, r in pts]
+        models = [int_model_of(net, f, r)[1] for f, r in pts]
         m = args.explore_samples
         e_imgs, e_ids = images[:m], np.arange(50_000, 50_000 + m)
         be.run_integer_many(models[:2], e_imgs[:8], 3, e_ids[:8])

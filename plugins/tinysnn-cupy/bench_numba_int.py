@@ -1,7 +1,7 @@
 """Numba's integer inference (``run_integer``) on the data of bench_gpu.py's integer benchmark:
 the same images (testdata digits cycled), sample ids 0..n-1 and seed 2, on this machine's CPU.
 
-    python plugins/tinysnn-cupy/bench_numba_int.py --model int_model.pkl   (bench_gpu.py's model)
+    python plugins/tinysnn-cupy/bench_numba_int.py --model int_model.tsnn   (bench_gpu.py's model)
 
 Prints samples/s and the checksums that bench_gpu.py reports for the GPU, so both runs can be
 compared on the same integer model.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import time
 from pathlib import Path
 
@@ -23,7 +22,8 @@ HERE = Path(__file__).resolve().parent
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True, help="pickled IntegerModel (bench_gpu.py)")
+    ap.add_argument("--model", required=True,
+                    help="the quantized model file bench_gpu.py wrote (--int-model-out)")
     ap.add_argument("--data", default=str(HERE / "testdata" / "mnist_2k.npz"))
     ap.add_argument("--n-samples", type=int, default=10000)
     ap.add_argument("--repeats", type=int, default=3)
@@ -31,7 +31,10 @@ def main(argv=None):
     import numba
     from tinysnn_numba.backend import NumbaBackend
 
-    model = pickle.loads(Path(args.model).read_bytes())
+    from tinysnn_core import intsim
+    from tinysnn_core.modelfile import load_network
+
+    model = intsim.from_network(load_network(args.model))
     images = np.load(args.data)["images"]
     n = args.n_samples
     ids = np.arange(n)

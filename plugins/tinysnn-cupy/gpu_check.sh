@@ -6,7 +6,7 @@
 # Needs: python3 with numpy, pluggy and cupy. Does not install or download anything: our
 # packages come from this checkout through PYTHONPATH, the digits from testdata/mnist_2k.npz.
 # Runs the GPU tests (float and integer mode, when pytest is present) and bench_gpu.py (float and
-# integer benchmarks; the integer model goes to $OUT/int_model.pkl for bench_numba_int.py); prints a JSON summary and writes
+# integer benchmarks; the quantized model goes to $OUT/int_model.tsnn for bench_numba_int.py); prints a JSON summary and writes
 # it to $OUT/gpu_results.json when $OUT is set. Environment knobs: PYTHON (interpreter),
 # BENCH_ARGS (extra bench_gpu.py arguments), TEST_TIMEOUT / BENCH_TIMEOUT (seconds).
 set -u
@@ -62,7 +62,7 @@ fi
 echo "== benchmark"
 # shellcheck disable=SC2086
 timeout "${BENCH_TIMEOUT:-330}" "$PY" "$HERE/bench_gpu.py" --out "$RESULTS_DIR/bench.json" \
-    --int-model-out "$RESULTS_DIR/int_model.pkl" ${BENCH_ARGS:-}
+    --int-model-out "$RESULTS_DIR/int_model.tsnn" ${BENCH_ARGS:-}
 BENCH_RC=$?
 
 "$PY" - "$RESULTS_DIR" "$TEST_STATUS" "$BENCH_RC" <<'EOF'
