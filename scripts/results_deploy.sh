@@ -13,13 +13,4 @@ OUT=runs/deploy; mkdir -p "$OUT"
     --results "$OUT/selected-qemu-flaky.jsonl" --json "$OUT/selected-qemu-flaky.json"
 echo "--- 256 KB flash board (nucleo-l432kc): the FP32 model, then the selected one (build only)"
 .venv/bin/tinysnn deploy "$FP32" --board nucleo-l432kc --samples 1 2>&1 | head -3
-.venv/bin/python - "$SEL" <<'PY'
-import sys
-from tinysnn_serial.boards import BOARDS
-from tinysnn_serial.deploy import load_model, prepare, codegen, firmware_model_name
-board = BOARDS["nucleo-l432kc"]
-net, m = load_model(sys.argv[1], board=board)
-name = firmware_model_name("selected", codegen.model_digest(m))
-elf, exp, memory, fit = prepare(net, m, board, name=name, build_dir="build/fit-l432kc")
-print(fit.message())
-PY
+.venv/bin/tinysnn board build nucleo-l432kc --model "$SEL" --build-dir build/fit-l432kc

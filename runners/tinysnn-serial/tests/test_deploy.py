@@ -136,3 +136,23 @@ def test_quantized_model_too_big_is_refused_before_building(tmp_path):
     m4 = intsim.from_network(small_model("tinysnn", n=400, w_bits=4))  # the 4-bit one fits
     exp = deploy.codegen.generate(m4, "m4")
     assert BOARDS["nucleo-l432kc"].estimate_fit(exp.const_bytes, exp.state_bytes, 400).fits
+
+
+def test_board_build_takes_a_model(model_file, tmp_path, capsys):
+    """``tinysnn board build NAME --model M`` builds the model's firmware, as deploy does; a model
+    that does not fit is refused before anything is built."""
+    from tinysnn_core.cli import main
+
+    rc = main(["board", "build", "host", "--model", str(model_file), "--build-dir",
+               str(tmp_path / "b")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "16 neurons" in out and "firmware:" in out
+    assert "model_data" in (tmp_path / "b" / "engine" / "model_data.c").read_text()
+    assert (tmp_path / "b" / "firmware" / "tinysnn-fw").is_file()
+    big = tmp_path / "big.tsnn"
+    save_network(small_model("tinysnn", n=400, w_bits=8), big)
+    rc = main(["board", "build", "nucleo-l432kc", "--model", str(big), "--build-dir",
+               str(tmp_path / "big")])
+    assert rc != 0
+    assert "does NOT fit nucleo-l432kc" in capsys.readouterr().err
+    assert not (tmp_path / "big" / "firmware").exists()

@@ -6,6 +6,7 @@ import json
 import random
 import sys
 import time
+from pathlib import Path
 
 import tinysnn_core
 
@@ -65,8 +66,11 @@ class BoardCommand:
                              ("flash", "build and flash a physical board")):
             p = sub.add_parser(action, help=text)
             p.add_argument("name", help="board name (tinysnn board list)")
-            p.add_argument("--engine-dir", help="engine sources (default: the protocol test "
-                           "engine, which is not a model)")
+            src = p.add_mutually_exclusive_group()
+            src.add_argument("--model", help="a quantized model (.tsnn): generate its engine and "
+                             "build that, refused before building when it does not fit")
+            src.add_argument("--engine-dir", help="engine sources (default: the protocol test "
+                             "engine, which is not a model)")
             p.add_argument("--build-dir")
             if action == "flash":
                 p.add_argument("--mount", help="copy to this mass-storage drive instead of pyocd")
@@ -93,10 +97,13 @@ class BoardCommand:
         if action == "selftest":
             return self._selftest(args)
         board = tinysnn_core.registry.lookup("board", args.name)
-        elf = board.build(args.engine_dir, args.build_dir)
-        if board.profile.toolchain != "cc":
-            use = board.memory_use(elf)
-            print(board.check_fit(use.flash_bytes, use.ram_bytes).message())
+        if args.model:
+            elf = self._build_model(board, args.model, args.build_dir)
+        else:
+            elf = board.build(args.engine_dir, args.build_dir)
+            if board.profile.toolchain != "cc":
+                use = board.memory_use(elf)
+                print(board.check_fit(use.flash_bytes, use.ram_bytes).message())
         print(f"firmware: {elf}")
         if action == "build":
             return 0
@@ -113,6 +120,24 @@ class BoardCommand:
         finally:
             running.stop()
         return 0
+
+    @staticmethod
+    def _build_model(board, model_path, build_dir):
+        """The firmware of a model, as ``tinysnn deploy`` builds it (code generation, the fit
+        checked before and after the build); prints the fit."""
+        from . import deploy
+
+        net, m = deploy.load_model(model_path, board=board)
+        stem, _ = deploy.model_id(model_path)
+        name = deploy.firmware_model_name(stem, deploy.codegen.model_digest(m))
+        bdir = Path(build_dir) if build_dir else (Path("build") / "tinysnn-fw"
+                                                  / f"{name}-{board.profile.name}")
+        elf, exp, memory, fit = deploy.prepare(net, m, board, name=name, build_dir=bdir)
+        print(f"model {model_path} as {name}: {m.n_neurons} neurons, {exp.const_bytes} B of "
+              f"constants, {exp.state_bytes} B of state")
+        if fit is not None:
+            print(fit.message())
+        return elf
 
     def _selftest(self, args) -> int:
         from .protocol import DeviceUnderTest, protocol_test_engine
