@@ -164,6 +164,12 @@ def test_decay_factors_rounded_to_one_are_reported(capsys, tmp_path):
     names = [m.split(" = ")[0] for m in flow.build_network(narrow).quant.lost_decays]
     assert names == ["decay factor exc.decay", "decay factor exc.theta_decay",
                      "decay factor trace_decay"]
+    # post-training quantization never runs theta's decay: only the leak is worth a word
+    ptq = Config.from_dict({**cfg.to_dict(), "quant": {"scheme": "ptq", "groups": {
+        "decay": {"format": "uQ1.1", "rounding": "nearest"}}}})
+    net = flow.finish_training(flow.build_network(ptq))
+    assert [m.split(" = ")[0] for m in net.quant.lost_decays] == [
+        "decay factor exc.decay", "decay factor trace_decay"]
     # the CLI says so before it trains
     from tinysnn_core.cli import main
 

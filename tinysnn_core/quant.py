@@ -75,14 +75,18 @@ def decay_factors(net) -> dict[str, float]:
     return out
 
 
-def lost_decays(before: dict[str, float], net, fmt: QFormat | None) -> list[str]:
+def lost_decays(before: dict[str, float], net, fmt: QFormat | None, *,
+                learning: bool = True) -> list[str]:
     """The decay factors that rounding turned into 1 (no decay: an infinite time constant) or
     0 (all gone in one step), as sentences. A theta decay of exp(-1/1e7) is 1 at 16 bits: harmless
-    in inference (theta is frozen), but in training theta then only grows."""
+    in inference (theta is frozen, so it is left out unless ``learning``), but in training theta
+    then only grows."""
     out = []
     for name, after in decay_factors(net).items():
         value = before.get(name)
         if value is None or not 0.0 < value < 1.0 or after not in (0.0, 1.0):
+            continue
+        if name.endswith("theta_decay") and not learning:
             continue
         what = ("its decay is lost (infinite time constant)" if after == 1.0
                 else "it decays to 0 in one step")

@@ -66,7 +66,8 @@ def prepare_quantized(quantizer, net: Network, plan) -> Network:
     net = quantizer.prepare(net, plan) or net
     spec = plan.groups.get("decay")
     if net.quant is not None:
-        net.quant.lost_decays = lost_decays(before, net, spec.fmt if spec else None)
+        net.quant.lost_decays = lost_decays(before, net, spec.fmt if spec else None,
+                                            learning=bool(quantizer.in_training))
     return net
 
 
