@@ -63,3 +63,15 @@ def draws(step_key_arr: np.ndarray, index: np.ndarray) -> np.ndarray:
 def draw_one(skey: int, step: int, index: int) -> int:
     k = fmix32((skey ^ ((STEP_MUL * step) & M32)) & M32)
     return fmix32((k + INDEX_MUL * index) & M32)
+
+
+def keep_one_spike(crossed: np.ndarray, rand: int) -> np.ndarray:
+    """The one-spike rule: of the neurons that crossed their threshold this step, only
+    ``idx[rand % idx.size]`` (``rand``: the step's WINNER_INDEX draw) emits its spike. Returns
+    ``crossed`` itself when at most one crossed, else a new mask with the winner alone."""
+    idx = np.flatnonzero(crossed)
+    if idx.size <= 1:
+        return crossed
+    one = np.zeros_like(crossed)
+    one[idx[rand % idx.size]] = True
+    return one

@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -86,19 +86,16 @@ def decays_lost_in_training(net, points) -> list[str]:
     from .quant import decay_factors
 
     factors = decay_factors(net)
-    out = {}
-    for p in points:
-        fmt = p.groups.get("decay", {}).get("format")
-        if fmt is None or fmt in out or not _in_training(p.scheme):
-            continue
+    formats = [p.groups["decay"]["format"] for p in points
+               if "decay" in p.groups and _in_training(p.scheme)]
+    out = []
+    for fmt in dict.fromkeys(formats):          # each format once, in grid order
         lost = [name for name, v in factors.items()
                 if 0.0 < v < 1.0 and float(quantize(v, fmt)) in (0.0, 1.0)]
         if lost:
-            n = sum(1 for q in points if q.groups.get("decay", {}).get("format") == fmt
-                    and _in_training(q.scheme))
-            out[fmt] = (f"{n} in-training point(s) store the decay factors in {fmt}, which "
-                        f"rounds {', '.join(lost)} to 0 or 1")
-    return list(out.values())
+            out.append(f"{formats.count(fmt)} in-training point(s) store the decay factors in "
+                       f"{fmt}, which rounds {', '.join(lost)} to 0 or 1")
+    return out
 
 
 def _in_training(scheme: str) -> bool:

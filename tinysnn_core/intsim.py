@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import counter_rng
 from .errors import TinySNNError
 from .fixedpoint import QFormat, round_codes
 from .quant import QuantPlan, default_format, model_ranges
@@ -158,16 +159,12 @@ def _layer_step(L: LayerCodes, u, refrac, current, rand: int):
     u = np.where(crossed, L.reset, u)
     refrac = np.where(crossed, L.refrac, refrac)
     if L.one_spike:
-        idx = np.flatnonzero(crossed)
-        if idx.size > 1:
-            crossed = np.zeros_like(crossed)
-            crossed[idx[rand % idx.size]] = True
+        crossed = counter_rng.keep_one_spike(crossed, rand)
     return u, refrac, crossed
 
 
 def present(m: IntegerModel, image: np.ndarray, seed: int, sample: int, retry: int) -> np.ndarray:
     """One presentation in integer arithmetic; the excitatory spike counts."""
-    from . import counter_rng
     from .builtin.encoders import presentation_step_keys
 
     T, N = m.time_steps, m.n_neurons

@@ -81,28 +81,28 @@ def plot_accuracy_vs_bits(rows, base, path):
 def plot_breakdown(base, chosen, path):
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    groups = list(base["memory_parameters_bits"])
-    x = np.arange(len(groups))
-    for off, row, label in ((-0.2, base, "FP32"), (0.2, chosen, "selected")):
-        if row:
-            a1.bar(x + off, [row["memory_parameters_bits"][g] / 8192 for g in groups], 0.4, label=label)
-    a1.set_xticks(x, groups, rotation=20, fontsize=8)
+    _paired_bars(a1, "memory_parameters_bits", 1 / 8192, base, chosen, rotation=20, fontsize=8)
     a1.set_yscale("log")
     a1.set_ylabel("KiB")
     a1.set_title("memory by parameter group")
-    a1.legend()
-    ops = list(base["energy_breakdown_inference"])
-    x = np.arange(len(ops))
-    for off, row, label in ((-0.2, base, "FP32"), (0.2, chosen, "selected")):
-        if row:
-            a2.bar(x + off, [row["energy_breakdown_inference"][k] / 1e6 for k in ops], 0.4, label=label)
-    a2.set_xticks(x, ops, rotation=30, fontsize=7)
+    _paired_bars(a2, "energy_breakdown_inference", 1e-6, base, chosen, rotation=30, fontsize=7)
     a2.set_ylabel("uJ per inference")
     a2.set_title("energy by operation (inference)")
-    a2.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _paired_bars(ax, field, scale, base, chosen, **tick_style):
+    """Bars of the float model and the selected one side by side, one pair per key of
+    ``base[field]``, each value times ``scale``."""
+    keys = list(base[field])
+    x = np.arange(len(keys))
+    for off, row, label in ((-0.2, base, "FP32"), (0.2, chosen, "selected")):
+        if row:
+            ax.bar(x + off, [row[field][k] * scale for k in keys], 0.4, label=label)
+    ax.set_xticks(x, keys, **tick_style)
+    ax.legend()
 
 
 def plot_weight_maps(w: np.ndarray, path, title: str, max_tiles: int = 100):

@@ -128,13 +128,13 @@ def rounding_conformance(name: str, *, deterministic: bool = True, unbiased: boo
 def quantizer_conformance(name: str, *, examples: int = 15):
     """A pytest test class checking the quantizer plugin ``name`` on a small network."""
     from .config import Config, QuantSettings
-    from .quant import QuantPlan, default_format
+    from .explore import make_groups
+    from .quant import QuantPlan
     from .registry import get_registry
 
     def make(bits, rounding):
-        groups = {g: {"format": str(default_format(g, bits, 32.0 if g == "inhibition" else None)),
-                      "rounding": rounding}
-                  for g in ("weights", "potential", "theta", "inhibition", "decay")}
+        groups = make_groups(("weights", "potential", "theta", "inhibition", "decay"), bits,
+                             rounding, {"inhibition": 32.0})
         cfg = Config.from_dict({"n_neurons": 8, "train": {"time_steps": 20}})
         cfg.quant = QuantSettings(name, groups)
         return cfg, QuantPlan.from_settings(cfg.quant)

@@ -45,13 +45,9 @@ def quantize(w, frac_bits, rounding):
 
 
 def int_groups(wbits, rounding):
-    from tinysnn_core.quant import default_format
-    g = {}
-    for name in ("weights", "potential", "theta", "inhibition", "decay"):
-        fmt = default_format(name, wbits if name == "weights" else 16,
-                             17.5 if name == "inhibition" else None)
-        g[name] = {"format": str(fmt), "rounding": rounding}
-    return g
+    from tinysnn_core.explore import make_groups
+    return make_groups(("weights", "potential", "theta", "inhibition", "decay"), wbits, rounding,
+                       {"inhibition": 17.5}, neuron_bits=16)
 
 def int_model_of(base, wbits, rounding):
     import copy as _copy

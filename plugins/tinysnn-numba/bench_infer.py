@@ -25,11 +25,12 @@ from tinysnn_core import train as flow
 from tinysnn_core.builtin.datasets import load_mnist_5k
 from tinysnn_core.config import Config, QuantSettings
 from tinysnn_core.evaluate import assign_labels
+from tinysnn_core.explore import make_groups
 from tinysnn_core.network import Network
 from tinysnn_core.ops import OpCounts
 
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))
-from bench_quant import ALL, make_groups  # noqa: E402
+from bench_quant import ALL  # noqa: E402
 
 
 def main(argv=None):

@@ -26,7 +26,7 @@ from tinysnn_core.builtin.backend_numpy import NumpyBackend
 from tinysnn_core.builtin.datasets import load_mnist_5k
 from tinysnn_core.config import Config, QuantSettings
 from tinysnn_core.evaluate import assign_labels
-from tinysnn_core.quant import default_format
+from tinysnn_core.explore import make_groups
 from tinysnn_core.ops import OpCounts
 
 try:
@@ -38,13 +38,6 @@ except ImportError:  # run from elsewhere
     from bench_numba import cpu_model, timed
 
 ALL = ["weights", "potential", "theta", "inhibition", "decay"]
-
-
-def make_groups(names, bits, rounding, magnitudes):
-    """Every group at ``bits`` with the exploration's formats: ``default_format`` sized to the
-    float model's ranges (``quant.model_ranges`` where the core has it, else the inhibition)."""
-    return {g: {"format": str(default_format(g, bits, magnitudes.get(g))), "rounding": rounding}
-            for g in names}
 
 
 def main(argv=None):

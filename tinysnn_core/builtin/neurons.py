@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinysnn_core import hookimpl
+from tinysnn_core.counter_rng import keep_one_spike
 
 
 @dataclass
@@ -86,10 +87,7 @@ class LIF:
             refrac[crossed] = p.refrac
             self._adapt(state, crossed, learning)
             if self.one_spike:
-                idx = np.flatnonzero(crossed)
-                if idx.size > 1:
-                    crossed = np.zeros_like(crossed)
-                    crossed[idx[rand % idx.size]] = True
+                crossed = keep_one_spike(crossed, rand)
         return crossed
 
     def _decay_theta(self, state, learning):

@@ -10,38 +10,47 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinysnn_cupy.backend import (INT_KERNEL_SOURCE, KERNEL_SOURCE, OPS_NAMES, cupy_status,
+from tinysnn_cupy.backend import (KERNEL_SOURCE, OPS_NAMES, cupy_status,
                                  int_shared_bytes, shared_bytes)
 
 EMU_DIR = Path(__file__).with_name("emu")
 
 
-class EmuExecutor:
-    """Runs snn_kernels.cu compiled as C++ (tests/emu), one OS thread per CUDA thread.
-
-    Same interface as tinysnn_cupy.backend.CupyExecutor, so CupyBackend(executor=EmuExecutor())
-    exercises the real kernel source and the real host code on a machine without a GPU."""
+class _EmuLibraries:
+    """Compiles a CUDA source under tests/emu into a shared library once per set of -D options."""
 
     def __init__(self, build_dir: Path, cxx: str):
         self.build_dir = build_dir
         self.cxx = cxx
         self._libs = {}
 
-    def lib(self, npt: int, maxch: int):
-        key = (npt, maxch)
-        if key not in self._libs:
-            out = self.build_dir / f"snn_emu_{npt}_{maxch}.so"
-            cmd = [self.cxx, "-std=c++20", "-O1", "-ffp-contract=off", "-pthread", "-shared",
-                   "-fPIC", f"-DNPT={npt}", f"-DMAXCH={maxch}", f"-I{EMU_DIR}",
-                   f"-I{KERNEL_SOURCE.parent}", str(EMU_DIR / "emu_driver.cpp"), "-o", str(out)]
+    def _compile(self, driver: str, defines: tuple, extra: tuple = ()):
+        """``driver`` built with ``-D`` each of ``defines`` ("NAME=value"), cached."""
+        if defines not in self._libs:
+            tag = "_".join(d.split("=", 1)[1] for d in defines)
+            out = self.build_dir / f"{Path(driver).stem}_{tag}.so"
+            cmd = [self.cxx, "-std=c++20", "-O1", *extra, "-pthread", "-shared", "-fPIC",
+                   *(f"-D{d}" for d in defines), f"-I{EMU_DIR}",
+                   f"-I{KERNEL_SOURCE.parent}", str(EMU_DIR / driver), "-o", str(out)]
             res = subprocess.run(cmd, capture_output=True, text=True)
             assert res.returncode == 0, res.stderr[-4000:]
-            self._libs[key] = ctypes.CDLL(str(out))
-        return self._libs[key]
+            self._libs[defines] = ctypes.CDLL(str(out))
+        return self._libs[defines]
 
     @staticmethod
     def _p(a):
         return a.ctypes.data_as(ctypes.c_void_p)
+
+
+class EmuExecutor(_EmuLibraries):
+    """Runs snn_kernels.cu compiled as C++ (tests/emu), one OS thread per CUDA thread.
+
+    Same interface as tinysnn_cupy.backend.CupyExecutor, so CupyBackend(executor=EmuExecutor())
+    exercises the real kernel source and the real host code on a machine without a GPU."""
+
+    def lib(self, npt: int, maxch: int):
+        return self._compile("emu_driver.cpp", (f"NPT={npt}", f"MAXCH={maxch}"),
+                             ("-ffp-contract=off",))
 
     def infer(self, W, theta, images, skeys, units, fp, ip, geometry):
         npt, threads, maxch = geometry
@@ -74,12 +83,16 @@ class EmuExecutor:
         return W, theta, counts, ops
 
 
-@pytest.fixture(scope="session")
-def emu_executor(tmp_path_factory):
+def _cxx():
     cxx = shutil.which("g++") or shutil.which("clang++")
     if cxx is None:
         pytest.skip("no C++ compiler (g++ or clang++) on PATH to build the CUDA emulation")
-    return EmuExecutor(tmp_path_factory.mktemp("cupy_emu"), cxx)
+    return cxx
+
+
+@pytest.fixture(scope="session")
+def emu_executor(tmp_path_factory):
+    return EmuExecutor(tmp_path_factory.mktemp("cupy_emu"), _cxx())
 
 
 @pytest.fixture(scope="session")
@@ -169,27 +182,13 @@ def check_equal(digits):
     return check
 
 
-class EmuIntExecutor:
+class EmuIntExecutor(_EmuLibraries):
     """The integer kernel (snn_int_kernels.cu) compiled as C++ under the CUDA emulation, with the
     interface of CupyExecutor.infer_int."""
 
-    def __init__(self, build_dir: Path, cxx: str):
-        self.build_dir = build_dir
-        self.cxx = cxx
-        self._libs = {}
-
     def lib(self, npt, maxch, wtype, atype):
-        key = (npt, maxch, wtype, atype)
-        if key not in self._libs:
-            out = self.build_dir / f"snn_int_emu_{npt}_{maxch}_{wtype}_{atype}.so"
-            cmd = [self.cxx, "-std=c++20", "-O1", "-pthread", "-shared", "-fPIC",
-                   f"-DNPT={npt}", f"-DMAXCH={maxch}", f"-DWT={wtype}", f"-DAT={atype}",
-                   f"-I{EMU_DIR}", f"-I{INT_KERNEL_SOURCE.parent}",
-                   str(EMU_DIR / "emu_int_driver.cpp"), "-o", str(out)]
-            res = subprocess.run(cmd, capture_output=True, text=True)
-            assert res.returncode == 0, res.stderr[-4000:]
-            self._libs[key] = ctypes.CDLL(str(out))
-        return self._libs[key]
+        return self._compile("emu_int_driver.cpp", (f"NPT={npt}", f"MAXCH={maxch}",
+                                                    f"WT={wtype}", f"AT={atype}"))
 
     def infer_int(self, packed, images, skeys, geometry):
         npt, threads, maxch, n_pad = geometry
@@ -201,7 +200,7 @@ class EmuIntExecutor:
         img, keys = np.ascontiguousarray(images), np.ascontiguousarray(skeys)
         counts = np.zeros((K, B, N), dtype=np.int32)
         preds = np.zeros((K, B), dtype=np.int64)
-        p = EmuExecutor._p
+        p = self._p
         lib.emu_int_infer(ctypes.c_uint(B), ctypes.c_uint(K), ctypes.c_uint(threads),
                           *[p(a) for a in arrs], ctypes.c_int(packed["RATES"].shape[1]),
                           p(img), p(keys), ctypes.c_int(0), ctypes.c_int(B),
@@ -212,10 +211,7 @@ class EmuIntExecutor:
 
 @pytest.fixture(scope="session")
 def emu_int_executor(tmp_path_factory):
-    cxx = shutil.which("g++") or shutil.which("clang++")
-    if cxx is None:
-        pytest.skip("no C++ compiler (g++ or clang++) on PATH to build the CUDA emulation")
-    return EmuIntExecutor(tmp_path_factory.mktemp("cupy_int_emu"), cxx)
+    return EmuIntExecutor(tmp_path_factory.mktemp("cupy_int_emu"), _cxx())
 
 
 def _int_network(topo, n_neurons, T, seed, wbits, pbits, rounding, groups=None, **extra):
@@ -223,7 +219,7 @@ def _int_network(topo, n_neurons, T, seed, wbits, pbits, rounding, groups=None, 
     ready for ``intsim.from_network``. Random weights scaled up so that the layer is busy."""
     from tinysnn_core import train as flow
     from tinysnn_core.config import Config, QuantSettings
-    from tinysnn_core.quant import default_format
+    from tinysnn_core.explore import make_groups
 
     extra.setdefault("topology", {"name": topo})
     cfg = Config.from_dict({"n_neurons": n_neurons, "train": {"time_steps": T}, **extra})
@@ -233,11 +229,8 @@ def _int_network(topo, n_neurons, T, seed, wbits, pbits, rounding, groups=None, 
     net.theta = rng.uniform(0.0, 2.0, n_neurons)
     net.assignments = rng.integers(-1, 10, n_neurons)
     if groups is None:
-        groups = {}
-        for g in ("weights", "potential", "theta", "inhibition", "decay"):
-            b = wbits if g == "weights" else pbits
-            fmt = default_format(g, b, 17.5 if g == "inhibition" else None)
-            groups[g] = {"format": str(fmt), "rounding": rounding}
+        groups = make_groups(("weights", "potential", "theta", "inhibition", "decay"), wbits,
+                             rounding, {"inhibition": 17.5}, neuron_bits=pbits)
     net.config.quant = QuantSettings("ptq", groups)
     quantizer, plan = flow.quantizer_for(net.config)
     quantizer.prepare(net, plan)

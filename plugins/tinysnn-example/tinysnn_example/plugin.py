@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinysnn_core import hookimpl
+from tinysnn_core.counter_rng import keep_one_spike
 
 
 @dataclass
@@ -58,11 +59,8 @@ class NonLeakyIF:
             refrac[crossed] = self.p.refrac
             if learning:
                 theta[crossed] += self.p.theta_plus
-            if self.one_spike:
-                idx = np.flatnonzero(crossed)
-                if idx.size > 1:
-                    crossed = np.zeros_like(crossed)
-                    crossed[idx[rand % idx.size]] = True
+            if self.one_spike:     # the core's rule, so every backend draws the same winner
+                crossed = keep_one_spike(crossed, rand)
         return crossed
 
 

@@ -3,13 +3,12 @@ thresholds and the same operation counters, on real mnist-5k digits."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 
 pytest.importorskip("numba")
 
+from numba_test_tools import assert_identical, run_both  # noqa: E402
 from tinysnn_core.builtin.backend_numpy import NumpyBackend  # noqa: E402
 from tinysnn_core.config import Config  # noqa: E402
 from tinysnn_core.errors import DatasetMissing  # noqa: E402
@@ -42,28 +41,6 @@ def build(n=40, T=80, topology="diehl-cook", rule="postpre", **extra) -> Network
         else:
             cfg[key] = value
     return Network.build(Config.from_dict(cfg))
-
-
-def run_both(net, images, ids, *, learn, seed=7):
-    """Run both backends from copies of ``net``; return (numpy result, numba result)."""
-    out = []
-    for backend in (NumpyBackend(), NumbaBackend()):
-        copy_ = copy.deepcopy(net)
-        ops = OpCounts()
-        counts = backend.run(copy_, images, ids, learn=learn, seed=seed, ops=ops)
-        out.append((copy_, counts, ops))
-    return out
-
-
-def assert_identical(ref, got):
-    (net_a, counts_a, ops_a), (net_b, counts_b, ops_b) = ref, got
-    assert counts_b.dtype == np.int64 and counts_b.shape == counts_a.shape
-    np.testing.assert_array_equal(counts_b, counts_a)
-    # bit for bit: the same float64 values (array_equal would let -0.0 == 0.0 pass; fine here)
-    assert np.array_equal(net_b.w, net_a.w), np.abs(net_b.w - net_a.w).max()
-    assert net_b.w.tobytes() == net_a.w.tobytes()
-    assert net_b.theta.tobytes() == net_a.theta.tobytes()
-    assert ops_b.as_dict() == ops_a.as_dict()
 
 
 @pytest.mark.parametrize("topology", TOPOLOGIES)

@@ -18,13 +18,13 @@ import pytest
 
 pytest.importorskip("numba")
 
-from tinysnn_core import intsim  # noqa: E402
+from numba_test_tools import assert_identical, run_both  # noqa: E402
+from tinysnn_core import explore, intsim  # noqa: E402
 from tinysnn_core import train as flow  # noqa: E402
 from tinysnn_core.builtin.backend_numpy import NumpyBackend  # noqa: E402
 from tinysnn_core.config import Config, QuantSettings  # noqa: E402
 from tinysnn_core.errors import DatasetMissing  # noqa: E402
 from tinysnn_core.evaluate import assign_labels  # noqa: E402
-from tinysnn_core.quant import default_format  # noqa: E402
 from tinysnn_core.ops import OpCounts  # noqa: E402
 from tinysnn_numba import NumbaBackend, UnsupportedNetwork  # noqa: E402
 from tinysnn_numba import backend as backend_mod  # noqa: E402
@@ -46,15 +46,10 @@ def data():
         pytest.skip(f"mnist-5k not installed: {exc}")
 
 
-def make_groups(names, bits, rounding, neuron_bits=None, inhibition=17.5):
-    """What ``tinysnn_core.explore.make_groups`` builds with the default integer bits: each group
-    at its ``default_format`` (``neuron_bits`` for the groups other than the weights)."""
-    out = {}
-    for g in names:
-        b = bits if (g == "weights" or neuron_bits is None) else neuron_bits
-        fmt = default_format(g, b, inhibition if g == "inhibition" else None)
-        out[g] = {"format": str(fmt), "rounding": rounding}
-    return out
+def make_groups(names, bits, rounding, neuron_bits=None):
+    """``tinysnn_core.explore.make_groups`` with the default integer bits and the test networks'
+    inhibition (17.5)."""
+    return explore.make_groups(names, bits, rounding, {"inhibition": 17.5}, neuron_bits)
 
 
 def itq_network(topology="tinysnn", rule="postpre", bits=8, rounding="nearest", n=20, T=60,
@@ -64,24 +59,6 @@ def itq_network(topology="tinysnn", rule="postpre", bits=8, rounding="nearest", 
     cfg = Config.from_dict(cfg)
     cfg.quant = QuantSettings("itq", groups or make_groups(ALL, bits, rounding))
     return flow.build_network(cfg)          # the in-training quantizer's prepare
-
-
-def run_both(net, images, ids, *, learn, seed=7):
-    out = []
-    for be in (NumpyBackend(), NumbaBackend()):
-        copy_ = copy.deepcopy(net)
-        ops = OpCounts()
-        counts = be.run(copy_, images, ids, learn=learn, seed=seed, ops=ops)
-        out.append((copy_, counts, ops))
-    return out
-
-
-def assert_identical(ref, got):
-    (net_a, counts_a, ops_a), (net_b, counts_b, ops_b) = ref, got
-    np.testing.assert_array_equal(counts_b, counts_a)
-    assert net_b.w.tobytes() == net_a.w.tobytes(), np.abs(net_b.w - net_a.w).max()
-    assert net_b.theta.tobytes() == net_a.theta.tobytes()
-    assert ops_b.as_dict() == ops_a.as_dict()
 
 
 # -- simulated fixed point, truncation and nearest: bit-exact -----------------------------------

@@ -1216,7 +1216,8 @@ def _present_infer(w, skey, retry, n_nz, fp, ip, qp, ops, fb, ib, nz, thm1, im, 
             sp = src if has_inh else e_prev
             n_post = _exc_step_infer(v_e, ref_e, th_e, buf[tt], s_e, cross, sp, n_src, w_lat,
                                      e_one, e_rest, e_reset, e_decay, e_refrac, dt, rnd[tt])
-            if q_pot:
+            sk = np.uint64(0)
+            if q_pot:       # the step's key, for the rounding sites of both layers
                 sk = _step_key(skey, retry * T + t0 + tt)
                 _q_vec(v_e, N, e_rest, qp, Q_POTENTIAL, _site_key(sk, SALT_POT_E))
             if has_inh:
@@ -1232,7 +1233,7 @@ def _present_infer(w, skey, retry, n_nz, fp, ip, qp, ops, fb, ib, nz, thm1, im, 
                             tmp[n_si] = j
                             n_si += 1
                     if q_pot:
-                        site = _site_key(_step_key(skey, retry * T + t0 + tt), SALT_POT_I)
+                        site = _site_key(sk, SALT_POT_I)
                         for k in range(n_act):
                             j = act[k]
                             v_i[j] = _q(v_i[j], i_rest, qp, Q_POTENTIAL, site, j)
@@ -1251,8 +1252,7 @@ def _present_infer(w, skey, retry, n_nz, fp, ip, qp, ops, fb, ib, nz, thm1, im, 
                         v_i, ref_i, theta_i, cur_i, src, cross_i, i_adaptive, i_one, False,
                         i_rest, i_reset, fp[FP_I_THRESH], i_decay, i_refrac, dt, 0.0, 0.0, 0)
                     if q_pot:
-                        _q_vec(v_i, N, i_rest, qp, Q_POTENTIAL,
-                               _site_key(_step_key(skey, retry * T + t0 + tt), SALT_POT_I))
+                        _q_vec(v_i, N, i_rest, qp, Q_POTENTIAL, _site_key(sk, SALT_POT_I))
                 n_inh += n_si
                 n_src = n_si
                 for q in range(n_post):

@@ -1,0 +1,36 @@
+"""Helpers shared by the numba backend's equivalence tests: run the NumPy reference and the numba
+backend from the same network, and check that they agree bit for bit."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from tinysnn_core.builtin.backend_numpy import NumpyBackend
+from tinysnn_core.ops import OpCounts
+
+
+def run_both(net, images, ids, *, learn, seed=7):
+    """Run both backends from copies of ``net``; return (numpy result, numba result), each
+    (network, counts, operation counters)."""
+    from tinysnn_numba import NumbaBackend
+
+    out = []
+    for backend in (NumpyBackend(), NumbaBackend()):
+        copy_ = copy.deepcopy(net)
+        ops = OpCounts()
+        counts = backend.run(copy_, images, ids, learn=learn, seed=seed, ops=ops)
+        out.append((copy_, counts, ops))
+    return out
+
+
+def assert_identical(ref, got):
+    """Same spike counts, the same float64 weights and thresholds byte for byte (so -0.0 and 0.0
+    differ too), the same operation counters."""
+    (net_a, counts_a, ops_a), (net_b, counts_b, ops_b) = ref, got
+    assert counts_b.dtype == np.int64 and counts_b.shape == counts_a.shape
+    np.testing.assert_array_equal(counts_b, counts_a)
+    assert net_b.w.tobytes() == net_a.w.tobytes(), np.abs(net_b.w - net_a.w).max()
+    assert net_b.theta.tobytes() == net_a.theta.tobytes()
+    assert ops_b.as_dict() == ops_a.as_dict()
