@@ -62,6 +62,20 @@ class TrainSettings:
 
 
 @dataclass
+class InferenceSettings:
+    """How a trained model infers in integer mode (host simulator, compiled backends, the
+    firmware): the design axes that cut the cost on a board (docs/fixed-point.md section 6).
+    Training and float evaluation are not affected."""
+
+    time_steps: int = 0             # T of a presentation at inference (0: train.time_steps)
+    max_retries: int = -1           # presentations after the first, at most (-1: the encoder's)
+    exit_margin: int = 0            # early exit: stop once the leading class leads by this
+                                    # many spikes (0: off; docs/fixed-point.md section 6)
+    rate_hz: float = 0.0            # input rate of the first presentation (0: the encoder's)
+    min_spikes: int = -1            # retry below this many spikes (-1: the encoder's)
+
+
+@dataclass
 class QuantSettings:
     """Quantization: the scheme plugin and, per parameter group, a Q-format and a rounding.
 
@@ -87,6 +101,7 @@ class Config:
     learning: dict = field(default_factory=dict)
     backend: dict = field(default_factory=dict)
     train: TrainSettings = field(default_factory=TrainSettings)
+    inference: InferenceSettings = field(default_factory=InferenceSettings)
     quant: QuantSettings = field(default_factory=QuantSettings)
 
     # -- construction --------------------------------------------------------------------------
@@ -111,6 +126,8 @@ class Config:
                 cfg.train = _dataclass_from(TrainSettings, value, "train")
             elif key == "quant":
                 cfg.quant = _dataclass_from(QuantSettings, value, "quant")
+            elif key == "inference":
+                cfg.inference = _dataclass_from(InferenceSettings, value, "inference")
             else:
                 setattr(cfg, key, value)
         cfg.validate_basic()
@@ -168,6 +185,22 @@ class Config:
                 raise ConfigError(f"train.{name} must be a positive integer, got {value!r}")
         if not t.dt > 0:
             raise ConfigError(f"train.dt must be positive, got {t.dt!r}")
+        inf = self.inference
+        if not 0 <= inf.time_steps <= 65535:
+            raise ConfigError(f"inference.time_steps must be in 0..65535 (0: train.time_steps), "
+                              f"got {inf.time_steps!r}")
+        if not -1 <= inf.max_retries <= 254:
+            raise ConfigError(f"inference.max_retries must be in -1..254 (-1: the encoder's), "
+                              f"got {inf.max_retries!r}")
+        if not 0.0 <= inf.rate_hz <= 1000.0:
+            raise ConfigError(f"inference.rate_hz must be in 0..1000 Hz (0: the encoder's), "
+                              f"got {inf.rate_hz!r}")
+        if not -1 <= inf.min_spikes <= 65535:
+            raise ConfigError(f"inference.min_spikes must be in -1..65535 (-1: the encoder's), "
+                              f"got {inf.min_spikes!r}")
+        if not 0 <= inf.exit_margin <= 65535:
+            raise ConfigError(f"inference.exit_margin must be in 0..65535 (0: off), "
+                              f"got {inf.exit_margin!r}")
         if t.classifier not in ("all-activity", "proportion-weighting"):
             raise ConfigError(f"train.classifier must be 'all-activity' or "
                               f"'proportion-weighting', got {t.classifier!r}")

@@ -76,10 +76,21 @@ class IntegerModel:
     assignments: np.ndarray         # [N] int (-1: none)
     n_classes: int = 10
     formats: dict = field(default_factory=dict)   # group -> "uQ0.4" and rounding, for reports
+    exit_margin: int = 0            # early exit: the lead (in spikes) that ends a presentation
 
     @property
     def class_sizes(self) -> np.ndarray:
         return np.array([(self.assignments == c).sum() for c in range(self.n_classes)])
+
+    @property
+    def features(self) -> set[str]:
+        """The parts of the contract this model uses beyond the base time step: a backend that
+        runs integer models says which of these it implements (``integer_features``)."""
+        return {"early_exit"} if self.exit_margin > 0 else set()
+
+
+#: what one inference did, per sample (the operation counts a board's cost model is fitted on)
+INFER_OPS = ("presentations", "steps", "draws", "input_spikes", "exc_spikes", "exit_early")
 
 
 def _layer(layer, plan: QuantPlan, thresh_values: np.ndarray) -> LayerCodes:
@@ -137,16 +148,43 @@ def from_network(net) -> IntegerModel:
                     inhib.frac_bits, pot.frac_bits)
     exc_to_inh = align(int(round_codes(np.array([net.topology.w_exc_inh]), inhib, "nearest")[0]),
                        inhib.frac_bits, pot.frac_bits)
-    enc = net.encoder
+    enc, rates, min_spikes = inference_encoding(net)
+    inference = net.config.inference
+    time_steps = inference.time_steps or net.config.train.time_steps
     return IntegerModel(
-        n_inputs=net.n_inputs, n_neurons=net.n_neurons, time_steps=net.config.train.time_steps,
+        n_inputs=net.n_inputs, n_neurons=net.n_neurons, time_steps=time_steps,
         w_codes=w_codes, w_format=wf, theta_codes=theta_codes, theta_format=tf, exc=exc, inh=inh,
         lateral=int(lateral), exc_to_inh=int(exc_to_inh),
-        rate_units=np.array([enc.rate_unit(k) for k in range(enc.params.max_retries + 1)],
-                            dtype=np.uint64),
-        retry_min_spikes=int(enc.params.retry_min_spikes),
+        rate_units=rates, retry_min_spikes=min_spikes,
         assignments=np.asarray(net.assignments, dtype=np.int64),
-        formats={g: s.to_dict() for g, s in plan.groups.items()})
+        formats={g: s.to_dict() for g, s in plan.groups.items()},
+        exit_margin=int(inference.exit_margin))
+
+
+def inference_encoding(net):
+    """The encoder as ``[inference]`` sets it up: (encoder, rate units of every presentation,
+    the retry threshold). The input rate and the retry rule are inference design axes: they
+    change only the integer model's rate table and ``MIN_SPIKES``."""
+    import dataclasses
+
+    enc = net.encoder
+    inference = net.config.inference
+    p = enc.params
+    changes = {}
+    if inference.rate_hz > 0:
+        changes["max_rate_hz"] = float(inference.rate_hz)
+    if inference.max_retries >= 0:
+        changes["max_retries"] = int(inference.max_retries)
+    if changes:
+        try:
+            enc = type(enc)(dataclasses.replace(p, **changes), enc.dt)
+        except (TypeError, ValueError) as exc:
+            raise TinySNNError(f"[inference] cannot set up the encoder: {exc}") from None
+    retries = enc.params.max_retries
+    min_spikes = (enc.params.retry_min_spikes if inference.min_spikes < 0
+                  else int(inference.min_spikes))
+    rates = np.array([enc.rate_unit(k) for k in range(retries + 1)], dtype=np.uint64)
+    return enc, rates, int(min_spikes)
 
 
 def _layer_step(L: LayerCodes, u, refrac, current, rand: int):
@@ -163,8 +201,10 @@ def _layer_step(L: LayerCodes, u, refrac, current, rand: int):
     return u, refrac, crossed
 
 
-def present(m: IntegerModel, image: np.ndarray, seed: int, sample: int, retry: int) -> np.ndarray:
-    """One presentation in integer arithmetic; the excitatory spike counts."""
+def present(m: IntegerModel, image: np.ndarray, seed: int, sample: int, retry: int,
+            ops: dict | None = None) -> np.ndarray:
+    """One presentation in integer arithmetic; the excitatory spike counts. ``ops``, when given,
+    is increased by what the presentation did (``INFER_OPS``)."""
     from .builtin.encoders import presentation_step_keys
 
     T, N = m.time_steps, m.n_neurons
@@ -180,6 +220,8 @@ def present(m: IntegerModel, image: np.ndarray, seed: int, sample: int, retry: i
     s_exc = np.zeros(N, dtype=bool)      # excitatory spikes of the previous step
     counts = np.zeros(N, dtype=np.int64)
     wf = m.w_format.frac_bits
+    sizes = m.class_sizes if m.exit_margin > 0 else None
+    steps = T
     for t in range(T):
         pre = nz[fired[t]]
         acc = m.w_codes[pre].sum(axis=0) if pre.size else np.zeros(N, dtype=np.int64)
@@ -195,38 +237,96 @@ def present(m: IntegerModel, image: np.ndarray, seed: int, sample: int, retry: i
         else:
             s_src = s_exc = s
         counts += s
+        if sizes is not None and s.any() and exit_reached(m, class_sums(m, counts), sizes):
+            steps = t + 1
+            break
+    if ops is not None:
+        ops["presentations"] += 1
+        ops["steps"] += steps
+        ops["draws"] += steps * nz.size
+        ops["input_spikes"] += int(fired[:steps].sum())
+        ops["exc_spikes"] += int(counts.sum())
+        ops["exit_early"] += int(steps < T)
     return counts
 
 
-def infer_counts(m: IntegerModel, image: np.ndarray, seed: int, sample: int) -> np.ndarray:
+def class_sums(m: IntegerModel, counts: np.ndarray) -> np.ndarray:
+    """``S_c``: the spike counts of the neurons assigned to each class (unassigned: none)."""
+    a = m.assignments
+    return np.bincount(a[a >= 0], weights=counts[a >= 0], minlength=m.n_classes).astype(np.int64)
+
+
+def _leader(sums, sizes) -> tuple[int, int, int]:
+    """Section 7's winner over class sums: (class, its score sum, its effective size)."""
+    best, best_sum, best_n = 0, 0, 1
+    for c in range(len(sizes)):
+        n_c = int(sizes[c])
+        s_c = int(sums[c]) if n_c else 0
+        n_eff = n_c if n_c else 1
+        if s_c * best_n > best_sum * n_eff:
+            best, best_sum, best_n = c, s_c, n_eff
+    return best, best_sum, best_n
+
+
+def exit_reached(m: IntegerModel, sums, sizes) -> bool:
+    """The early-exit rule (docs/fixed-point.md section 6): at least ``MIN_SPIKES`` spikes so
+    far, and the leading class ``a`` leads every other class ``b`` by ``EXIT_MARGIN`` spikes of
+    its own class size: ``S_a * n_b - S_b * n_a >= EXIT_MARGIN * n_b`` (a class without neurons
+    counts as ``S = 0, n = 1``)."""
+    if m.exit_margin <= 0 or int(sums.sum()) < m.retry_min_spikes:
+        return False
+    a, s_a, n_a = _leader(sums, sizes)
+    for b in range(len(sizes)):
+        if b == a:
+            continue
+        n_b = int(sizes[b]) or 1
+        s_b = int(sums[b]) if sizes[b] else 0
+        if s_a * n_b - s_b * n_a < m.exit_margin * n_b:
+            return False
+    return True
+
+
+def infer_counts(m: IntegerModel, image: np.ndarray, seed: int, sample: int,
+                 ops: dict | None = None) -> np.ndarray:
     """All presentations of one sample (retry rule); the last presentation's counts."""
     for retry in range(len(m.rate_units)):
-        counts = present(m, image, seed, sample, retry)
+        counts = present(m, image, seed, sample, retry, ops)
         if counts.sum() >= m.retry_min_spikes:
             break
     return counts
 
 
+def new_ops() -> dict:
+    return dict.fromkeys(INFER_OPS, 0)
+
+
 def classify(m: IntegerModel, counts: np.ndarray) -> int:
     """All-activity vote in integers: argmax over classes of sum_c / n_c, compared by cross
     multiplication (ties: the lowest class). Classes with no neuron score 0."""
-    best, best_sum, best_n = 0, 0, 1
-    sizes = m.class_sizes
-    for c in range(m.n_classes):
-        n_c = int(sizes[c])
-        s_c = int(counts[m.assignments == c].sum()) if n_c else 0
-        n_eff = n_c if n_c else 1
-        if s_c * best_n > best_sum * n_eff:
-            best, best_sum, best_n = c, s_c, n_eff
-    return best
+    return _leader(class_sums(m, counts), m.class_sizes)[0]
 
 
-def infer(m: IntegerModel, images: np.ndarray, seed: int, sample_ids=None):
-    """Predictions and spike counts of integer inference over a batch."""
+def infer(m: IntegerModel, images: np.ndarray, seed: int, sample_ids=None, *,
+          with_ops: bool = False):
+    """Predictions and spike counts of integer inference over a batch (and, ``with_ops``, a
+    list of per-sample operation dicts, ``INFER_OPS``)."""
     ids = np.arange(len(images)) if sample_ids is None else np.asarray(sample_ids)
     counts = np.zeros((len(images), m.n_neurons), dtype=np.int64)
     preds = np.zeros(len(images), dtype=np.int64)
+    per_sample = []
     for b, (image, sid) in enumerate(zip(images, ids)):
-        counts[b] = infer_counts(m, image, seed, int(sid))
+        ops = new_ops()
+        counts[b] = infer_counts(m, image, seed, int(sid), ops)
         preds[b] = classify(m, counts[b])
-    return preds, counts
+        per_sample.append(ops)
+    return (preds, counts, per_sample) if with_ops else (preds, counts)
+
+
+def run_integer(m: IntegerModel, images, seed: int, sample_ids=None, backend=None):
+    """Integer inference on ``backend`` when it implements everything ``m`` uses (its
+    ``run_integer`` and ``integer_features``), else on this reference simulator."""
+    ids = np.arange(len(images)) if sample_ids is None else np.asarray(sample_ids)
+    fast = getattr(backend, "run_integer", None)
+    if fast is not None and m.features <= set(getattr(backend, "integer_features", ())):
+        return fast(m, images, seed, ids)
+    return infer(m, images, seed, ids)

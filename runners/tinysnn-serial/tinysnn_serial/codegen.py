@@ -156,6 +156,8 @@ def check_supported(m) -> None:
             why.append(f"{name} refractory period {L.refrac}")
     if np.any(np.asarray(m.rate_units, dtype=np.uint64) * np.uint64(255) >= np.uint64(1 << 32)):
         why.append("encoder rate units whose product with 255 does not fit 32 bits")
+    if not 0 <= int(getattr(m, "exit_margin", 0)) <= 65535:
+        why.append(f"early-exit margin {m.exit_margin} (0..65535)")
     if len(m.rate_units) > 255:
         why.append(f"{len(m.rate_units)} presentations")
     if why:
@@ -180,7 +182,8 @@ def model_digest(m) -> str:
         h.update(repr((L.v_frac, L.u_min, L.u_max, L.decay, L.decay_frac, L.decay_round, L.reset,
                        L.refrac, L.one_spike)).encode())
     h.update(repr((m.time_steps, m.lateral, m.exc_to_inh, [int(r) for r in m.rate_units],
-                   m.retry_min_spikes, str(m.w_format), m.n_classes)).encode())
+                   m.retry_min_spikes, str(m.w_format), m.n_classes,
+                   int(getattr(m, "exit_margin", 0)))).encode())
     h.update(np.ascontiguousarray(m.assignments, dtype=np.int64).tobytes())
     return h.hexdigest()[:16]
 
@@ -258,6 +261,8 @@ def generate(m, name: str = "model") -> CExport:
          f"#define TSNN_CLASSES {int(m.n_classes)}u",
          f"#define TSNN_N_RATES {len(rates)}u",
          f"#define TSNN_MIN_SPIKES {int(m.retry_min_spikes)}u",
+         f"#define TSNN_EXIT_MARGIN {int(getattr(m, 'exit_margin', 0))}u  /* early exit lead "
+         "in spikes (0: off) */",
          f"/* weights {m.w_format}: two 16-bit halves of {half} codes of {bits} bits per "
          f"32-bit word, {wpr} words per input row */",
          f"#define TSNN_W_BITS {bits}u",
