@@ -308,25 +308,29 @@ def classify(m: IntegerModel, counts: np.ndarray) -> int:
 
 def infer(m: IntegerModel, images: np.ndarray, seed: int, sample_ids=None, *,
           with_ops: bool = False):
-    """Predictions and spike counts of integer inference over a batch (and, ``with_ops``, a
-    list of per-sample operation dicts, ``INFER_OPS``)."""
+    """Predictions and spike counts of integer inference over a batch; ``with_ops`` adds the
+    per-sample operation counts as a dict of int64 arrays [B], one per name of ``INFER_OPS``."""
     ids = np.arange(len(images)) if sample_ids is None else np.asarray(sample_ids)
     counts = np.zeros((len(images), m.n_neurons), dtype=np.int64)
     preds = np.zeros(len(images), dtype=np.int64)
-    per_sample = []
+    ops = {k: np.zeros(len(images), dtype=np.int64) for k in INFER_OPS}
     for b, (image, sid) in enumerate(zip(images, ids)):
-        ops = new_ops()
-        counts[b] = infer_counts(m, image, seed, int(sid), ops)
+        one = new_ops()
+        counts[b] = infer_counts(m, image, seed, int(sid), one)
         preds[b] = classify(m, counts[b])
-        per_sample.append(ops)
-    return (preds, counts, per_sample) if with_ops else (preds, counts)
+        for k, v in one.items():
+            ops[k][b] = v
+    return (preds, counts, ops) if with_ops else (preds, counts)
 
 
-def run_integer(m: IntegerModel, images, seed: int, sample_ids=None, backend=None):
+def run_integer(m: IntegerModel, images, seed: int, sample_ids=None, backend=None, *,
+                with_ops: bool = False):
     """Integer inference on ``backend`` when it implements everything ``m`` uses (its
-    ``run_integer`` and ``integer_features``), else on this reference simulator."""
+    ``run_integer`` and ``integer_features``; ``"ops"`` among them when ``with_ops``), else on
+    this reference simulator. Same results either way: the backends are bit-exact."""
     ids = np.arange(len(images)) if sample_ids is None else np.asarray(sample_ids)
     fast = getattr(backend, "run_integer", None)
-    if fast is not None and m.features <= set(getattr(backend, "integer_features", ())):
-        return fast(m, images, seed, ids)
-    return infer(m, images, seed, ids)
+    need = m.features | ({"ops"} if with_ops else set())
+    if fast is not None and need <= set(getattr(backend, "integer_features", ())):
+        return fast(m, images, seed, ids, with_ops=True) if with_ops else fast(m, images, seed, ids)
+    return infer(m, images, seed, ids, with_ops=with_ops)
