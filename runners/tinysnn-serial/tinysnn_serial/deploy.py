@@ -235,7 +235,8 @@ def run_samples(dut: DeviceUnderTest, m, images, labels, seed: int, results: Res
     todo = [i for i in range(len(images)) if i not in results.done]
     ran = 0
     for sid in todo:
-        host_counts = intsim.infer_counts(m, images[sid], seed, sid)
+        ops = intsim.new_ops()
+        host_counts = intsim.infer_counts(m, images[sid], seed, sid, ops)
         host_pred = intsim.classify(m, host_counts)
         res = dut.run_sample(images[sid], seed, sid, n=n, warmup=warmup, meter=meter)
         rec = {"sid": sid, "label": int(labels[sid]) if labels is not None else None,
@@ -243,7 +244,7 @@ def run_samples(dut: DeviceUnderTest, m, images, labels, seed: int, results: Res
                "counts_ok": res.counts == [int(c) for c in host_counts],
                "spikes": int(sum(res.counts)), "cycles": res.cycles,
                "cycles_min": res.infer.get("min"), "cycles_max": res.infer.get("max"),
-               "n": n, "t": round(time.time(), 3)}
+               "n": n, "t": round(time.time(), 3), "ops": ops}
         if res.energy is not None:
             rec["energy_j"] = res.energy["energy_j"]
             rec["energy_source"] = res.energy["source"]
@@ -309,6 +310,18 @@ def report(summary: dict, *, profile, model_desc: str, memory=None, fit=None, me
         w(f"flash {memory.flash_bytes:,} B, RAM {memory.ram_bytes:,} B (from the ELF: "
           + ", ".join(f"{k} {v:,}" for k, v in memory.sections.items()
                       if k in (".text", ".rodata", ".data", ".bss", ".stack")) + ")")
+    pred = summary.get("predicted")
+    if pred and "instructions_median" in pred:
+        meas = c["median"]
+        w(f"predicted by the board cost model [{pred['label']}]: median "
+          f"{pred['instructions_median']:,.0f} instructions ({100 * (pred['instructions_median'] / meas - 1):+.1f}% "
+          f"against the measured median {meas:,.0f})"
+          + (f"; {pred['cycles_median']:,.0f} cycles, {pred['latency_ms_median']:.2f} ms at "
+             f"{p.clock_hz / 1e6:g} MHz" if "cycles_median" in pred else "")
+          + (f", {pred['energy_uj_median']:.1f} uJ (cycles x datasheet)"
+             if "energy_uj_median" in pred else ""))
+    elif pred and "why" in pred:
+        w(f"board cost model: {pred['why']}")
     e = summary.get("energy_j")
     if e:
         w(f"energy per inference ({meter_name}): median {1e6 * e['median']:.2f} uJ "
@@ -430,10 +443,13 @@ def execute(*, model_path, board_name: str | None, samples: int | None, meter_na
         if transcript is not None:
             transcript.close()
     summary = summarize(results.records, results.sessions, target.profile)
+    summary["predicted"] = predicted_cost(target.profile.name, m, results.records)
     memory = target.memory
     desc = (f"model {stem} ({digest}), {m.n_neurons} neurons, "
             f"{'diehl-cook' if m.inh is not None else 'tinysnn'}, T={m.time_steps}, weights "
             f"{m.w_format}, potential {m.formats.get('potential', {}).get('format', '?')}")
+    desc += (f", inference rate {m.rate_units.size} presentation(s) from "
+             f"{int(m.rate_units[0])} per intensity unit, exit margin {m.exit_margin}")
     report(summary, profile=target.profile, model_desc=desc, memory=memory, fit=target.fit,
            meter_name=meter_name, results_path=results_path, transcript_path=transcript_path,
            out=out)
@@ -443,6 +459,28 @@ def execute(*, model_path, board_name: str | None, samples: int | None, meter_na
     if memory is not None:
         summary["flash_bytes"], summary["ram_bytes"] = memory.flash_bytes, memory.ram_bytes
     return summary
+
+
+def predicted_cost(board_name: str, m, records: list[dict]) -> dict:
+    """The board cost model's figures for the samples that ran (the host's operation counts of
+    each), to print and store next to the measured ones; ``why`` when there is no calibration."""
+    import warnings
+
+    from .costmodel import BoardCostModel, CalibrationError
+
+    recs = [r for r in records if r.get("ops")]
+    if not recs:
+        return {"why": "no operation counts in the results (an older results file)"}
+    ops = {k: [r["ops"][k] for r in recs] for k in recs[0]["ops"]}
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = BoardCostModel(board_name).integer_inference_cost(m, ops)
+        if caught:
+            out["warning"] = str(caught[0].message)
+        return out
+    except CalibrationError as exc:
+        return {"why": str(exc)}
 
 
 # ---- the commands -----------------------------------------------------------------------------

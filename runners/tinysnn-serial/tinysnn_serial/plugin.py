@@ -29,6 +29,18 @@ def register_transports(register):
 
 
 @tinysnn_core.hookimpl
+def register_cost_models(register):
+    from .costmodel import BoardCostModel
+
+    for name, board in _boards.BOARDS.items():
+        if board.profile.toolchain == "cc":
+            continue  # the host process has no cycles of a board
+        register(f"board-{name}", lambda name=name: BoardCostModel(name),
+                 summary=f"cost on {name}: instructions fitted on measured runs x CPI; "
+                         "latency = cycles / clock, energy = cycles x datasheet current x VDD")
+
+
+@tinysnn_core.hookimpl
 def register_exporters(register):
     from .codegen import CExporter
 
@@ -75,6 +87,16 @@ class BoardCommand:
             if action == "flash":
                 p.add_argument("--mount", help="copy to this mass-storage drive instead of pyocd")
                 p.add_argument("--probe", help="pyocd probe unique id")
+        p = sub.add_parser("calibrate", help="fit the board cost model: run quantized models "
+                           "on an emulated board and fit instructions per inference to the host "
+                           "simulator's operation counts")
+        p.add_argument("name", help="an emulated board (qemu-mps2-an385, qemu-mps2-an386)")
+        p.add_argument("--models", nargs="+", required=True, metavar="M.tsnn",
+                       help="quantized models of different sizes and settings (at least two)")
+        p.add_argument("--samples", type=int, default=40, help="test samples per model")
+        p.add_argument("--work-dir", default="runs/calibrate", help="builds and results (resumable)")
+        p.add_argument("--out", help="folder for NAME.json (default: the package's calibration "
+                       "folder, or TINYSNN_CALIBRATION_DIR)")
         p = sub.add_parser("selftest", help="check a running board's link with the protocol "
                            "test engine (random samples, results checked)")
         p.add_argument("--port", required=True, help="pyserial URL, pty:CMD or subprocess:CMD")
@@ -96,6 +118,8 @@ class BoardCommand:
             return 0
         if action == "selftest":
             return self._selftest(args)
+        if action == "calibrate":
+            return self._calibrate(args)
         board = tinysnn_core.registry.lookup("board", args.name)
         if args.model:
             elf = self._build_model(board, args.model, args.build_dir)
@@ -138,6 +162,20 @@ class BoardCommand:
         if fit is not None:
             print(fit.message())
         return elf
+
+    @staticmethod
+    def _calibrate(args) -> int:
+        from .costmodel import calibrate
+
+        if not 1 <= args.samples <= 100_000:
+            raise tinysnn_core.errors.ConfigError(f"--samples {args.samples}: give 1..100000")
+        path, table = calibrate(args.name, args.models, args.samples, args.work_dir, args.out)
+        print(f"{'model':40} {'samples':>7} {'measured':>12} {'predicted':>12} {'error':>7}")
+        for r in table:
+            print(f"{r['model']:40} {r['samples']:7d} {r['measured_median']:12,.0f} "
+                  f"{r['predicted_median']:12,.0f} {100 * r['error_median']:+6.1f}%")
+        print(f"calibration written to {path}")
+        return 0
 
     def _selftest(self, args) -> int:
         from .protocol import DeviceUnderTest, protocol_test_engine

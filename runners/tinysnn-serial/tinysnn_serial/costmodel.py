@@ -1,0 +1,295 @@
+"""Board cost models: what one inference costs on a board, predicted before anything is built.
+
+On a microcontroller the cost of an inference is its cycles: latency = cycles / clock, energy =
+cycles / clock x run current x supply voltage. The firmware engine's work is a linear function
+of what the integer simulator counts per sample (``tinysnn_core.intsim.INFER_OPS``), so
+
+    instructions = sum_k c_k * feature_k(model, ops)                            (fitted)
+    cycles       = instructions * CPI(core, flash wait states)                  (cycle plugin)
+    latency      = cycles / clock
+    energy       = cycles / clock * (run uA/MHz * clock MHz) * VDD              (datasheet)
+
+The coefficients ``c_k`` are fitted on measured runs of several models on an emulated board
+(``tinysnn board calibrate NAME``) and stored, with the engine's source digest, in
+``calibration/NAME.json``. A physical board takes the instruction coefficients of the emulated
+board with the same core (``INSTRUCTIONS_FROM``) and its own CPI and datasheet figures. Every
+figure says which model produced it (``label``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tinysnn_core.errors import TinySNNError
+
+from .boards import BOARDS
+
+CALIBRATION_VERSION = 1
+#: what the engine does per sample, as a linear model's features (``features``)
+FEATURES = ("sample", "sample_neurons", "presentation_neurons", "step", "step_neurons",
+            "step_neurons_inh", "draws", "row_words", "exc_spikes")
+#: physical boards take their instruction counts from the emulated board with the same core
+INSTRUCTIONS_FROM = {"nucleo-l432kc": "qemu-mps2-an386", "nucleo-l476rg": "qemu-mps2-an386"}
+
+
+class CalibrationError(TinySNNError):
+    """A board has no (or an outdated) cost calibration."""
+
+
+def calibration_dir() -> Path:
+    """Where calibrations are read and written (``TINYSNN_CALIBRATION_DIR`` overrides)."""
+    env = os.environ.get("TINYSNN_CALIBRATION_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent / "calibration"
+
+
+def engine_digest() -> str:
+    """A digest of the engine sources: a calibration is only valid for the engine it measured."""
+    from .codegen import engine_source_dir
+
+    h = hashlib.sha256()
+    for src in sorted(engine_source_dir().glob("*.[ch]")):
+        h.update(src.name.encode())
+        h.update(src.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def features(model, ops: dict) -> np.ndarray:
+    """[B, len(FEATURES)] feature matrix of the samples whose operation counts are ``ops``."""
+    from .codegen import weight_layout
+
+    n = int(model.n_neurons)
+    words = weight_layout(int(model.w_format.bits), n)[1]
+    steps = np.asarray(ops["steps"], dtype=np.float64)
+    b = steps.size
+    inh = 1.0 if model.inh is not None else 0.0
+    cols = {
+        "sample": np.ones(b),
+        "sample_neurons": np.full(b, float(n)),                  # classification, state reset
+        "presentation_neurons": np.asarray(ops["presentations"], np.float64) * n,
+        "step": steps,                                           # step keys, loop overhead
+        "step_neurons": steps * n,                               # the neuron pass
+        "step_neurons_inh": steps * n * inh,                     # Diehl & Cook's second layer
+        "draws": np.asarray(ops["draws"], np.float64),           # one hash per non-zero pixel
+        "row_words": np.asarray(ops["input_spikes"], np.float64) * words,  # weight rows added
+        "exc_spikes": np.asarray(ops["exc_spikes"], np.float64),
+    }
+    return np.stack([cols[k] for k in FEATURES], axis=1)
+
+
+def fit(feature_rows: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """Non-negative coefficients minimising the relative error (each sample weighted by
+    1 / measured), so that small and large models are predicted equally well."""
+    from scipy.optimize import nnls
+
+    X = np.asarray(feature_rows, dtype=np.float64)
+    y = np.asarray(measured, dtype=np.float64)
+    if X.shape[0] < X.shape[1] or not np.all(y > 0):
+        raise CalibrationError(f"calibration needs at least {X.shape[1]} measured samples with "
+                               "positive counts")
+    w = 1.0 / y
+    scale = np.maximum(X.max(axis=0), 1e-12)  # columns of comparable size for the solver
+    coef, _ = nnls(X * w[:, None] / scale, y * w)
+    return coef / scale
+
+
+class BoardCostModel:
+    """The cost of integer inference on one board, from a calibration (module docstring).
+
+    ``integer_inference_cost(model, ops)`` is the cost-model contract's board part: the
+    exploration, the selection, the report and ``deploy`` call it with the integer model and the
+    per-sample operation counts of its test samples."""
+
+    def __init__(self, board: str):
+        if board not in BOARDS:
+            raise CalibrationError(f"unknown board {board!r}; known: {', '.join(BOARDS)}")
+        self.board = BOARDS[board]
+        self.profile = self.board.profile
+        self.name = f"board-{board}"
+        self._cal = None
+
+    # -- calibration -----------------------------------------------------------------------
+    @property
+    def calibration(self) -> dict:
+        if self._cal is None:
+            source = INSTRUCTIONS_FROM.get(self.profile.name, self.profile.name)
+            cal = load_calibration(source)
+            own = load_calibration(self.profile.name, required=False) if source != \
+                self.profile.name else cal
+            self._cal = {"instructions": cal, "own": own or {}}
+        return self._cal
+
+    @property
+    def coefficients(self) -> np.ndarray:
+        return np.asarray(self.calibration["instructions"]["coefficients"], dtype=np.float64)
+
+    @property
+    def cpi(self) -> tuple[float | None, str]:
+        """Cycles per instruction of this board's core and memory, and where it comes from."""
+        own = self.calibration["own"]
+        if own.get("cpi"):
+            return float(own["cpi"]), own.get("cpi_source", "")
+        return None, "no cycle estimate calibrated for this board"
+
+    @property
+    def label(self) -> str:
+        p = self.profile
+        base = (f"{p.name}: instructions fitted on {INSTRUCTIONS_FROM.get(p.name, p.name)} "
+                f"(engine {self.calibration['instructions'].get('engine_digest', '?')})")
+        if p.run_ua_per_mhz and p.supply_v:
+            base += (f"; energy = cycles x {p.run_ua_per_mhz:g} uA/MHz x {p.supply_v:g} V "
+                     f"(datasheet), {p.clock_hz / 1e6:g} MHz")
+        return base
+
+    # -- prediction ------------------------------------------------------------------------
+    def predict_instructions(self, model, ops: dict) -> np.ndarray:
+        return features(model, ops) @ self.coefficients
+
+    def integer_inference_cost(self, model, ops: dict) -> dict:
+        """Predicted per-inference figures (medians and means over the samples of ``ops``) and
+        whether the model fits the board."""
+        instr = self.predict_instructions(model, ops)
+        out = {"label": self.label, "board": self.profile.name,
+               "instructions_median": float(np.median(instr)),
+               "instructions_mean": float(np.mean(instr))}
+        cpi, source = self.cpi
+        p = self.profile
+        if cpi is not None:
+            cycles = instr * cpi
+            out.update({"cpi": cpi, "cpi_source": source,
+                        "cycles_median": float(np.median(cycles)),
+                        "cycles_mean": float(np.mean(cycles)),
+                        "latency_ms_median": float(np.median(cycles)) / p.clock_hz * 1e3,
+                        "latency_ms_mean": float(np.mean(cycles)) / p.clock_hz * 1e3})
+            if p.run_ua_per_mhz and p.supply_v:
+                joules_per_cycle = p.run_ua_per_mhz * 1e-12 * p.supply_v
+                out["energy_uj_median"] = float(np.median(cycles)) * joules_per_cycle * 1e6
+                out["energy_uj_mean"] = float(np.mean(cycles)) * joules_per_cycle * 1e6
+        out.update(self.fit_check(model))
+        return out
+
+    def fit_check(self, model) -> dict:
+        """Flash and RAM of the model's firmware, estimated from the generated C (the build
+        checks again from the ELF)."""
+        from .codegen import ExportError, generate
+
+        try:
+            exp = generate(model, "estimate")
+        except ExportError as exc:
+            return {"fits": False, "fit": str(exc)}
+        rep = self.board.estimate_fit(exp.const_bytes, exp.state_bytes, model.n_neurons)
+        return {"fits": rep.fits, "flash_bytes": rep.flash_needed, "ram_bytes": rep.ram_needed,
+                "fit": rep.message()}
+
+    # the generic cost-model entry point: a network's integer model on the test samples
+    def estimate(self, net, ops=None, plan=None) -> dict:
+        raise CalibrationError(f"{self.name} costs integer inference: use "
+                               "integer_inference_cost(model, ops) with intsim's operation counts")
+
+
+def calibration_path(board: str) -> Path:
+    return calibration_dir() / f"{board}.json"
+
+
+def load_calibration(board: str, required: bool = True) -> dict | None:
+    path = calibration_path(board)
+    if not path.is_file():
+        if not required:
+            return None
+        raise CalibrationError(f"no cost calibration for board {board} (looked for {path.name} "
+                               f"in the calibration folder): run tinysnn board calibrate {board}")
+    try:
+        cal = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CalibrationError(f"the calibration of {board} cannot be read: {exc}") from None
+    if cal.get("version") != CALIBRATION_VERSION or cal.get("features") != list(FEATURES):
+        raise CalibrationError(f"the calibration of {board} is of another format: run tinysnn "
+                               f"board calibrate {board} again")
+    if "coefficients" in cal and cal.get("engine_digest") != engine_digest():
+        import warnings
+
+        warnings.warn(f"the cost calibration of {board} was measured on engine "
+                      f"{cal.get('engine_digest')}, the engine is now {engine_digest()}: "
+                      f"run tinysnn board calibrate {board}", stacklevel=2)
+    return cal
+
+
+def write_calibration(board: str, data: dict, out_dir=None) -> Path:
+    path = Path(out_dir) / f"{board}.json" if out_dir else calibration_path(board)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = dict(data, version=CALIBRATION_VERSION, features=list(FEATURES), board=board,
+                date=datetime.date.today().isoformat())
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def model_error_table(coef: np.ndarray, runs: list[dict]) -> list[dict]:
+    """Per calibration model: measured vs predicted median and mean instructions."""
+    out = []
+    for r in runs:
+        pred = np.asarray(r["features"]) @ coef
+        meas = np.asarray(r["measured"], dtype=np.float64)
+        out.append({"model": r["model"], "samples": int(meas.size),
+                    "measured_median": float(np.median(meas)),
+                    "predicted_median": float(np.median(pred)),
+                    "measured_mean": float(meas.mean()), "predicted_mean": float(pred.mean()),
+                    "error_median": float(np.median(pred) / np.median(meas) - 1.0),
+                    "error_mean": float(pred.mean() / meas.mean() - 1.0)})
+    return out
+
+
+def measure_runs(board: str, models, samples: int, work_dir) -> list[dict]:
+    """Run each model's first ``samples`` test samples on an emulated board (``deploy``'s
+    flow: parity checked, results resumable under ``work_dir``); per model the features and the
+    measured instruction counts of every sample."""
+    import io
+
+    from . import deploy
+
+    runs = []
+    for path in models:
+        stem, _ = deploy.model_id(path)
+        results = Path(work_dir) / f"{stem}-{board}.jsonl"
+        out = io.StringIO()
+        summary = deploy.execute(model_path=path, board_name=board, samples=samples,
+                                 meter_name=None, meter_options={}, results_path=results,
+                                 port=None, build=True, build_dir=Path(work_dir) / f"build-{stem}",
+                                 out=out)
+        if summary.get("parity") != 1.0:
+            raise CalibrationError(f"{path} on {board}: parity {summary.get('parity')}, not 1: "
+                                   "the engine disagrees with the host; fix that first")
+        _, m = deploy.load_model(path)
+        recs = [json.loads(line) for line in open(results) if '"kind": "sample"' in line]
+        ops = {k: [r["ops"][k] for r in recs] for k in recs[0]["ops"]}
+        runs.append({"model": Path(path).name, "digest": deploy.codegen.model_digest(m),
+                     "neurons": m.n_neurons, "weight_bits": m.w_format.bits,
+                     "features": features(m, ops).tolist(),
+                     "measured": [int(r["cycles"]) for r in recs]})
+    return runs
+
+
+def calibrate(board: str, models, samples: int, work_dir, out_dir=None) -> tuple[Path, list]:
+    """Fit the instruction coefficients of an emulated ``board`` on ``models`` and write the
+    calibration; returns (its path, the per-model error table)."""
+    if not BOARDS[board].profile.emulated or BOARDS[board].profile.toolchain == "cc":
+        raise CalibrationError(f"{board} counts no instructions itself; calibrate the emulated "
+                               f"board with its core ({INSTRUCTIONS_FROM.get(board, '?')})")
+    if len(models) < 2:
+        raise CalibrationError("calibrate on at least two models of different sizes")
+    runs = measure_runs(board, models, samples, work_dir)
+    X = np.concatenate([np.asarray(r["features"]) for r in runs])
+    y = np.concatenate([np.asarray(r["measured"], dtype=np.float64) for r in runs])
+    coef = fit(X, y)
+    table = model_error_table(coef, runs)
+    previous = load_calibration(board, required=False) or {}
+    data = {k: v for k, v in previous.items() if k.startswith("cpi")}
+    data.update({"engine_digest": engine_digest(), "coefficients": coef.tolist(),
+                 "samples_per_model": samples, "fitted_on": table})
+    return write_calibration(board, data, out_dir), table
