@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +44,42 @@ class Point:
     kind: str = "grid"              # "grid" or "sensitivity"
     group_set: str = "all"          # which groups are swept ("weights", "all", or one group)
     label: str = ""
+    inference: dict = field(default_factory=dict)   # [inference] settings of its integer test
 
     def key(self, base_digest: str) -> str:
-        blob = json.dumps({"point": asdict(self), "base": base_digest}, sort_keys=True)
+        point = asdict(self)
+        if not point["inference"]:      # the keys of points without settings stay as they were
+            del point["inference"]
+        blob = json.dumps({"point": point, "base": base_digest}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    def quantization(self) -> "Point":
+        """The same point without its inference settings: what is quantized (or trained)."""
+        return replace(self, inference={}, label=self.label.split(" | ")[0])
+
+
+#: the inference design axes of ``build_grid`` (config ``[inference]`` keys)
+INFERENCE_AXES = ("time_steps", "rate_hz", "max_retries", "exit_margin")
+
+
+def inference_variants(**axes) -> list[dict]:
+    """Every combination of the given ``[inference]`` values (an axis left out, or given as
+    ``None``, keeps the model's setting)."""
+    import itertools
+
+    unknown = sorted(set(axes) - set(INFERENCE_AXES))
+    if unknown:
+        raise ConfigError(f"unknown inference axes {unknown}; known: {', '.join(INFERENCE_AXES)}")
+    named = [(k, v) for k, v in axes.items() if v]
+    combos = itertools.product(*[v for _, v in named])
+    return [{k: val for (k, _), val in zip(named, combo)} for combo in combos] or [{}]
+
+
+def inference_label(settings: dict) -> str:
+    short = {"time_steps": "T", "rate_hz": "rate", "max_retries": "retries",
+             "exit_margin": "exit"}
+    return " ".join(f"{short[k]}={v:g}" if isinstance(v, float) else f"{short[k]}={v}"
+                    for k, v in settings.items())
 
 
 def make_groups(names, bits: int, rounding: str, ranges: dict | None = None,
@@ -106,9 +138,13 @@ def _in_training(scheme: str) -> bool:
 
 def build_grid(*, schemes, bits, roundings, group_sets, sensitivity: bool,
                ranges: dict | None = None, sensitivity_groups=ALL_GROUPS,
-               neuron_bits: int = 16, decay_bits: int | None = None) -> list[Point]:
+               neuron_bits: int = 16, decay_bits: int | None = None,
+               inference: list[dict] | None = None) -> list[Point]:
     """The grid's points, then the sensitivity sweep's (one group at a time, post-training).
-    ``decay_bits`` fixes the decay group's precision at every grid point that has it."""
+    ``decay_bits`` fixes the decay group's precision at every grid point that has it.
+    ``inference``: ``[inference]`` settings (``inference_variants``); every deployable grid
+    point is tested under each of them (they change the integer test only, not the training)."""
+    variants = inference or [{}]
     points = []
     for scheme in schemes:
         scheme_ranges = training_ranges(ranges) if _in_training(scheme) else ranges
@@ -123,7 +159,11 @@ def build_grid(*, schemes, bits, roundings, group_sets, sensitivity: bool,
                     if decay_bits is not None and "decay" in groups:
                         groups["decay"]["format"] = str(default_format("decay", decay_bits))
                         label += f" decay {decay_bits}b"
-                    points.append(Point(scheme, b, r, groups, "grid", gs, label))
+                    deployable = all(g in groups for g in DEPLOYABLE_GROUPS)
+                    for v in (variants if deployable else [{}]):
+                        points.append(Point(scheme, b, r, groups, "grid", gs,
+                                            label + (f" | {inference_label(v)}" if v else ""),
+                                            dict(v)))
     if sensitivity:
         for g in sensitivity_groups:
             for b in bits:
@@ -212,47 +252,100 @@ def _assign_data(data, options):
 
 def evaluate_point(point: Point, base_model: str, options: dict) -> dict:
     """Quantize (PTQ) or train (ITQ) one point and measure it. Runs in a worker."""
+    return evaluate_points([point], base_model, options)[0]
+
+
+def evaluate_points(points: list[Point], base_model: str, options: dict) -> list[dict]:
+    """Points that differ only in their inference settings: quantize (PTQ) or train (ITQ)
+    once, assign labels once, then test each setting in integer mode. Runs in a worker."""
     from . import intsim
     from . import train as flow
     from .modelfile import load_network
 
     started = time.perf_counter()
+    point = points[0].quantization()
     base = load_network(base_model)
     net, data, backend = point_network(copy.deepcopy(base), point.scheme, point.groups,
                                        backend=options.get("backend"))
     cfg = net.config
     flow.assign(net, _assign_data(data, options), backend=backend, progress=False)
     metrics = flow.evaluate(net, data, backend=backend, progress=False)
-    row = {"accuracy_float_sim": metrics["accuracy"],
-           "accuracy_float_sim_pw": metrics["accuracy_proportion-weighting"]}
+    common = {"accuracy_float_sim": metrics["accuracy"],
+              "accuracy_float_sim_pw": metrics["accuracy_proportion-weighting"],
+              "n_neurons": int(net.n_neurons), "base_model_path": str(base_model)}
     deployable = all(g in point.groups for g in DEPLOYABLE_GROUPS)
-    if deployable and options.get("integer", True):
-        model = intsim.from_network(net)
-        seed = flow.stream_seed(cfg.seed, "test")
-        run_int = getattr(backend, "run_integer", None)
-        if run_int is not None:
-            preds, _ = run_int(model, data.test_images, seed, np.arange(len(data.test_images)))
-        else:
-            preds, _ = intsim.infer(model, data.test_images, seed)
-        row["accuracy_integer"] = float((preds == data.test_labels).mean())
-    row["accuracy"] = row.get("accuracy_integer", row["accuracy_float_sim"])
     trained = _in_training(point.scheme)
     if trained:
-        row["saturated"] = saturated_fractions(net)
+        common["saturated"] = saturated_fractions(net)
     if net.quant is not None and net.quant.lost_decays:
-        row["lost_decays"] = list(net.quant.lost_decays)
+        common["lost_decays"] = list(net.quant.lost_decays)
     # post-training quantization trains in float: its training energy is the float one
     train_ops, train_plan = ((net.ops["train"], net.quant.plan) if trained
                              else (base.ops.get("train"), QuantPlan("none")))
-    row.update(cost_fields(net, net.ops["test"], net.quant.plan, train_ops, train_plan))
-    row.update({"seconds": time.perf_counter() - started, "deployable": deployable})
-    if options.get("save_models") and trained:  # post-training points are cheap to redo
-        from .modelfile import save_network
+    prepared = time.perf_counter() - started
+    rows = []
+    for p in points:
+        t0 = time.perf_counter()
+        row = dict(common)
+        test_ops = net.ops["test"]
+        if deployable and options.get("integer", True):
+            net.config = cfg.with_overrides([f"inference.{k}={v}" for k, v in p.inference.items()])
+            model = intsim.from_network(net)
+            net.config = cfg
+            seed = flow.stream_seed(cfg.seed, "test")
+            ids = np.arange(len(data.test_images))
+            preds, _, ops = intsim.run_integer(model, data.test_images, seed, ids, backend,
+                                               with_ops=True)
+            row["accuracy_integer"] = float((preds == data.test_labels).mean())
+            row["infer_ops"] = {k: float(np.mean(v)) for k, v in ops.items()}
+            row["infer_ops"]["steps_median"] = float(np.median(ops["steps"]))
+            row["costs"] = board_costs(model, ops, options.get("cost_models") or ())
+            test_ops = integer_op_counts(model, ops)
+        row["accuracy"] = row.get("accuracy_integer", row["accuracy_float_sim"])
+        row.update(cost_fields(net, test_ops, net.quant.plan, train_ops, train_plan))
+        row.update({"seconds": prepared + time.perf_counter() - t0, "deployable": deployable})
+        if options.get("save_models") and trained:  # post-training points are cheap to redo
+            from .modelfile import save_network
 
-        out = Path(options["save_models"]) / f"{point.key(options['base_digest'])}.tsnn"
-        save_network(net, out, metrics=metrics)
-        row["model_file"] = str(out)
-    return row
+            out = Path(options["save_models"]) / f"{point.key(options['base_digest'])}.tsnn"
+            if not out.exists():
+                save_network(net, out, metrics=metrics)
+            row["model_file"] = str(out)
+        rows.append(row)
+    return rows
+
+
+def integer_op_counts(model, ops: dict):
+    """The test phase's ``OpCounts`` of integer inference, from intsim's per-sample counts (so
+    that the ASIC energy model sees the steps an early exit or a shorter T saved)."""
+    from .ops import OpCounts
+
+    n = int(model.n_neurons)
+    steps, spikes = int(np.sum(ops["steps"])), int(np.sum(ops["exc_spikes"]))
+    return OpCounts(samples=len(ops["steps"]), presentations=int(np.sum(ops["presentations"])),
+                    time_steps=steps, input_spikes=int(np.sum(ops["input_spikes"])),
+                    exc_spikes=spikes, neuron_updates_exc=steps * n,
+                    neuron_updates_inh=steps * n if model.inh is not None else 0,
+                    synaptic_events=int(np.sum(ops["input_spikes"])) * n,
+                    lateral_events=spikes * (n - 1))
+
+
+def board_costs(model, ops: dict, names) -> dict:
+    """The figures of every named cost model that costs integer inference
+    (``integer_inference_cost(model, ops)``), a third party's included."""
+    from .registry import get_registry
+
+    out = {}
+    reg = get_registry()
+    for name in names:
+        obj = reg.get("cost_model", name)
+        obj = obj() if isinstance(obj, type) or not hasattr(obj, "integer_inference_cost") else obj
+        fn = getattr(obj, "integer_inference_cost", None)
+        if fn is None:
+            raise ConfigError(f"cost model {name!r} does not cost integer inference "
+                              "(it has no integer_inference_cost method)")
+        out[name] = fn(model, ops)
+    return out
 
 
 def saturated_fractions(net) -> dict:
@@ -282,6 +375,7 @@ def baseline_row(base_model: str, options: dict) -> dict:
     metrics = flow.evaluate(net, data, backend=backend, progress=False)
     fp32 = QuantPlan("none")
     return {"accuracy": metrics["accuracy"], "accuracy_float_sim": metrics["accuracy"],
+            "n_neurons": int(net.n_neurons), "base_model_path": str(base_model),
             **cost_fields(net, net.ops["test"], fp32, net.ops.get("train"), fp32),
             "deployable": False}
 
@@ -301,7 +395,12 @@ def cost_fields(net, test_ops, plan, train_ops, train_plan) -> dict:
             "memory_parameters_bits": memory["parameters_bits"],
             "energy_inference_pj": test["pj_per_sample"],
             "energy_train_pj": train.get("pj_per_sample"),
-            "energy_breakdown_inference": test["breakdown_pj_per_sample"]}
+            "energy_breakdown_inference": test["breakdown_pj_per_sample"],
+            "energy_model": ASIC_ENERGY_LABEL}
+
+
+#: the label every ASIC energy figure carries, so that nobody takes it for a board's
+ASIC_ENERGY_LABEL = "ASIC 45 nm model (operation counts x Horowitz ISSCC 2014), not a board"
 
 
 def _worker_init():
@@ -327,7 +426,8 @@ def run_exploration(points: list[Point], base_model: str, results: str, *, worke
     base_key = hashlib.sha256(f"baseline:{digest}".encode()).hexdigest()[:20]
     if base_key not in done:
         row = baseline_row(base_model, options)
-        row.update({"key": base_key, "kind": "baseline", "label": "float64 baseline (FP32 memory)",
+        row.update({"key": base_key, "kind": "baseline",
+                    "label": f"float64 baseline N={row['n_neurons']} (FP32 memory)",
                     "scheme": "none", "bits": 32, "rounding": "none", "group_set": "none",
                     "groups": {}, "base_model": digest})
         _append(results, row)
@@ -341,6 +441,10 @@ def run_exploration(points: list[Point], base_model: str, results: str, *, worke
         row.update({"key": point.key(digest), "base_model": digest, **asdict(point)})
         _append(results, row)
 
+    groups: dict[str, list[Point]] = {}      # one task per quantization point
+    for p in todo:
+        groups.setdefault(p.quantization().key(digest), []).append(p)
+    tasks = list(groups.values())
     bar = tqdm(total=len(todo), desc="explore", unit="point", disable=not progress,
                file=sys.stderr, dynamic_ncols=True)
     failures = []
@@ -351,22 +455,24 @@ def run_exploration(points: list[Point], base_model: str, results: str, *, worke
             raise TinySNNError("--scheduler needs dask[distributed]: pip install "
                                "'dask[distributed]'") from None
         with Client(scheduler, timeout="20s") as client:
-            futures = {client.submit(evaluate_point, p, base_model, options, pure=False): p
-                       for p in todo}
+            futures = {client.submit(evaluate_points, t, base_model, options, pure=False): t
+                       for t in tasks}
             for fut in dask_completed(list(futures)):
-                point = futures[fut]
+                task = futures[fut]
                 try:
-                    record(point, fut.result())
+                    for point, row in zip(task, fut.result()):
+                        record(point, row)
                 except Exception as exc:  # noqa: BLE001 - report and go on with the others
-                    failures.append((point.label, repr(exc)))
-                bar.update(1)
+                    failures.append((task[0].label, repr(exc)))
+                bar.update(len(task))
     elif workers <= 1:
-        for point in todo:
+        for task in tasks:
             try:
-                record(point, evaluate_point(point, base_model, options))
+                for point, row in zip(task, evaluate_points(task, base_model, options)):
+                    record(point, row)
             except TinySNNError as exc:
-                failures.append((point.label, str(exc)))
-            bar.update(1)
+                failures.append((task[0].label, str(exc)))
+            bar.update(len(task))
     else:
         # spawn, not fork: the parent may already run OpenMP threads (a compiled backend's
         # parallel inference in the baseline), and forking such a process is unsafe
@@ -374,14 +480,15 @@ def run_exploration(points: list[Point], base_model: str, results: str, *, worke
 
         with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(evaluate_point, p, base_model, options): p for p in todo}
+            futures = {pool.submit(evaluate_points, t, base_model, options): t for t in tasks}
             for fut in as_completed(futures):
-                point = futures[fut]
+                task = futures[fut]
                 try:
-                    record(point, fut.result())
+                    for point, row in zip(task, fut.result()):
+                        record(point, row)
                 except Exception as exc:  # noqa: BLE001
-                    failures.append((point.label, repr(exc)))
-                bar.update(1)
+                    failures.append((task[0].label, repr(exc)))
+                bar.update(len(task))
     bar.close()
     for label, why in failures:
         print(f"explore: point {label!r} failed: {why}", file=sys.stderr)

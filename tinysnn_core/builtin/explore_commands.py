@@ -22,8 +22,9 @@ class ExploreCommand:
     one JSON line per finished point; rerun to resume."""
 
     def add_arguments(self, p):
-        p.add_argument("model", help="the trained float model (.tsnn) that PTQ points quantize "
-                                     "and ITQ points retrain from its configuration")
+        p.add_argument("model", nargs="+", help="the trained float model(s) (.tsnn) that PTQ "
+                       "points quantize and ITQ points retrain from their configuration; several "
+                       "models (e.g. N = 100, 400, 1600) make network size an axis")
         p.add_argument("--results", "-r", default="runs/explore.jsonl", help="results file (JSON lines)")
         p.add_argument("--schemes", default="ptq,itq", help="quantizer plugins (default ptq,itq)")
         p.add_argument("--bits", default="16,12,8,6,4,2", help="precisions (default 16,12,8,6,4,2)")
@@ -40,6 +41,19 @@ class ExploreCommand:
                             "(default: that point's neuron precision). theta's decay exp(-1/1e7) "
                             "needs about 32 bits, or in-training points lose it; the group holds "
                             "3-4 constants")
+        p.add_argument("--time-steps", help="inference axis: time steps T per presentation, "
+                       "e.g. 350,200,100 (default: the model's)")
+        p.add_argument("--rates", help="inference axis: input rate of the first presentation in "
+                       "Hz, e.g. 63.75,127.5 (default: the encoder's)")
+        p.add_argument("--retries", help="inference axis: maximum retries, e.g. 4,0 (0: the "
+                       "retry rule off; default: the encoder's)")
+        p.add_argument("--exit-margins", help="inference axis: early-exit margins in spikes, "
+                       "e.g. 0,2,4 (0: off; docs/fixed-point.md section 6)")
+        p.add_argument("--cost-models", default="",
+                       help="cost models that cost integer inference, added to every row "
+                            "(e.g. board-nucleo-l432kc; tinysnn plugins --kind cost_model)")
+        p.add_argument("--boards", default="", help="shorthand: the board-NAME cost model of "
+                       "each board, e.g. nucleo-l432kc,qemu-mps2-an385")
         p.add_argument("--no-sensitivity", action="store_true",
                        help="skip the per-group sensitivity sweep")
         p.add_argument("--workers", type=int, default=1, help="local worker processes")
@@ -58,8 +72,20 @@ class ExploreCommand:
         from tinysnn_core.modelfile import load_network
         from tinysnn_core.registry import get_registry
 
-        net = load_network(args.model)
+        from tinysnn_core.explore import inference_variants
+
+        nets = [load_network(m) for m in args.model]
+        net = nets[0]
         reg = get_registry()
+        variants = inference_variants(
+            time_steps=_csv(args.time_steps, int) if args.time_steps else None,
+            rate_hz=_csv(args.rates, float) if args.rates else None,
+            max_retries=_csv(args.retries, int) if args.retries else None,
+            exit_margin=_csv(args.exit_margins, int) if args.exit_margins else None)
+        for v in variants:  # the config schema checks every value, before any work
+            net.config.with_overrides([f"inference.{k}={val}" for k, val in v.items()])
+        cost_models = [reg.get_entry("cost_model", c).name for c in _csv(args.cost_models)]
+        cost_models += [reg.get_entry("cost_model", f"board-{b}").name for b in _csv(args.boards)]
         schemes = [reg.get_entry("quantizer", s).name for s in _csv(args.schemes)]
         roundings = [reg.get_entry("rounding", r).name for r in _csv(args.roundings)]
         bits = _csv(args.bits, int)
@@ -70,18 +96,22 @@ class ExploreCommand:
             raise ConfigError(f"--decay-bits: {args.decay_bits} is outside 2..32")
         from tinysnn_core.quant import model_ranges
 
-        points = build_grid(schemes=schemes, bits=bits, roundings=roundings,
-                            group_sets=_csv(args.group_sets), sensitivity=not args.no_sensitivity,
-                            ranges=model_ranges(net), neuron_bits=args.neuron_bits,
-                            decay_bits=args.decay_bits)
-        for msg in decays_lost_in_training(net, points):
-            print(f"tinysnn: warning: {msg}; --decay-bits 32 keeps theta's decay",
-                  file=sys.stderr)
-        options = {"backend": args.backend, "save_models": args.save_models}
+        options = {"backend": args.backend, "save_models": args.save_models,
+                   "cost_models": cost_models}
         if args.assign_limit:
             options["assign_limit"] = args.assign_limit  # part of every point's key
-        rows = run_exploration(points, args.model, args.results, workers=args.workers,
-                               scheduler=args.scheduler, options=options, progress=not args.quiet)
+        for path, net in zip(args.model, nets):
+            points = build_grid(schemes=schemes, bits=bits, roundings=roundings,
+                                group_sets=_csv(args.group_sets),
+                                sensitivity=not args.no_sensitivity, ranges=model_ranges(net),
+                                neuron_bits=args.neuron_bits, decay_bits=args.decay_bits,
+                                inference=variants)
+            for msg in decays_lost_in_training(net, points):
+                print(f"tinysnn: warning: {msg}; --decay-bits 32 keeps theta's decay",
+                      file=sys.stderr)
+            rows = run_exploration(points, path, args.results, workers=args.workers,
+                                   scheduler=args.scheduler, options=options,
+                                   progress=not args.quiet)
         print(f"{len([r for r in rows if r.get('kind') != 'baseline'])} points in {args.results}")
         return 0
 
