@@ -10,6 +10,12 @@
    - ``gap``: ``(M_base / M) * exp(-max(0, acc_base - acc) / tau)``, the accuracy gap as a penalty.
 
    Ties go to the lower energy per inference.
+
+With a board (``select_for_board``), cost means cost on that board: the candidates must fit its
+flash and RAM and meet the latency or energy budget under the board's cost model (the row's
+``costs["board-NAME"]``); the front is over (accuracy high, board latency or energy low, flash
+low), and the choice is the cheapest point of the front on the budgeted figure (latency unless an
+energy budget is given), ties to the more accurate, then the smaller.
 """
 
 from __future__ import annotations
@@ -49,17 +55,97 @@ def pareto_front(rows: list[dict]) -> list[dict]:
     return [r for r in rows if not any(dominates(o, r) for o in rows if o is not r)]
 
 
-def select(rows: list[dict], *, target: float | None = None, within_pp: float | None = None,
-           max_memory_bits: float | None = None, max_energy_pj: float | None = None,
-           reward_kind: str = "ratio", mu: float = 1.0, tau: float = 0.01,
-           deployable_only: bool = True) -> Selection:
+def reference_baseline(rows: list[dict], base_model: str | None = None) -> dict:
+    """The float baseline the target refers to: the one of ``base_model`` (a path or digest)
+    when given, else the most accurate one (an exploration over several sizes has one each)."""
     bases = [r for r in rows if r.get("kind") == "baseline"]
     if not bases:
         raise TinySNNError("the results file has no float baseline row: run tinysnn explore first")
-    base = bases[-1]
+    if base_model is not None:
+        mine = [r for r in bases if base_model in (r.get("base_model"), r.get("base_model_path"))]
+        if mine:
+            return mine[-1]
+    return max(bases, key=lambda r: r["accuracy"])
+
+
+def _target(base: dict, target, within_pp) -> float:
     if (target is None) == (within_pp is None):
         raise TinySNNError("give exactly one accuracy target: --target ACC or --within PP")
-    target = target if target is not None else base["accuracy"] - within_pp / 100.0
+    return target if target is not None else base["accuracy"] - within_pp / 100.0
+
+
+def select_for_board(rows: list[dict], board: str, *, target: float | None = None,
+                     within_pp: float | None = None, max_latency_ms: float | None = None,
+                     max_energy_uj: float | None = None, base_model: str | None = None) -> Selection:
+    """The cheapest model on ``board`` that meets the accuracy target, fits and meets the budgets
+    (module docstring)."""
+    key = f"board-{board}"
+    base = reference_baseline(rows, base_model)
+    target = _target(base, target, within_pp)
+    costed = [r for r in rows if r.get("kind") == "grid" and r.get("deployable")
+              and key in r.get("costs", {})]
+    if not costed:
+        raise TinySNNError(f"no row of the results has the cost on {board}: run tinysnn explore "
+                           f"with --boards {board}")
+    figure = "energy_uj_median" if max_energy_uj is not None else "latency_ms_median"
+    if any(figure not in r["costs"][key] for r in costed):
+        raise TinySNNError(f"the cost model of {board} gives no {figure.split('_')[0]} (no "
+                           f"cycle estimate calibrated): tinysnn board calibrate {board}")
+    fits = [r for r in costed if r["costs"][key].get("fits")]
+    accurate = [r for r in fits if r["accuracy"] >= target - 1e-12]
+    feasible = [r for r in accurate
+                if (max_latency_ms is None or r["costs"][key]["latency_ms_median"] <= max_latency_ms)
+                and (max_energy_uj is None or r["costs"][key]["energy_uj_median"] <= max_energy_uj)]
+    if not feasible:
+        best = max(fits, key=lambda r: r["accuracy"], default=None)
+        raise TinySNNError(
+            f"no candidate reaches {100 * target:.2f}% on {board} within the budgets: "
+            f"{len(fits)} of {len(costed)} fit the board, {len(accurate)} of those are accurate "
+            "enough" + (f"; the most accurate that fits: {best['label']} at "
+                        f"{100 * best['accuracy']:.2f}%" if best else ""))
+
+    def cost(r):
+        return r["costs"][key][figure]
+
+    def flash(r):
+        return r["costs"][key].get("flash_bytes", 0)
+
+    def dominates(a, b):
+        ge = a["accuracy"] >= b["accuracy"] and cost(a) <= cost(b) and flash(a) <= flash(b)
+        gt = a["accuracy"] > b["accuracy"] or cost(a) < cost(b) or flash(a) < flash(b)
+        return ge and gt
+
+    front = [r for r in feasible if not any(dominates(o, r) for o in feasible if o is not r)]
+    chosen = min(front, key=lambda r: (cost(r), -r["accuracy"], flash(r)))
+    c = chosen["costs"][key]
+    what = "energy" if figure.startswith("energy") else "latency"
+    budgets = [f"latency <= {max_latency_ms:g} ms" if max_latency_ms is not None else "",
+               f"energy <= {max_energy_uj:g} uJ" if max_energy_uj is not None else ""]
+    budgets = " and ".join(b for b in budgets if b)
+    why = (f"Board {board}. Target accuracy {100 * target:.2f}% (float baseline "
+           f"N={base.get('n_neurons', '?')}: {100 * base['accuracy']:.2f}%). Of {len(costed)} "
+           f"candidates, {len(fits)} fit the board's flash and RAM, {len(accurate)} of those "
+           f"meet the target" + (f" and {len(feasible)} the budgets ({budgets})" if budgets else "")
+           + f"; {len(front)} are Pareto-optimal in accuracy, board {what} and flash. Chosen, as "
+           f"the one with the least {what} on the board: {chosen['label']} "
+           f"(N={chosen.get('n_neurons', '?')}) with {100 * chosen['accuracy']:.2f}% accuracy "
+           f"({100 * (chosen['accuracy'] - base['accuracy']):+.2f} points), "
+           f"{c.get('flash_bytes', 0) / 1024:.1f} KiB of flash, a predicted median "
+           f"{c['instructions_median'] / 1e6:.2f} M instructions = "
+           f"{c.get('cycles_median', float('nan')) / 1e6:.2f} M cycles, "
+           f"{c['latency_ms_median']:.1f} ms"
+           + (f" and {c['energy_uj_median']:.0f} uJ" if "energy_uj_median" in c else "")
+           + f" per inference [{c.get('label', key)}]; the ASIC 45 nm model would say "
+           f"{chosen['energy_inference_pj'] / 1e6:.2f} uJ.")
+    return Selection(chosen, base, front, feasible, target, why)
+
+
+def select(rows: list[dict], *, target: float | None = None, within_pp: float | None = None,
+           max_memory_bits: float | None = None, max_energy_pj: float | None = None,
+           reward_kind: str = "ratio", mu: float = 1.0, tau: float = 0.01,
+           deployable_only: bool = True, base_model: str | None = None) -> Selection:
+    base = reference_baseline(rows, base_model)
+    target = _target(base, target, within_pp)
     candidates = [r for r in rows if r.get("kind") == "grid"
                   and (r.get("deployable") or not deployable_only)]
     feasible = [r for r in candidates if r["accuracy"] >= target - 1e-12
@@ -84,7 +170,7 @@ def select(rows: list[dict], *, target: float | None = None, within_pp: float | 
            f"({100 * (chosen['accuracy'] - base['accuracy']):+.2f} points), "
            f"{chosen['memory_model_bits'] / 8 / 1024:.1f} KiB of weights and neuron parameters "
            f"({saving:.2f}x smaller than FP32) and {chosen['energy_inference_pj'] / 1e6:.3f} uJ "
-           f"per inference ({e_ratio:.2f}x less), because it has the highest reward "
+           f"per inference in the ASIC 45 nm model ({e_ratio:.2f}x less), because it has the highest reward "
            f"({reward_kind}, mu={mu}) on the front: "
            f"{reward(chosen, base, reward_kind, mu, tau):.3f}.")
     return Selection(chosen, base, front, feasible, target, why)

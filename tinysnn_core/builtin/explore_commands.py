@@ -121,7 +121,13 @@ class SelectCommand:
 
     def add_arguments(self, p):
         p.add_argument("results", help="results file of tinysnn explore")
-        p.add_argument("--model", required=True, help="the float model the exploration started from")
+        p.add_argument("--model", help="the float model whose baseline the target refers to "
+                       "(default: the most accurate baseline of the results)")
+        p.add_argument("--board", help="choose for this board: fit its flash and RAM, meet the "
+                       "budgets under its cost model, the least latency (or energy)")
+        p.add_argument("--latency-ms", type=float, help="with --board: latency budget")
+        p.add_argument("--energy-uj", type=float, help="with --board: energy budget (board "
+                       "model: cycles x datasheet current x VDD)")
         target = p.add_mutually_exclusive_group(required=True)
         target.add_argument("--target", type=float, help="absolute accuracy target, e.g. 0.85")
         target.add_argument("--within", type=float,
@@ -139,14 +145,30 @@ class SelectCommand:
         from tinysnn_core.explore import read_results
         from tinysnn_core.select import select
 
+        from tinysnn_core.select import select_for_board
+
         rows = read_results(args.results)
         if not rows:
             raise TinySNNError(f"{args.results} has no results")
-        sel = select(rows, target=args.target, within_pp=args.within,
-                     max_memory_bits=args.max_memory_kib * 8192 if args.max_memory_kib else None,
-                     max_energy_pj=args.max_energy_uj * 1e6 if args.max_energy_uj else None,
-                     reward_kind=args.reward, mu=args.mu, tau=args.tau)
-        net = materialize(sel.chosen, args.model, progress=not args.quiet)
+        for name in ("latency_ms", "energy_uj", "max_memory_kib", "max_energy_uj"):
+            v = getattr(args, name)
+            if v is not None and not (v > 0 and v != float("inf")):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, got {v}")
+        if args.board:
+            sel = select_for_board(rows, args.board, target=args.target, within_pp=args.within,
+                                   max_latency_ms=args.latency_ms, max_energy_uj=args.energy_uj,
+                                   base_model=args.model)
+        else:
+            if args.latency_ms or args.energy_uj:
+                raise ConfigError("--latency-ms and --energy-uj are board budgets: give --board")
+            sel = select(rows, target=args.target, within_pp=args.within,
+                         max_memory_bits=args.max_memory_kib * 8192 if args.max_memory_kib else None,
+                         max_energy_pj=args.max_energy_uj * 1e6 if args.max_energy_uj else None,
+                         reward_kind=args.reward, mu=args.mu, tau=args.tau, base_model=args.model)
+        base_path = sel.chosen.get("base_model_path") or args.model
+        if not base_path:
+            raise ConfigError("the results do not name their base model: give --model")
+        net = materialize(sel.chosen, base_path, progress=not args.quiet)
         from tinysnn_core.modelfile import save_network
 
         save_network(net, args.out, metrics={"accuracy": sel.chosen["accuracy"],
@@ -168,10 +190,14 @@ def materialize(row: dict, base_model: str, progress: bool = False):
     from tinysnn_core.modelfile import load_network
 
     if row.get("model_file") and Path(row["model_file"]).exists():
-        return load_network(row["model_file"])
-    net, data, backend = point_network(load_network(base_model), row["scheme"], row["groups"],
-                                       progress=progress)
-    flow.assign(net, data, backend=backend, progress=progress)
+        net = load_network(row["model_file"])
+    else:
+        net, data, backend = point_network(load_network(base_model), row["scheme"],
+                                           row["groups"], progress=progress)
+        flow.assign(net, data, backend=backend, progress=progress)
+    # the row's inference settings travel with the model (deploy and intsim read them)
+    net.config = net.config.with_overrides(
+        [f"inference.{k}={v}" for k, v in (row.get("inference") or {}).items()])
     return net
 
 
