@@ -289,14 +289,15 @@ class QemuBoard(Board):
                 "-kernel", str(elf)]
 
     def start(self, elf, *, port: int | None = None, log_path=None,
-              startup_timeout: float = 10.0) -> RunningBoard:
+              startup_timeout: float = 10.0, extra_args=()) -> RunningBoard:
+        """``extra_args``: appended to QEMU's argv (e.g. ``-plugin`` for tinysnn_serial.cycles)."""
         missing = self.qemu_missing()
         if missing:
             raise BoardError(f"cannot start {self.profile.name}: {missing} is not installed")
         port = port or _free_tcp_port()
         log = open(log_path, "wb") if log_path else subprocess.DEVNULL
-        proc = subprocess.Popen(self.qemu_argv(elf, port), stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(self.qemu_argv(elf, port) + list(extra_args),
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         if log_path:
             log.close()
         deadline = time.monotonic() + startup_timeout
