@@ -38,6 +38,9 @@ FEATURES = ("sample", "sample_neurons", "presentation_neurons", "step", "step_ne
 INSTRUCTIONS_FROM = {"nucleo-l432kc": "qemu-mps2-an386", "nucleo-l476rg": "qemu-mps2-an386"}
 
 
+_FIT_CACHE: dict = {}
+
+
 class CalibrationError(TinySNNError):
     """A board has no (or an outdated) cost calibration."""
 
@@ -176,15 +179,20 @@ class BoardCostModel:
     def fit_check(self, model) -> dict:
         """Flash and RAM of the model's firmware, estimated from the generated C (the build
         checks again from the ELF)."""
-        from .codegen import ExportError, generate
+        from .codegen import ExportError, generate, model_digest
 
-        try:
-            exp = generate(model, "estimate")
-        except ExportError as exc:
-            return {"fits": False, "fit": str(exc)}
-        rep = self.board.estimate_fit(exp.const_bytes, exp.state_bytes, model.n_neurons)
-        return {"fits": rep.fits, "flash_bytes": rep.flash_needed, "ram_bytes": rep.ram_needed,
-                "fit": rep.message()}
+        key = (self.profile.name, model_digest(model))
+        if key not in _FIT_CACHE:   # an exploration asks once per inference setting
+            try:
+                exp = generate(model, "estimate")
+            except ExportError as exc:
+                _FIT_CACHE[key] = {"fits": False, "fit": str(exc)}
+            else:
+                rep = self.board.estimate_fit(exp.const_bytes, exp.state_bytes,
+                                              model.n_neurons)
+                _FIT_CACHE[key] = {"fits": rep.fits, "flash_bytes": rep.flash_needed,
+                                   "ram_bytes": rep.ram_needed, "fit": rep.message()}
+        return dict(_FIT_CACHE[key])
 
     # the generic cost-model entry point: a network's integer model on the test samples
     def estimate(self, net, ops=None, plan=None) -> dict:
