@@ -179,9 +179,13 @@ class BoardCostModel:
     def fit_check(self, model) -> dict:
         """Flash and RAM of the model's firmware, estimated from the generated C (the build
         checks again from the ELF)."""
-        from .codegen import ExportError, generate, model_digest
+        from .codegen import ExportError, generate
 
-        key = (self.profile.name, model_digest(model))
+        # the sizes depend on the constants, not on T or the early exit
+        h = hashlib.sha256(np.ascontiguousarray(model.w_codes).tobytes())
+        h.update(np.ascontiguousarray(model.exc.thresh).tobytes())
+        h.update(repr((model.w_format, len(model.rate_units), model.inh is None)).encode())
+        key = (self.profile.name, h.hexdigest())
         if key not in _FIT_CACHE:   # an exploration asks once per inference setting
             try:
                 exp = generate(model, "estimate")
