@@ -206,11 +206,19 @@ class ReportCommand:
 
     def add_arguments(self, p):
         p.add_argument("results", help="results file of tinysnn explore")
-        p.add_argument("--model", help="the float model (for weight maps)")
+        p.add_argument("--model", help="the float model (for weight maps; the baseline the "
+                       "target refers to, as in tinysnn select)")
         p.add_argument("--selected", help="the selected model (for weight maps)")
         target = p.add_mutually_exclusive_group()
         target.add_argument("--target", type=float)
         target.add_argument("--within", type=float)
+        p.add_argument("--board", help="the board figures of this board: its candidates' "
+                       "latency, board energy, instructions, cycles, flash and fit, accuracy vs "
+                       "latency, and what early exit and fewer steps saved; with --target or "
+                       "--within the selection is tinysnn select --board's")
+        p.add_argument("--latency-ms", type=float, help="with --board: latency budget")
+        p.add_argument("--energy-uj", type=float, help="with --board: energy budget (board "
+                       "model: cycles x datasheet current x VDD)")
         p.add_argument("--out", "-o", default="runs/report", help="output directory")
         p.add_argument("--title", default="tinySNN exploration")
 
@@ -218,17 +226,32 @@ class ReportCommand:
         from tinysnn_core.explore import read_results
         from tinysnn_core.modelfile import load_network
         from tinysnn_core.report import write_report
-        from tinysnn_core.select import select
+        from tinysnn_core.select import select, select_for_board
 
         rows = read_results(args.results)
         if not rows:
             raise TinySNNError(f"{args.results} has no results")
+        for name in ("latency_ms", "energy_uj"):
+            v = getattr(args, name)
+            if v is not None and not (v > 0 and v != float("inf")):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, got {v}")
+        if not args.board and (args.latency_ms is not None or args.energy_uj is not None):
+            raise ConfigError("--latency-ms and --energy-uj are board budgets: give --board")
         sel = None
         if args.target is not None or args.within is not None:
-            sel = select(rows, target=args.target, within_pp=args.within)
+            if args.board:
+                sel = select_for_board(rows, args.board, target=args.target,
+                                       within_pp=args.within, max_latency_ms=args.latency_ms,
+                                       max_energy_uj=args.energy_uj, base_model=args.model)
+            else:
+                sel = select(rows, target=args.target, within_pp=args.within)
+        elif args.latency_ms is not None or args.energy_uj is not None:
+            raise ConfigError("--latency-ms and --energy-uj budget a selection: give --target "
+                              "or --within too")
         fw = load_network(args.model).w if args.model else None
         cw = load_network(args.selected).w if args.selected else None
-        path = write_report(rows, sel, args.out, float_w=fw, chosen_w=cw, title=args.title)
+        path = write_report(rows, sel, args.out, float_w=fw, chosen_w=cw, title=args.title,
+                            board=args.board, max_latency_ms=args.latency_ms)
         print(f"report written to {path} (and report.html)")
         return 0
 
