@@ -67,7 +67,7 @@ def register_commands(register):
 
 
 class BoardCommand:
-    """``tinysnn board list|build|start|flash|selftest``."""
+    """``tinysnn board list|build|start|flash|calibrate|cycles|selftest``."""
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="board_action", metavar="ACTION", required=True)
@@ -97,6 +97,9 @@ class BoardCommand:
         p.add_argument("--work-dir", default="runs/calibrate", help="builds and results (resumable)")
         p.add_argument("--out", help="folder for NAME.json (default: the package's calibration "
                        "folder, or TINYSNN_CALIBRATION_DIR)")
+        from .cycles import CyclesCommand
+
+        CyclesCommand.add_arguments(sub.add_parser("cycles", help=CyclesCommand.help))
         p = sub.add_parser("selftest", help="check a running board's link with the protocol "
                            "test engine (random samples, results checked)")
         p.add_argument("--port", required=True, help="pyserial URL, pty:CMD or subprocess:CMD")
@@ -120,6 +123,10 @@ class BoardCommand:
             return self._selftest(args)
         if action == "calibrate":
             return self._calibrate(args)
+        if action == "cycles":
+            from .cycles import CyclesCommand
+
+            return CyclesCommand.run(args)
         board = tinysnn_core.registry.lookup("board", args.name)
         if args.model:
             elf = self._build_model(board, args.model, args.build_dir)
