@@ -45,11 +45,13 @@ class Point:
     group_set: str = "all"          # which groups are swept ("weights", "all", or one group)
     label: str = ""
     inference: dict = field(default_factory=dict)   # [inference] settings of its integer test
+    train_time_steps: int = 0       # T while an in-training point learns (0: the model's)
 
     def key(self, base_digest: str) -> str:
         point = asdict(self)
-        if not point["inference"]:      # the keys of points without settings stay as they were
-            del point["inference"]
+        for name in ("inference", "train_time_steps"):  # keys of points without them as before
+            if not point[name]:
+                del point[name]
         blob = json.dumps({"point": point, "base": base_digest}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -139,11 +141,13 @@ def _in_training(scheme: str) -> bool:
 def build_grid(*, schemes, bits, roundings, group_sets, sensitivity: bool,
                ranges: dict | None = None, sensitivity_groups=ALL_GROUPS,
                neuron_bits: int = 16, decay_bits: int | None = None,
-               inference: list[dict] | None = None) -> list[Point]:
+               inference: list[dict] | None = None,
+               train_time_steps=(0,)) -> list[Point]:
     """The grid's points, then the sensitivity sweep's (one group at a time, post-training).
     ``decay_bits`` fixes the decay group's precision at every grid point that has it.
     ``inference``: ``[inference]`` settings (``inference_variants``); every deployable grid
-    point is tested under each of them (they change the integer test only, not the training)."""
+    point is tested under each of them (they change the integer test only, not the training).
+    ``train_time_steps``: the T values in-training points learn with (0: the model's)."""
     variants = inference or [{}]
     points = []
     for scheme in schemes:
@@ -160,10 +164,13 @@ def build_grid(*, schemes, bits, roundings, group_sets, sensitivity: bool,
                         groups["decay"]["format"] = str(default_format("decay", decay_bits))
                         label += f" decay {decay_bits}b"
                     deployable = all(g in groups for g in DEPLOYABLE_GROUPS)
-                    for v in (variants if deployable else [{}]):
-                        points.append(Point(scheme, b, r, groups, "grid", gs,
-                                            label + (f" | {inference_label(v)}" if v else ""),
-                                            dict(v)))
+                    for tt in (train_time_steps if _in_training(scheme) else (0,)):
+                        base_label = label + (f" trained T={tt}" if tt else "")
+                        for v in (variants if deployable else [{}]):
+                            points.append(Point(
+                                scheme, b, r, groups, "grid", gs,
+                                base_label + (f" | {inference_label(v)}" if v else ""),
+                                dict(v), int(tt)))
     if sensitivity:
         for g in sensitivity_groups:
             for b in bits:
@@ -220,7 +227,7 @@ def _append(path: Path, row: dict) -> None:
 
 
 def point_network(base, scheme: str, groups: dict, *, backend: str | None = None,
-                  progress: bool = False):
+                  progress: bool = False, train_time_steps: int = 0):
     """The network of one exploration point and its data and backend: the float model ``base``
     (changed in place) with the plan put on it (post-training), or a network trained from
     scratch with the plan (in-training). Labels are not assigned yet."""
@@ -231,6 +238,8 @@ def point_network(base, scheme: str, groups: dict, *, backend: str | None = None
     if backend:
         cfg = cfg.with_overrides([f'backend="{backend}"'])
     cfg.quant = QuantSettings(scheme, copy.deepcopy(groups))
+    if train_time_steps:
+        cfg.train.time_steps = int(train_time_steps)
     data = flow.load_dataset(cfg)
     sim = flow.get_backend(cfg)
     quantizer, plan = flow.quantizer_for(cfg)
@@ -266,7 +275,8 @@ def evaluate_points(points: list[Point], base_model: str, options: dict) -> list
     point = points[0].quantization()
     base = load_network(base_model)
     net, data, backend = point_network(copy.deepcopy(base), point.scheme, point.groups,
-                                       backend=options.get("backend"))
+                                       backend=options.get("backend"),
+                                       train_time_steps=point.train_time_steps)
     cfg = net.config
     flow.assign(net, _assign_data(data, options), backend=backend, progress=False)
     metrics = flow.evaluate(net, data, backend=backend, progress=False)

@@ -49,6 +49,8 @@ class ExploreCommand:
                        "retry rule off; default: the encoder's)")
         p.add_argument("--exit-margins", help="inference axis: early-exit margins in spikes, "
                        "e.g. 0,2,4 (0: off; docs/fixed-point.md section 6)")
+        p.add_argument("--train-time-steps", help="training axis of in-training points: T "
+                       "while they learn, e.g. 350,200 (default: the model's)")
         p.add_argument("--cost-models", default="",
                        help="cost models that cost integer inference, added to every row "
                             "(e.g. board-nucleo-l432kc; tinysnn plugins --kind cost_model)")
@@ -84,6 +86,10 @@ class ExploreCommand:
             exit_margin=_csv(args.exit_margins, int) if args.exit_margins else None)
         for v in variants:  # the config schema checks every value, before any work
             net.config.with_overrides([f"inference.{k}={val}" for k, val in v.items()])
+        train_steps = _csv(args.train_time_steps, int) if args.train_time_steps else [0]
+        for tt in train_steps:
+            if not 1 <= tt <= 65535:
+                raise ConfigError(f"--train-time-steps: {tt} is outside 1..65535")
         cost_models = [reg.get_entry("cost_model", c).name for c in _csv(args.cost_models)]
         cost_models += [reg.get_entry("cost_model", f"board-{b}").name for b in _csv(args.boards)]
         schemes = [reg.get_entry("quantizer", s).name for s in _csv(args.schemes)]
@@ -105,7 +111,7 @@ class ExploreCommand:
                                 group_sets=_csv(args.group_sets),
                                 sensitivity=not args.no_sensitivity, ranges=model_ranges(net),
                                 neuron_bits=args.neuron_bits, decay_bits=args.decay_bits,
-                                inference=variants)
+                                inference=variants, train_time_steps=train_steps)
             for msg in decays_lost_in_training(net, points):
                 print(f"tinysnn: warning: {msg}; --decay-bits 32 keeps theta's decay",
                       file=sys.stderr)
@@ -193,7 +199,8 @@ def materialize(row: dict, base_model: str, progress: bool = False):
         net = load_network(row["model_file"])
     else:
         net, data, backend = point_network(load_network(base_model), row["scheme"],
-                                           row["groups"], progress=progress)
+                                           row["groups"], progress=progress,
+                                           train_time_steps=row.get("train_time_steps", 0))
         flow.assign(net, data, backend=backend, progress=progress)
     # the row's inference settings travel with the model (deploy and intsim read them)
     net.config = net.config.with_overrides(
