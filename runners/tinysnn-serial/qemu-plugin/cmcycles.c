@@ -21,7 +21,9 @@
  * Addresses are hexadecimal (0x...) or decimal.
  *
  * Output line per call: entry=0x... call=K insns=I cycles=C core=X fetch_stall=F data_stall=D
- * with cycles = core + fetch_stall + data_stall; "# total ..." at exit. */
+ * core_lo=L core_hi=H, with cycles = core + fetch_stall + data_stall and [L, H] the core counts
+ * the TRMs' ranges allow (P 1-3, DIV 2-12, MULL 3-5, MLAL 4-7, IT folded or not); "# total ..."
+ * at exit. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,6 +381,7 @@ static struct {
 
 typedef struct {
     uint64_t insns, core, fetch, data;
+    uint64_t below, above; /* how far the TRM's ranges let the core count go either way */
 } counters_t;
 
 static counters_t now;
@@ -398,6 +401,7 @@ typedef struct {
     uint64_t vaddr, fallthrough;
     uint64_t first_line, last_line; /* 64-bit flash lines */
     uint32_t n, base, fetch_lines;
+    uint32_t below, above;    /* range slack of the block's own instructions */
     uint32_t nottaken_refund; /* a conditional last instruction that did not execute */
     uint8_t kind, call, first_wide, in_flash;
     int8_t entry; /* index in entries[] + 1 when the block starts at a timed function */
@@ -436,6 +440,20 @@ static unsigned cost(const dec_t *d)
     case C_VLDR: case C_VSTR: case C_VMOV2: return 2u;
     default: return 1u; /* ALU, MUL, DSP, STR imm, branches (+P), IT, hints, FP */
     }
+}
+
+/* What the TRM ranges allow below the charged cost: DIV 2-12, and on the M3 MULL 3-5 and
+ * MLAL 4-7 (the charged values are parameters, the TRM minimums are not). */
+static unsigned range_below(const dec_t *d)
+{
+    unsigned c = cost(d), lo = c;
+    if (d->cls == C_DIV)
+        lo = 2u;
+    else if (d->cls == C_MULL && !cfg.m4)
+        lo = 3u;
+    else if (d->cls == C_MLAL && !cfg.m4)
+        lo = 4u;
+    return c > lo ? c - lo : 0u;
 }
 
 static int is_data_processing(unsigned c)
@@ -480,11 +498,15 @@ static void close_call(entry_t *e)
     d.core = now.core - e->start.core;
     d.fetch = now.fetch - e->start.fetch;
     d.data = now.data - e->start.data;
+    d.below = now.below - e->start.below;
+    d.above = now.above - e->start.above;
     e->calls++;
     snprintf(buf, sizeof buf,
              "entry=0x%" PRIx64 " call=%" PRIu64 " insns=%" PRIu64 " cycles=%" PRIu64
-             " core=%" PRIu64 " fetch_stall=%" PRIu64 " data_stall=%" PRIu64 "\n",
-             e->addr, e->calls, d.insns, d.core + d.fetch + d.data, d.core, d.fetch, d.data);
+             " core=%" PRIu64 " fetch_stall=%" PRIu64 " data_stall=%" PRIu64 " core_lo=%" PRIu64
+             " core_hi=%" PRIu64 "\n",
+             e->addr, e->calls, d.insns, d.core + d.fetch + d.data, d.core, d.fetch, d.data,
+             d.core - d.below, d.core + d.above);
     write_line(buf);
     e->active = 0;
     n_active--;
@@ -498,9 +520,12 @@ static void tb_exec(unsigned int vcpu, void *udata)
     if (p) {
         int taken = t->vaddr != p->fallthrough;
         if (p->kind != K_NONE) {
-            if (taken)
-                now.core += refill(p->kind, t);
-            else
+            if (taken) {
+                unsigned pr = refill(p->kind, t);
+                now.core += pr;
+                now.below += pr - 1u; /* the TRMs: P is 1 to 3 */
+                now.above += 3u - pr;
+            } else
                 now.core -= p->nottaken_refund;
         } else if (taken) {
             now.core += cfg.exc; /* no branch, yet elsewhere: an exception was taken */
@@ -524,6 +549,8 @@ static void tb_exec(unsigned int vcpu, void *udata)
     }
     now.insns += t->n;
     now.core += t->base;
+    now.below += t->below;
+    now.above += t->above;
     if (t->in_flash)
         now.fetch += (uint64_t)cfg.ws *
                      (t->fetch_lines - ((p && p->in_flash && p->last_line == t->first_line) ? 1u : 0u));
@@ -577,9 +604,12 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         /* an address computed by the instruction just before: no forwarding path, +1 */
         if (is_memory(d.cls) && (d.addr & prev_wr))
             c += 1u;
-        if (d.cls == C_IT && have_prev && prev_narrow)
+        if (d.cls == C_IT && have_prev && prev_narrow) {
             c = 0u; /* folded onto the preceding 16-bit instruction */
+            t->above += 1u; /* "can be folded" */
+        }
         t->base += c;
+        t->below += range_below(&d);
 
         if (i == 0) {
             t->first_line = l0;
@@ -701,7 +731,6 @@ static int parse_arg(const char *arg)
     else if (KEY("div")) cfg.div = (unsigned)v;
     else if (KEY("mull")) cfg.mull = (unsigned)v;
     else if (KEY("mlal")) cfg.mlal = (unsigned)v;
-    else if (KEY("mla")) cfg.mla = (unsigned)v;
     else if (KEY("exc")) cfg.exc = (unsigned)v;
     else return -1;
 #undef KEY

@@ -1,4 +1,4 @@
-/* The few declarations of QEMU's TCG plugin API (version 1, QEMU 4.2 to 8.x) that cmcycles.c
+/* The few declarations of QEMU's TCG plugin API (version 1, as in QEMU 7.2) that cmcycles.c
  * uses, written from QEMU's public plugin documentation: Debian's qemu-system-arm accepts
  * -plugin but ships no development header. Only what is declared here is used; the functions
  * are resolved against the QEMU binary when it loads the plugin. */

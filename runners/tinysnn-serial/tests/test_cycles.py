@@ -53,6 +53,24 @@ def hand_counts(core: str) -> dict[str, list[int]]:
     return counts
 
 
+#: the core counts the TRMs' ranges allow (P 1-3, UDIV 2-12, M3 UMULL 3-5, IT not folded)
+def hand_ranges(core: str) -> dict[str, list[tuple[int, int]]]:
+    m4 = core == "cortex-m4"
+    p = 2 * (N - 1)  # N-1 taken direct branches at P = 1 that may cost up to 3
+    ranges = {
+        "alu_loop": [(8, 10), (602, 602 + p + 2)],  # bx lr: P 2 of 1..3
+        "load_loop": [(1501, 1501 + p + 2)],
+        "mul_loop": [(803, 1804 + p + 1) if m4 else (1103, 2304 + p + 1)],  # UDIV 12 -> 2
+        "branch_loop": [(798 - (N - 1) - 1, 798 + (N - 1) + p + 2 + 1)],
+        "copy_loop": [(337, 339 + 2 * 24)],  # pop {pc}: P 3 of 1..3
+        "it_loop": [(502, 502 + p + 2 + N)],  # + N: IT not folded
+        "flash_load_loop": [(1102, 1102 + p + 2)],
+    }
+    if m4:
+        ranges["dsp_loop"] = [(703, 703 + p + 2)]
+    return ranges
+
+
 #: with ws flash wait states on code and constants (0x0 up): (fetch stalls, data stalls) / ws
 HAND_STALLS = {"alu_loop": [(2 * 1, 0), (2 * N, 0)], "flash_load_loop": [(2 * N + 1, 4 * N)],
                "load_loop": [(None, 0)]}  # the load loop reads RAM only
@@ -94,8 +112,10 @@ def test_reference_loops_match_hand_counts(plugin, tmp_path, core):
     assert cycles.symbol_address(elf, "br_target") % 4 == 2
     want = hand_counts(core)
     got = run_refloops(plugin, elf, core, list(want), tmp_path)
+    ranges = hand_ranges(core)
     for name, counts in want.items():
         assert [c.cycles for c in got[name]] == counts, name
+        assert [(c.core_lo, c.core_hi) for c in got[name]] == ranges[name], name
         assert all(c.core == c.cycles and c.fetch_stall == c.data_stall == 0
                    for c in got[name]), name
 

@@ -238,6 +238,8 @@ class CallCycles:
     core: int
     fetch_stall: int
     data_stall: int
+    core_lo: int | None = None  # the core counts the TRMs' ranges allow (P 1-3, DIV 2-12, ...)
+    core_hi: int | None = None
 
     @property
     def cpi(self) -> float:
@@ -253,7 +255,9 @@ def parse_calls(text: str) -> list[CallCycles]:
         kv = dict(item.split("=", 1) for item in line.split())
         calls.append(CallCycles(int(kv["entry"], 16), int(kv["call"]), int(kv["insns"]),
                                 int(kv["cycles"]), int(kv["core"]), int(kv["fetch_stall"]),
-                                int(kv["data_stall"])))
+                                int(kv["data_stall"]),
+                                int(kv["core_lo"]) if "core_lo" in kv else None,
+                                int(kv["core_hi"]) if "core_hi" in kv else None))
     return calls
 
 
@@ -270,6 +274,8 @@ class SampleCycles:
     fetch_stall: int     # instruction-fetch wait states
     data_stall: int      # data-read wait states
     calls: int = 1       # tsnn_infer calls seen for this sample (more after a protocol retry)
+    core_lo: int | None = None  # the range of the core count the TRMs' ranges allow
+    core_hi: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -345,7 +351,8 @@ def estimate_samples(elf, samples, profile: CycleProfile, *, board=None,
                                          f"{function} (see {log})")
                     c = calls[-1]
                     row = SampleCycles(sid, res.prediction, res.cycles, c.insns, c.cycles,
-                                       c.core, c.fetch_stall, c.data_stall, len(calls))
+                                       c.core, c.fetch_stall, c.data_stall, len(calls),
+                                       c.core_lo, c.core_hi)
                     rows.append(row)
                     if on_sample is not None:
                         on_sample(row)
@@ -363,8 +370,10 @@ def summarize(rows: list[SampleCycles], profile: CycleProfile) -> dict:
     """Medians (and min/max) over the samples; latency at the profile's clock."""
     if not rows:
         return {"samples": 0}
-    med = {k: statistics.median(getattr(r, k) for r in rows)
-           for k in ("cycles", "core", "fetch_stall", "data_stall", "insns", "icount")}
+    keys = ["cycles", "core", "fetch_stall", "data_stall", "insns", "icount"]
+    if all(r.core_lo is not None and r.core_hi is not None for r in rows):
+        keys += ["core_lo", "core_hi"]
+    med = {k: statistics.median(getattr(r, k) for r in rows) for k in keys}
     out = {"samples": len(rows), "median": med,
            "min_cycles": min(r.cycles for r in rows), "max_cycles": max(r.cycles for r in rows),
            "cpi": med["cycles"] / med["insns"] if med["insns"] else None,
@@ -447,6 +456,11 @@ class CyclesCommand:
           f"cycles (core {med['core']:,.0f} + fetch {med['fetch_stall']:,.0f} + data "
           f"{med['data_stall']:,.0f} wait-state cycles) for {med['insns']:,.0f} instructions, "
           f"CPI {s['cpi']:.2f}")
+        if "core_lo" in med and med["core"]:
+            w(f"the TRMs' ranges (branch refill P 1-3, SDIV/UDIV 2-12, M3 long multiplies, IT "
+              f"folding) allow {med['core_lo']:,.0f} to {med['core_hi']:,.0f} core cycles "
+              f"({100 * (med['core_lo'] / med['core'] - 1):+.0f}% to "
+              f"{100 * (med['core_hi'] / med['core'] - 1):+.0f}%)")
         if s.get("clock_hz"):
             line = (f"latency at {s['clock_hz'] / 1e6:g} MHz: {1e3 * s['latency_s']:.2f} ms")
             if profile.flash_wait_states:

@@ -133,7 +133,7 @@ br_target:
 2:  bx lr
 
 /* COPY(N) = push {r4-r7,lr} 1+5 + N x (ldmia 1+4 + stmia 1+4 + subs 1 + bne 1) + (N-1)
- *         + pop {r4-r7,pc} 1+5+3 = 12N + 14 (N blocks of 16 bytes, RAM to RAM). */
+ *         + pop {r4-r7,pc} 1+5+3 = 13N + 14 (N blocks of 16 bytes, RAM to RAM). */
     .balign 8
     .thumb_func
     .global copy_loop
