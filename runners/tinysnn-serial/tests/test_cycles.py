@@ -231,10 +231,16 @@ def test_decoder_classes_a_broad_instruction_sample(decoder, tmp_path):
     assert n > 200 and bad == []
 
 
-def test_decoder_classes_the_firmware(decoder, tmp_path):
+def test_decoder_classes_the_firmware(decoder, model_file, tmp_path):
+    """The protocol firmware (M3 code) and a model's firmware with the real engine (M4 code)."""
     need_arm_toolchain()
-    for name in ("qemu-mps2-an385", "nucleo-l432kc"):
-        elf = BOARDS[name].build(build_dir=tmp_path / name)
+    from tinysnn_serial import deploy
+
+    net, m = deploy.load_model(model_file)
+    elves = {"qemu-mps2-an385": BOARDS["qemu-mps2-an385"].build(build_dir=tmp_path / "m3"),
+             "nucleo-l432kc": deploy.prepare(net, m, BOARDS["nucleo-l432kc"], name="dec_m4",
+                                             build_dir=tmp_path / "m4")[0]}
+    for name, elf in elves.items():
         n, bad = decode_mismatches(decoder, elf)
         assert n > 500 and bad == [], name
 
