@@ -305,3 +305,42 @@ def calibrate(board: str, models, samples: int, work_dir, out_dir=None) -> tuple
     data.update({"engine_digest": engine_digest(), "coefficients": coef.tolist(),
                  "samples_per_model": samples, "fitted_on": table})
     return write_calibration(board, data, out_dir), table
+
+
+def calibrate_cycles(board: str, models, samples: int, work_dir, out_dir=None) -> tuple[Path, dict]:
+    """The cycles per instruction of ``board``'s core and flash wait states: each model's
+    firmware under QEMU with the cycle-estimate plugin (``tinysnn_serial.cycles``), summed over
+    the samples. The board's figure assumes what its port sets up (STM32L4: ART instruction and
+    data caches on): instruction fetches hit the cache, data reads from flash pay the wait
+    states; the zero-wait and the all-miss (ART off) figures bound it."""
+    from . import cycles, deploy
+
+    profile = cycles.cycle_profile(board)
+    emu, exact = cycles.emulator_for(profile.core)
+    tot = {"insns": 0, "core": 0, "fetch_stall": 0, "data_stall": 0}
+    for path in models:
+        net, m = deploy.load_model(path)
+        stem, _ = deploy.model_id(path)
+        name = deploy.firmware_model_name(stem, deploy.codegen.model_digest(m))
+        bdir = Path(work_dir) / f"{name}-{emu.profile.name}"
+        elf, _, _, _ = deploy.prepare(net, m, emu, name=name, build_dir=bdir)
+        images, _, seed, _ = deploy.test_split(net, samples)
+        rows = cycles.estimate_samples(elf, [(images[i], seed, i) for i in range(len(images))],
+                                       profile, board=emu, work_dir=bdir / "cycles")
+        for r in rows:
+            for k in tot:
+                tot[k] += getattr(r, k)
+    if not tot["insns"]:
+        raise CalibrationError("the cycle-estimate runs counted no instructions")
+    cpi = (tot["core"] + tot["data_stall"]) / tot["insns"]
+    data = load_calibration(board, required=False) or {}
+    data = {k: v for k, v in data.items() if k not in ("version", "features", "board", "date")}
+    data.update({
+        "cpi": cpi, "cpi_zero_wait": tot["core"] / tot["insns"],
+        "cpi_art_off": (tot["core"] + tot["fetch_stall"] + tot["data_stall"]) / tot["insns"],
+        "cpi_totals": tot, "cpi_models": [Path(p).name for p in models],
+        "cpi_source": (f"cycle-estimate plugin ({profile.core} TRM timings, "
+                       f"{profile.flash_wait_states} flash wait states on data reads, "
+                       f"instruction fetches in the cache) on {emu.profile.name}"
+                       + ("" if exact else f" (no emulated {profile.core}: its code)"))})
+    return write_calibration(board, data, out_dir), data

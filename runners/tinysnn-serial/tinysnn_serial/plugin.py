@@ -100,6 +100,14 @@ class BoardCommand:
         from .cycles import CyclesCommand
 
         CyclesCommand.add_arguments(sub.add_parser("cycles", help=CyclesCommand.help))
+        p = sub.add_parser("calibrate-cycles", help="cycles per instruction of a board's core "
+                           "and flash wait states, from the cycle-estimate plugin on models' "
+                           "firmware; completes the board cost model")
+        p.add_argument("name", help="board name (tinysnn board list)")
+        p.add_argument("--models", nargs="+", required=True, metavar="M.tsnn")
+        p.add_argument("--samples", type=int, default=5, help="test samples per model")
+        p.add_argument("--work-dir", default="runs/calibrate-cycles")
+        p.add_argument("--out", help="folder for NAME.json (default: the calibration folder)")
         p = sub.add_parser("selftest", help="check a running board's link with the protocol "
                            "test engine (random samples, results checked)")
         p.add_argument("--port", required=True, help="pyserial URL, pty:CMD or subprocess:CMD")
@@ -123,6 +131,17 @@ class BoardCommand:
             return self._selftest(args)
         if action == "calibrate":
             return self._calibrate(args)
+        if action == "calibrate-cycles":
+            from .costmodel import calibrate_cycles
+
+            if not 1 <= args.samples <= 10_000:
+                raise tinysnn_core.errors.ConfigError(f"--samples {args.samples}: give 1..10000")
+            path, data = calibrate_cycles(args.name, args.models, args.samples, args.work_dir,
+                                          args.out)
+            print(f"{args.name}: CPI {data['cpi']:.3f} ({data['cpi_source']}); bounds "
+                  f"{data['cpi_zero_wait']:.3f} (every access a cache hit) to "
+                  f"{data['cpi_art_off']:.3f} (ART off)\ncalibration written to {path}")
+            return 0
         if action == "cycles":
             from .cycles import CyclesCommand
 
