@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinysnn_cupy.backend import (KERNEL_SOURCE, OPS_NAMES, cupy_status,
+from tinysnn_cupy.backend import (INT_OP_NAMES, KERNEL_SOURCE, OPS_NAMES, cupy_status,
                                  int_shared_bytes, shared_bytes)
 
 EMU_DIR = Path(__file__).with_name("emu")
@@ -200,13 +200,14 @@ class EmuIntExecutor(_EmuLibraries):
         img, keys = np.ascontiguousarray(images), np.ascontiguousarray(skeys)
         counts = np.zeros((K, B, N), dtype=np.int32)
         preds = np.zeros((K, B), dtype=np.int64)
+        ops = np.zeros((K, B, len(INT_OP_NAMES)), dtype=np.int64)
         p = self._p
         lib.emu_int_infer(ctypes.c_uint(B), ctypes.c_uint(K), ctypes.c_uint(threads),
                           *[p(a) for a in arrs], ctypes.c_int(packed["RATES"].shape[1]),
                           p(img), p(keys), ctypes.c_int(0), ctypes.c_int(B),
                           ctypes.c_int(packed["n_in"]), ctypes.c_int(N), ctypes.c_int(n_pad),
-                          p(counts), p(preds))
-        return preds, counts
+                          p(counts), p(preds), p(ops))
+        return preds, counts, ops
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@ the reason, without CuPy or a CUDA device)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -57,3 +59,26 @@ def test_gpu_run_integer_many(gpu_backend, int_network, digits):
         want = intsim.infer(models[k], images[:4], 3, ids[:4])
         np.testing.assert_array_equal(counts[k, :4], want[1])
         np.testing.assert_array_equal(preds[k, :4], want[0])
+
+
+@pytest.mark.parametrize("topology,margin", [("tinysnn", 2), ("diehl-cook", 1), ("tinysnn", 0)])
+def test_gpu_integer_early_exit_and_ops_n400(gpu_backend, int_network, digits, topology, margin):
+    base = intsim.from_network(int_network(topology, 400, 350, 3, 8, 16, "nearest"))
+    model = dataclasses.replace(base, exit_margin=margin)
+    images, ids = digits[0][:4], np.arange(4)
+    want = intsim.infer(model, images, 21, ids, with_ops=True)
+    got = gpu_backend.run_integer(model, images, 21, ids, with_ops=True)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0], want[0])
+    for name in intsim.INFER_OPS:
+        np.testing.assert_array_equal(got[2][name], want[2][name], err_msg=name)
+    # mixed margins, T and retries in one launch
+    models = [dataclasses.replace(base, exit_margin=m, time_steps=T)
+              for m, T in ((0, 350), (1, 200), (3, 100))]
+    preds, counts, ops = gpu_backend.run_integer_many(models, images, 21, ids, with_ops=True)
+    for k, m in enumerate(models):
+        want = intsim.infer(m, images, 21, ids, with_ops=True)
+        np.testing.assert_array_equal(counts[k], want[1])
+        np.testing.assert_array_equal(preds[k], want[0])
+        for name in intsim.INFER_OPS:
+            np.testing.assert_array_equal(ops[name][k], want[2][name], err_msg=name)

@@ -17,8 +17,13 @@ state), updating ``net.w`` and ``net.theta`` in place like the NumPy backend.
 Integer mode (``docs/fixed-point.md``; ``cuda/snn_int_kernels.cu``) runs exported
 ``tinysnn_core.intsim.IntegerModel`` s bit-exactly with ``intsim.infer``::
 
-    run_integer(model, images, seed, sample_ids=None) -> (preds int64 [B], counts int64 [B, N])
-    run_integer_many(models, images, seed, sample_ids=None) -> (preds [K, B], counts [K, B, N])
+    run_integer(model, images, seed, sample_ids=None, *, with_ops=False)
+        -> (preds int64 [B], counts int64 [B, N]) [+ ops {name: int64 [B]}]
+    run_integer_many(models, images, seed, sample_ids=None, *, with_ops=False)
+        -> (preds [K, B], counts [K, B, N]) [+ ops {name: int64 [K, B]}]
+
+early exit included (``integer_features``); ``ops`` are ``intsim.INFER_OPS``, as
+``intsim.infer(..., with_ops=True)`` gives them.
 
 CuPy is optional: without it (or without a CUDA device) the module still imports,
 ``available()`` says why, and ``run`` raises :class:`CupyUnavailable` with that reason.
@@ -78,7 +83,9 @@ OPS_NAMES = ("presentations", "input_spikes", "exc_spikes", "inh_spikes", "later
 INT_MP_NAMES = ("T", "n_rates", "retry_min", "has_inh", "shift", "lateral", "exc_to_inh",
                 "n_classes") + tuple(f"{p}_{n}" for p in ("e", "i") for n in (
                     "u_min", "u_max", "decay", "decay_frac", "bias", "reset", "refrac",
-                    "one_spike"))
+                    "one_spike")) + ("exit_margin",)
+#: per-sample operation counts of the integer kernel (IO_* indices), intsim.INFER_OPS's order
+INT_OP_NAMES = ("presentations", "steps", "draws", "input_spikes", "exc_spikes", "exit_early")
 #: classes the integer kernel's in-block vote supports (SI_MAX_CLASSES)
 INT_MAX_CLASSES = 64
 RULE_IDS = {"PostPre": 0, "WeightDependentPostPre": 1, "TinySNNSTDP": 2}
@@ -333,7 +340,7 @@ def int_launch_config(n_neurons: int, n_inputs: int, npt: int | None = None
 
 def int_shared_bytes(n_inputs: int, maxch: int) -> int:
     """Dynamic shared memory of one integer block (mirrors the carving in snn_int_infer)."""
-    return 4 * (4 * n_inputs + 32 * maxch + 64 + INT_MAX_CLASSES)
+    return 4 * (4 * n_inputs + 32 * maxch + 64 + 2 * INT_MAX_CLASSES + 1)
 
 
 def pack_integer_models(models, n_pad: int) -> dict:
@@ -371,12 +378,18 @@ def pack_integer_models(models, n_pad: int) -> dict:
         a = np.asarray(m.assignments, dtype=np.int64)
         if a.shape != (N,):
             raise TinySNNError(f"integer model: {a.size} assignments for {N} neurons")
-        assign[k, :N] = np.where((a >= 0) & (a < n_classes), a, -1)
+        # -1: no class; n_classes: assigned beyond the classes (counts towards the early-exit
+        # total as in intsim's class_sums, in no class)
+        assign[k, :N] = np.where(a < 0, -1, np.minimum(a, n_classes))
         csize[k, :n_classes] = [(a == c).sum() for c in range(n_classes)]
         shift = int(m.exc.v_frac) - int(m.w_format.frac_bits)
         if abs(shift) > 62:
             raise UnsupportedNetwork(f"integer model: weight/potential alignment shift {shift}")
-        p = dict(T=int(m.time_steps), n_rates=int(units.size),
+        margin = int(getattr(m, "exit_margin", 0))
+        if not 0 <= margin < 2 ** 31:
+            raise UnsupportedNetwork(f"integer model: early-exit margin {margin} outside "
+                                     "0 .. 2**31 - 1")
+        p = dict(T=int(m.time_steps), n_rates=int(units.size), exit_margin=margin,
                  retry_min=int(m.retry_min_spikes), has_inh=int(m.inh is not None), shift=shift,
                  lateral=int(m.lateral), exc_to_inh=int(m.exc_to_inh), n_classes=n_classes)
         for prefix, L in (("e", m.exc), ("i", m.inh)):
@@ -433,7 +446,8 @@ class CupyExecutor:
 
     def infer_int(self, packed, images, skeys, geometry):
         """Integer inference of the packed models on all images: (preds [K, B] int64,
-        counts [K, B, N] int32), in launches of at most ``chunk`` samples."""
+        counts [K, B, N] int32, ops [K, B, len(INT_OP_NAMES)] int64), in launches of at most
+        ``chunk`` samples."""
         cp = self.cp
         npt, threads, maxch, n_pad = geometry
         K = packed["W"].shape[0]
@@ -447,19 +461,22 @@ class CupyExecutor:
         R = packed["RATES"].shape[1]
         counts = cp.zeros((K, B, N), dtype=cp.int32)
         preds = cp.zeros((K, B), dtype=cp.int64)
+        ops = cp.zeros((K, B, len(INT_OP_NAMES)), dtype=cp.int64)
         chunk = max(1, min(B, CupyBackend.max_count_elems // max(1, K * N)))
         for b0 in range(0, B, chunk):
             nb = min(chunk, B - b0)
             c_out = counts if nb == B else cp.zeros((K, nb, N), dtype=cp.int32)
             p_out = preds if nb == B else cp.zeros((K, nb), dtype=cp.int64)
+            o_out = ops if nb == B else cp.zeros((K, nb, len(INT_OP_NAMES)), dtype=cp.int64)
             kern((nb, K), (threads,), (d["W"], d["TH"], d["ASSIGN"], d["CSIZE"], d["MP"],
                                        d["RATES"], np.int32(R), d_img, d_keys, np.int32(b0),
                                        np.int32(nb), np.int32(n_in), np.int32(N),
-                                       np.int32(n_pad), c_out, p_out), shared_mem=smem)
+                                       np.int32(n_pad), c_out, p_out, o_out), shared_mem=smem)
             if nb != B:
                 counts[:, b0:b0 + nb] = c_out
                 preds[:, b0:b0 + nb] = p_out
-        return cp.asnumpy(preds), cp.asnumpy(counts)
+                ops[:, b0:b0 + nb] = o_out
+        return cp.asnumpy(preds), cp.asnumpy(counts), cp.asnumpy(ops)
 
     def _kernel(self, name, npt, maxch, smem):
         kern = self.module(npt, maxch).get_function(name)
@@ -599,18 +616,29 @@ class CupyBackend:
     def int_geometry(self, n_neurons: int, n_inputs: int):
         return int_launch_config(n_neurons, n_inputs, self.int_neurons_per_thread)
 
-    def run_integer(self, model, images, seed: int, sample_ids=None):
+    #: the parts of the integer contract beyond the base time step that ``run_integer`` and
+    #: ``run_integer_many`` implement (``intsim.run_integer`` picks this backend when the model
+    #: needs no more)
+    integer_features = frozenset({"early_exit", "ops"})
+
+    def run_integer(self, model, images, seed: int, sample_ids=None, *, with_ops: bool = False):
         """Integer inference of ``model`` (a ``tinysnn_core.intsim.IntegerModel``): the same
         (predictions int64 [B], counts int64 [B, N]) as ``intsim.infer(model, images, seed,
-        sample_ids)``, bit for bit; all samples in one launch (per chunk of samples)."""
-        preds, counts = self.run_integer_many([model], images, seed, sample_ids)
-        return preds[0], counts[0]
+        sample_ids)``, bit for bit, early exit included; all samples in one launch (per chunk of
+        samples). ``with_ops``: (preds, counts, ops), ops a dict of int64 [B] per name of
+        ``intsim.INFER_OPS``, as ``intsim.infer(..., with_ops=True)``."""
+        out = self.run_integer_many([model], images, seed, sample_ids, with_ops=with_ops)
+        if with_ops:
+            return out[0][0], out[1][0], {name: v[0] for name, v in out[2].items()}
+        return out[0][0], out[1][0]
 
-    def run_integer_many(self, models, images, seed: int, sample_ids=None):
+    def run_integer_many(self, models, images, seed: int, sample_ids=None, *,
+                         with_ops: bool = False):
         """Integer inference of K models of one shape (``n_inputs``, ``n_neurons``; formats, T,
-        retries, topology may differ, e.g. K quantization points) on the same samples, in one
-        launch: (predictions int64 [K, B], counts int64 [K, B, N]); ``[k]`` equals
-        ``intsim.infer(models[k], images, seed, sample_ids)``."""
+        retries, early exit, topology may differ, e.g. K quantization points) on the same
+        samples, in one launch: (predictions int64 [K, B], counts int64 [K, B, N]); ``[k]``
+        equals ``intsim.infer(models[k], images, seed, sample_ids)``. ``with_ops`` adds the
+        per-sample operation counts, a dict of int64 [K, B] per name of ``intsim.INFER_OPS``."""
         models = list(models)
         if not models:
             raise TinySNNError("run_integer_many needs at least one integer model")
@@ -624,8 +652,15 @@ class CupyBackend:
         packed = pack_integer_models(models, geom[3])       # refusals before any work
         K, B = len(models), len(images)
         if B == 0:
-            return np.zeros((K, 0), dtype=np.int64), np.zeros((K, 0, N), dtype=np.int64)
-        ex = self._get_executor()
-        preds, counts = ex.infer_int(packed, np.ascontiguousarray(images),
-                                     sample_keys(seed, ids), geom)
-        return preds.astype(np.int64), counts.astype(np.int64)
+            preds = np.zeros((K, 0), dtype=np.int64)
+            counts = np.zeros((K, 0, N), dtype=np.int64)
+            ops = np.zeros((K, 0, len(INT_OP_NAMES)), dtype=np.int64)
+        else:
+            ex = self._get_executor()
+            preds, counts, ops = ex.infer_int(packed, np.ascontiguousarray(images),
+                                              sample_keys(seed, ids), geom)
+        preds, counts = preds.astype(np.int64), counts.astype(np.int64)
+        if not with_ops:
+            return preds, counts
+        return preds, counts, {name: np.ascontiguousarray(ops[:, :, i], dtype=np.int64)
+                               for i, name in enumerate(INT_OP_NAMES)}

@@ -5,16 +5,21 @@
   topologies and for PTQ / ITQ inference; stochastic rounding draws its own counter-based numbers,
   so it is checked statistically (unbiasedness, and spike counts and learned parameters against
   the reference within the spread the reference itself shows between seeds);
-- integer mode (``run_integer``) is bit-exact with ``tinysnn_core.intsim.infer``;
+- integer mode (``run_integer``) is bit-exact with ``tinysnn_core.intsim.infer``: predictions,
+  counts and the per-sample operation counts, early exit on and off, at other inference T,
+  rates and retries (hypothesis over the settings and the corners of the exit rule);
 - what the kernels cannot run (a rounding plugin) is refused before any work.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("numba")
 
@@ -329,3 +334,111 @@ def test_bad_batches_are_refused_before_any_work(data, trained, monkeypatch):
                            ops=OpCounts())
     with pytest.raises(Exception, match="sample ids"):
         NumbaBackend().run_integer(model, data.test_images[:3], 0, [0])
+
+
+# -- integer mode: early exit and the per-sample operation counts --------------------------------
+def _assert_same_integer(got, want):
+    """(preds, counts, ops) of run_integer(with_ops=True) equal intsim.infer's, every ops array."""
+    assert got[0].dtype == np.int64 and got[1].dtype == np.int64
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0], want[0])
+    assert tuple(got[2]) == intsim.INFER_OPS
+    for name in intsim.INFER_OPS:
+        assert got[2][name].dtype == np.int64 and got[2][name].shape == (len(want[0]),)
+        np.testing.assert_array_equal(got[2][name], want[2][name], err_msg=name)
+
+
+def _check_integer(model, images, seed, ids):
+    want = intsim.infer(model, images, seed, ids, with_ops=True)
+    _assert_same_integer(NumbaBackend().run_integer(model, images, seed, ids, with_ops=True),
+                         want)
+    return want
+
+
+def test_integer_features_and_op_layout():
+    assert {"early_exit", "ops"} <= set(NumbaBackend.integer_features)
+    assert kernels.INT_OP_FIELDS == intsim.INFER_OPS
+
+
+@pytest.mark.parametrize("margin", [0, 1, 3])
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_integer_early_exit_and_ops_are_bit_identical(data, trained, topology, margin):
+    """Early exit off and on, at the training T and at other T / rate tables (inference
+    settings), with retries: predictions, counts and every operation count equal intsim's."""
+    base = intsim.from_network(ptq(trained[topology], 6, 12))
+    images, ids, seed = data.test_images[:16], np.arange(400, 416), 99
+    low = (base.rate_units // 3).astype(np.uint64)          # quiet: retries happen
+    variants = [dict(), dict(time_steps=37, rate_units=low[:3], retry_min_spikes=4),
+                dict(time_steps=160, rate_units=base.rate_units[:1])]
+    exits = 0
+    for v in variants:
+        m = dataclasses.replace(base, exit_margin=margin, **v)
+        want = _check_integer(m, images, seed, ids)
+        exits += int(want[2]["exit_early"].sum())
+        assert want[1].sum() > 0
+    assert (exits > 0) == (margin > 0)
+
+
+def test_integer_inference_settings_from_the_config(data, trained):
+    """[inference] overrides (T, retries, rate, early exit) reach the integer model and the
+    kernel through intsim.from_network, and run_integer(backend=numba) is used for them."""
+    net = ptq(trained["diehl-cook"], 5, 10)
+    net.config = net.config.with_overrides(["inference.exit_margin=2", "inference.time_steps=100",
+                                            "inference.rate_hz=127.5", "inference.max_retries=0"])
+    m = intsim.from_network(net)
+    assert (m.exit_margin, m.time_steps, len(m.rate_units)) == (2, 100, 1)
+    images, ids = data.test_images[:12], np.arange(12)
+    want = _check_integer(m, images, 5, ids)
+    assert want[2]["exit_early"].sum() > 0
+
+    calls = []
+
+    class Spy(NumbaBackend):
+        def run_integer(self, *args, **kw):
+            calls.append(kw)
+            return super().run_integer(*args, **kw)
+
+    _assert_same_integer(intsim.run_integer(m, images, 5, ids, Spy(), with_ops=True), want)
+    assert calls == [{"with_ops": True}]
+
+
+@st.composite
+def _exit_settings(draw):
+    """Inference settings and corners of the exit rule drawn over the trained models."""
+    return dict(
+        key=(draw(st.sampled_from(TOPOLOGIES)), draw(st.sampled_from([(4, 8), (8, 16)]))),
+        margin=draw(st.sampled_from([0, 1, 3])),
+        T=draw(st.integers(1, 120)),
+        n_rates=draw(st.integers(1, 4)),
+        rate_scale=draw(st.sampled_from([0.2, 0.5, 1.0, 2.0])),
+        min_spikes=draw(st.integers(0, 12)),
+        one_spike=draw(st.booleans()),
+        # class remap: merged classes leave classes without neurons, -1 unassigns; n_classes
+        # below 10 leaves neurons assigned beyond the classes (in the exit total, no class)
+        remap=draw(st.lists(st.integers(-1, 9), min_size=10, max_size=10)),
+        n_classes=draw(st.sampled_from([10, 10, 3, 1])),
+        seed=draw(st.integers(0, 2**32 - 1)))
+
+
+@pytest.fixture(scope="module")
+def int_bases(trained):
+    return {(topo, bits): intsim.from_network(ptq(trained[topo], *bits))
+            for topo in TOPOLOGIES for bits in ((4, 8), (8, 16))}
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(s=_exit_settings())
+def test_integer_early_exit_random_settings_are_bit_identical(data, int_bases, s):
+    base = int_bases[s["key"]]
+    units = np.array([min(int(base.rate_units[0] * s["rate_scale"] * (1 + r)), 2**32 // 256)
+                      for r in range(s["n_rates"])], dtype=np.uint64)
+    remap = np.array(s["remap"] + [-1])
+    m = dataclasses.replace(
+        base, exit_margin=s["margin"], time_steps=s["T"], rate_units=units,
+        retry_min_spikes=s["min_spikes"], exc=dataclasses.replace(base.exc,
+                                                                  one_spike=s["one_spike"]),
+        assignments=remap[base.assignments], n_classes=s["n_classes"])
+    rng = np.random.default_rng(s["seed"] % 1000)
+    pick = rng.choice(len(data.test_images), 6, replace=False)
+    _check_integer(m, data.test_images[pick], s["seed"], pick * 3 + 1)

@@ -305,10 +305,16 @@ class NumbaBackend:
         _add_ops(ops, counters)
         return counts
 
-    def run_integer(self, model, images, seed: int, sample_ids=None):
+    #: the parts of the integer contract beyond the base time step that ``run_integer``
+    #: implements (``intsim.run_integer`` picks this backend when the model needs no more)
+    integer_features = frozenset({"early_exit", "ops"})
+
+    def run_integer(self, model, images, seed: int, sample_ids=None, *, with_ops: bool = False):
         """Integer inference of ``model`` (a ``tinysnn_core.intsim.IntegerModel``): the same
         (predictions int64 [B], counts int64 [B, N]) as ``intsim.infer(model, images, seed,
-        sample_ids)``, bit for bit; the samples run in parallel."""
+        sample_ids)``, bit for bit, early exit included; the samples run in parallel.
+        ``with_ops``: also the per-sample operation counts, (preds, counts, ops) with ops a
+        dict of int64 arrays [B] named by ``intsim.INFER_OPS``, as ``intsim.infer`` gives."""
         ok, why = _numba_status()
         if not ok:
             raise TinySNNError(f"backend 'numba' is not usable here: {why}")
@@ -320,15 +326,19 @@ class NumbaBackend:
         B = len(images)
         counts = np.zeros((B, N), dtype=np.int64)
         preds = np.zeros(B, dtype=np.int64)
-        if B == 0:
-            return preds, counts
         k = _kernels()
-        skeys = np.array([counter_rng.sample_key(seed, s) for s in ids], dtype=np.int64)
-        wc, rate_units, lp, mp, th_e, th_i, assignments, sizes = packed
-        wn, acc = narrow_codes(wc)
-        k.infer_int_batch_tiled(wn, acc, images, skeys, rate_units, lp, mp, th_e, th_i,
-                                assignments, sizes, counts, preds, _threads())
-        return preds, counts
+        ops = np.zeros((B, k.N_IO), dtype=np.int64)
+        if B:
+            skeys = np.array([counter_rng.sample_key(seed, s) for s in ids], dtype=np.int64)
+            wc, rate_units, lp, mp, th_e, th_i, assignments, sizes = packed
+            wn, acc = narrow_codes(wc)
+            k.infer_int_batch_tiled(wn, acc, images, skeys, rate_units, lp, mp, th_e, th_i,
+                                    assignments, sizes, counts, preds, ops, _threads(),
+                                    k.INFER_STEPS if mp[k.MP_EXIT_MARGIN] == 0
+                                    else k.INFER_STEPS_EXIT)
+        if not with_ops:
+            return preds, counts
+        return preds, counts, {name: ops[:, i].copy() for i, name in enumerate(k.INT_OP_FIELDS)}
 
 
 def _batch(images, sample_ids, n_in: int):
@@ -381,6 +391,10 @@ def pack_integer_model(model):
     mp[k.MP_EXC_TO_INH] = int(model.exc_to_inh)
     mp[k.MP_HAS_INH] = int(model.inh is not None)
     mp[k.MP_RETRY_MIN] = int(model.retry_min_spikes)
+    margin = int(getattr(model, "exit_margin", 0))
+    if not 0 <= margin < 2 ** 31:
+        raise TinySNNError(f"integer model: early-exit margin {margin} outside 0 .. 2**31 - 1")
+    mp[k.MP_EXIT_MARGIN] = margin
     n_classes = int(model.n_classes)
     mp[k.MP_N_CLASSES] = n_classes
     assignments = np.ascontiguousarray(model.assignments, dtype=np.int64)

@@ -889,8 +889,9 @@ def present_end(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, p
  LP_ONE_SPIKE) = range(9)
 N_LP = 9
 # model-wide integer parameters (mp[FIELD], int64)
-(MP_T, MP_W_FRAC, MP_LATERAL, MP_EXC_TO_INH, MP_HAS_INH, MP_RETRY_MIN, MP_N_CLASSES) = range(7)
-N_MP = 7
+(MP_T, MP_W_FRAC, MP_LATERAL, MP_EXC_TO_INH, MP_HAS_INH, MP_RETRY_MIN, MP_N_CLASSES,
+ MP_EXIT_MARGIN) = range(8)
+N_MP = 8
 
 
 @njit(cache=True)
@@ -970,6 +971,7 @@ U32 = np.uint32
 MIX1_32 = np.uint32(0x85EBCA6B)
 MIX2_32 = np.uint32(0xC2B2AE35)
 INFER_STEPS = 64        # steps whose input spikes and currents are built at once
+INFER_STEPS_EXIT = 32   # the same with early exit (the steps drawn past an exit are wasted)
 # per-thread integer rows of the inference kernels (ib[tid, ROW, :N])
 (IB_SE_A, IB_SE_B, IB_SRC, IB_CROSS, IB_CROSS_I, IB_PLIST, IB_ACT, IB_IN_ACT, IB_COUNTS,
  IB_TMP) = range(10)
@@ -1319,12 +1321,41 @@ def infer_batch_tiled(w, theta, images, skeys, rate_units, fp, ip, qp, ops_per_s
                 counts[b, j] = ib[tid, IB_COUNTS, j]
 
 
+# per-sample operation counts of integer inference (ops[b, FIELD]), intsim.INFER_OPS's order
+INT_OP_FIELDS = ("presentations", "steps", "draws", "input_spikes", "exc_spikes", "exit_early")
+(IO_PRESENTATIONS, IO_STEPS, IO_DRAWS, IO_INPUT_SPIKES, IO_EXC_SPIKES, IO_EXIT_EARLY) = range(6)
+N_IO = 6
+
+
+@njit(cache=True, boundscheck=False)
+def _exit_reached(sums, n_eff, n_classes, margin):
+    """``intsim.exit_reached`` after its spike-total test: the leader ``a`` of section 7 over the
+    class sums ``sums`` (``n_eff``: class sizes, 1 for a class without neurons, whose sum is 0)
+    satisfies ``S_a * n_b - S_b * n_a >= margin * n_b`` for every other class ``b``."""
+    a = 0
+    s_a = 0
+    n_a = 1
+    for c in range(n_classes):
+        if sums[c] * n_a > s_a * n_eff[c]:
+            a = c
+            s_a = sums[c]
+            n_a = n_eff[c]
+    for c in range(n_classes):
+        if c != a and s_a * n_eff[c] - sums[c] * n_a < margin * n_eff[c]:
+            return False
+    return True
+
+
 @njit(cache=True, boundscheck=False)
 def _present_int_tiled(wc, skey, rate_unit, retry, n_nz, lp, mp, th_e, th_i, ib, st, nz, thm1,
-                       im, fired, lst, off, rnd, buf, inh_sparse):
-    """``intsim.present`` with the input currents of INFER_STEPS steps
-    built at once (``_accumulate`` into ``buf``, int32 or int64: the caller checked the range) and
-    the inhibitory layer updated event-driven when ``inh_sparse``. Counts in ib[IB_COUNTS]."""
+                       im, fired, lst, off, rnd, buf, inh_sparse, assignments, n_eff, sums):
+    """``intsim.present`` with the input currents of up to INFER_STEPS steps built at once
+    (``_accumulate`` into ``buf``, int32 or int64: the caller checked the range) and the
+    inhibitory layer updated event-driven when ``inh_sparse``. Counts in ib[IB_COUNTS].
+
+    Early exit (``mp[MP_EXIT_MARGIN] > 0``): the class sums of the presentation are kept in
+    ``sums`` as the spikes come (one add per emitted spike), and the exit rule is tested only
+    after a step with a spike. Returns (excitatory spikes, steps run, input spikes in them)."""
     n_in, N = wc.shape
     T = mp[MP_T]
     CH = buf.shape[0]
@@ -1350,6 +1381,10 @@ def _present_int_tiled(wc, skey, rate_unit, retry, n_nz, lp, mp, th_e, th_i, ib,
     i_umax = lp[1, LP_U_MAX]
     i_reset = lp[1, LP_RESET]
     i_refrac = lp[1, LP_REFRAC]
+    margin = mp[MP_EXIT_MARGIN]
+    exit_on = margin > 0
+    retry_min = mp[MP_RETRY_MIN]
+    n_classes = mp[MP_N_CLASSES]
     u = st[0]
     ref = st[1]
     ui = st[2]
@@ -1376,14 +1411,19 @@ def _present_int_tiled(wc, skey, rate_unit, retry, n_nz, lp, mp, th_e, th_i, ib,
         src[j] = 0
         in_act[j] = 0
         counts[j] = 0
+    for c in range(n_classes):
+        sums[c] = 0
+    n_assigned = 0          # spikes of assigned neurons: the total intsim.exit_reached tests
     n_act = 0
     n_src = 0
     n_e_prev = 0
     n_si_prev = 0
     n_exc = 0
+    n_input = 0
+    steps = T
     for t0 in range(0, T, CH):
         ch = min(CH, T - t0)
-        _draw_steps(skey, retry * T + t0, ch, n_nz, nz, thm1, im, fired, lst, off, rnd)
+        n_chunk = _draw_steps(skey, retry * T + t0, ch, n_nz, nz, thm1, im, fired, lst, off, rnd)
         _accumulate(wc, lst, off, ch, buf)
         for tt in range(ch):
             cur = buf[tt]
@@ -1428,21 +1468,38 @@ def _present_int_tiled(wc, skey, rate_unit, retry, n_nz, lp, mp, th_e, th_i, ib,
             for q in range(n_post):
                 counts[cross[q]] += 1
             n_exc += n_post
-    return n_exc
+            if exit_on and n_post:      # only a step with a spike can end the presentation
+                for q in range(n_post):
+                    a = assignments[cross[q]]
+                    if a >= 0:
+                        n_assigned += 1
+                        if a < n_classes:
+                            sums[a] += 1
+                if n_assigned >= retry_min and _exit_reached(sums, n_eff, n_classes, margin):
+                    steps = t0 + tt + 1
+                    break
+        if steps < T:
+            n_input += off[steps - t0]
+            break
+        n_input += n_chunk
+    return n_exc, steps, n_input
 
 
 @njit(cache=True, parallel=True, boundscheck=False)
 def infer_int_batch_tiled(wc, acc_proto, images, skeys, rate_units, lp, mp, th_e, th_i,
-                          assignments, sizes, counts, preds, n_threads):
+                          assignments, sizes, counts, preds, ops, n_threads, chunk):
     """Integer inference of a batch (``intsim.infer``) through ``_present_int_tiled``, the
     samples in parallel with per-thread work buffers. ``wc``: the weight codes in a narrower
     type where they fit (int16 / uint16), ``acc_proto``: an array of the accumulation type
-    (int32 where no column's sum of |codes| reaches 2**31, else int64; backend.py decides)."""
+    (int32 where no column's sum of |codes| reaches 2**31, else int64; backend.py decides).
+    ``ops`` [B, N_IO]: what each sample did (``intsim.INFER_OPS``). ``chunk``: the steps whose
+    input spikes and currents are built at once (INFER_STEPS; INFER_STEPS_EXIT with early exit)."""
     n_in, N = wc.shape
     B = images.shape[0]
     T = mp[MP_T]
-    CH = min(T, INFER_STEPS)
+    CH = max(1, min(T, chunk))
     n_rates = rate_units.shape[0]
+    n_classes = mp[MP_N_CLASSES]
     nth = max(1, min(B, n_threads))     # numba.get_num_threads() of the caller
     ib = np.zeros((nth, N_IB, N), dtype=np.int64)
     stb = np.zeros((nth, 5, N), dtype=np.int64)
@@ -1454,6 +1511,11 @@ def infer_int_batch_tiled(wc, acc_proto, images, skeys, rate_units, lp, mp, th_e
     offb = np.zeros((nth, CH + 1), dtype=np.int64)
     rndb = np.zeros((nth, CH), dtype=np.int64)
     bufb = np.zeros((nth, CH, N), dtype=acc_proto.dtype)
+    sumsb = np.zeros((nth, max(1, n_classes)), dtype=np.int64)
+    n_eff = np.ones(max(1, n_classes), dtype=np.int64)
+    for c in range(n_classes):
+        if sizes[c] > 0:
+            n_eff[c] = sizes[c]
     inh_sparse = False
     i_fd = lp[1, LP_DECAY_FRAC]
     if (mp[MP_HAS_INH] != 0 and lp[1, LP_U_MIN] <= 0 <= lp[1, LP_U_MAX] and 0 <= i_fd < 63
@@ -1466,15 +1528,26 @@ def infer_int_batch_tiled(wc, acc_proto, images, skeys, rate_units, lp, mp, th_e
     for tid in prange(nth):
         for b in range(tid, B, nth):     # thread tid's samples, with its buffers
             skey = np.uint64(skeys[b])
-            sums = np.zeros(mp[MP_N_CLASSES], dtype=np.int64)
+            sums = sumsb[tid]
+            o = ops[b]
+            n_pix = 0                    # non-zero pixels: the draws of a step
+            for i in range(n_in):
+                if images[b, i] != 0:
+                    n_pix += 1
             for retry in range(n_rates):
                 n_nz = _setup_inputs_u32(images[b], rate_units[retry], nzb[tid], thb[tid], imb[tid])
-                n_exc = _present_int_tiled(wc, skey, rate_units[retry], retry, n_nz, lp, mp, th_e,
-                                           th_i, ib[tid], stb[tid], nzb[tid], thb[tid], imb[tid],
-                                           frb[tid], lstb[tid], offb[tid], rndb[tid], bufb[tid],
-                                           inh_sparse)
+                n_exc, steps, n_input = _present_int_tiled(
+                    wc, skey, rate_units[retry], retry, n_nz, lp, mp, th_e, th_i, ib[tid],
+                    stb[tid], nzb[tid], thb[tid], imb[tid], frb[tid], lstb[tid], offb[tid],
+                    rndb[tid], bufb[tid], inh_sparse, assignments, n_eff, sums)
+                o[IO_PRESENTATIONS] += 1
+                o[IO_STEPS] += steps
+                o[IO_DRAWS] += steps * n_pix
+                o[IO_INPUT_SPIKES] += n_input
+                o[IO_EXC_SPIKES] += n_exc
+                o[IO_EXIT_EARLY] += np.int64(steps < T)     # an exit never retries
                 if n_exc >= mp[MP_RETRY_MIN]:
                     break
             for j in range(N):
                 counts[b, j] = ib[tid, IB_COUNTS, j]
-            preds[b] = _classify_int(counts[b], assignments, sizes, mp[MP_N_CLASSES], sums)
+            preds[b] = _classify_int(counts[b], assignments, sizes, n_classes, sums)

@@ -17,10 +17,11 @@ extern "C" void emu_int_infer(unsigned gx, unsigned gy, unsigned bx, const WT* W
                               const long long* TH, const int* ASSIGN, const long long* CSIZE,
                               const long long* MP, const unsigned* RATES, int R,
                               const unsigned char* images, const unsigned* skeys, int b0, int B,
-                              int n_in, int N, int Np, int* counts, long long* preds)
+                              int n_in, int N, int Np, int* counts, long long* preds,
+                              long long* ops)
 {
     launch(gx, gy, bx, [=] {
         snn_int_infer(W, TH, ASSIGN, CSIZE, MP, RATES, R, images, skeys, b0, B, n_in, N, Np,
-                      counts, preds);
+                      counts, preds, ops);
     });
 }

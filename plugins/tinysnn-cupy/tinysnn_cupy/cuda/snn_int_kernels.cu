@@ -21,6 +21,12 @@
 //   acc = sum of W[i][j] (ascending i; exact in AT), cur = align(acc, fw, fv) in 64 bits,
 //   cur += LAT * (n_src - src_prev[j]) if n_src, u = (u * D + bias) >> FD (64 bits),
 //   u += cur unless refractory, saturate, ref -= 1, cross/reset, one-spike rank rnd % count.
+//
+// Early exit (IM_EXIT_MARGIN > 0, docs/fixed-point.md section 6): the emitted spikes of step t
+// add to the presentation's class sums in shared memory (s_pcls, atomics, only in steps with a
+// spike) right after barrier 1 of step t + 1; after barrier 2 every thread reads the same sums
+// and takes the same decision (intsim.exit_reached), so the block leaves the loop together,
+// with no extra barrier. The next writes come after the next barrier 1.
 
 typedef unsigned char si_u8;
 typedef unsigned short si_u16;
@@ -67,7 +73,17 @@ typedef long long si_i64;
 #define IM_I_RESET 21
 #define IM_I_REFRAC 22
 #define IM_I_ONE_SPIKE 23
-#define N_IM 24
+#define IM_EXIT_MARGIN 24
+#define N_IM 25
+
+// -- per-sample operation counts (ops[k, b, *], intsim.INFER_OPS) --------------------------------
+#define IO_PRESENTATIONS 0
+#define IO_STEPS 1
+#define IO_DRAWS 2
+#define IO_INPUT_SPIKES 3
+#define IO_EXC_SPIKES 4
+#define IO_EXIT_EARLY 5
+#define N_IO 6
 
 #include "snn_rng.cuh"      // the counter-based generator
 
@@ -109,6 +125,29 @@ __device__ __forceinline__ void si_load_layer(SiLayer& L, const long long* mp, i
     L.reset = mp[base + 5];
     L.refrac = (int)mp[base + 6];
     L.one = mp[base + 7] != 0;
+}
+
+// intsim.exit_reached after its spike-total test, on the class sums pcls[0 .. n_classes - 1]
+// (cs: class sizes; a class without neurons counts as S = 0, n = 1): the leader a of section 7
+// leads every other class b by S_a * n_b - S_b * n_a >= margin * n_b.
+__device__ __forceinline__ bool si_exit(const int* pcls, const long long* cs, int n_classes,
+                                        long long margin)
+{
+    int a = 0;
+    long long s_a = 0, n_a = 1;
+    for (int c = 0; c < n_classes; ++c) {
+        const long long s_c = pcls[c], n_c = cs[c] ? cs[c] : 1;
+        if (s_c * n_a > s_a * n_c) {
+            a = c;
+            s_a = s_c;
+            n_a = n_c;
+        }
+    }
+    for (int c = 0; c < n_classes; ++c) {
+        const long long n_c = cs[c] ? cs[c] : 1;
+        if (c != a && s_a * n_c - (long long)pcls[c] * n_a < margin * n_c) return false;
+    }
+    return true;
 }
 
 // One neuron of one population (intsim._layer_step without the one-spike pick).
@@ -205,7 +244,10 @@ __device__ __forceinline__ void si_rank3(const bool* fin, int* pin, int& nin, co
 // Integer inference: block (b, k) = sample b0 + b through model k.
 //   W [K, n_in, Np] codes, TH [K, 2, Np] (exc, inh thresholds), ASSIGN [K, Np] (-1: none),
 //   CSIZE [K, SI_MAX_CLASSES] neurons per class, MP [K, N_IM], RATES [K, R] (uint32),
-//   images [*, n_in] uint8, skeys [*]; counts [K, B, N] int32, preds [K, B] int64.
+//   images [*, n_in] uint8, skeys [*]; counts [K, B, N] int32, preds [K, B] int64,
+//   ops [K, B, N_IO] int64 (what each sample did, intsim.INFER_OPS). ASSIGN holds -1 for a
+//   neuron without a class, n_classes for one assigned beyond the classes (it counts towards
+//   the early-exit spike total, as in intsim, but not in any class).
 extern "C" __global__ void snn_int_infer(const WT* __restrict__ W, const long long* __restrict__ TH,
                                          const int* __restrict__ ASSIGN,
                                          const long long* __restrict__ CSIZE,
@@ -214,7 +256,8 @@ extern "C" __global__ void snn_int_infer(const WT* __restrict__ W, const long lo
                                          const unsigned char* __restrict__ images,
                                          const si_u32* __restrict__ skeys, int b0, int B, int n_in,
                                          int N, int Np, int* __restrict__ counts,
-                                         long long* __restrict__ preds)
+                                         long long* __restrict__ preds,
+                                         long long* __restrict__ ops)
 {
     extern __shared__ int si_smem[];
     const int tid = threadIdx.x, bd = blockDim.x;
@@ -226,6 +269,9 @@ extern "C" __global__ void snn_int_infer(const WT* __restrict__ W, const long lo
     const int shift = (int)mp[IM_SHIFT];
     const long long lat = mp[IM_LATERAL], ei = mp[IM_EXC_TO_INH];
     const int n_classes = (int)mp[IM_N_CLASSES];
+    const long long margin = mp[IM_EXIT_MARGIN];
+    const bool exit_on = margin > 0;
+    const long long* csize = CSIZE + k * SI_MAX_CLASSES;
     SiLayer LE, LI;
     si_load_layer(LE, mp, IM_E_U_MIN);
     si_load_layer(LI, mp, IM_I_U_MIN);
@@ -242,19 +288,25 @@ extern "C" __global__ void snn_int_infer(const WT* __restrict__ W, const long lo
     int* s_e = s_in + MAXCH * 32;         // [32]
     int* s_i = s_e + 32;                  // [32]
     int* s_cls = s_i + 32;                // [SI_MAX_CLASSES] class sums
+    int* s_pcls = s_cls + SI_MAX_CLASSES; // [SI_MAX_CLASSES + 1] the presentation's class sums
+                                          // and (last) its spikes of assigned neurons (exit)
 
     const int j0 = tid * NPT;
     const bool active = j0 < Np;          // this thread owns columns j0 .. j0 + NPT - 1
     long long th_e[NPT], th_i[NPT];
+    int asg[NPT];
 #pragma unroll
     for (int m = 0; m < NPT; ++m) {
         th_e[m] = active ? TH[(k * 2) * Np + j0 + m] : 0;
         th_i[m] = active ? TH[(k * 2 + 1) * Np + j0 + m] : 0;
+        asg[m] = active ? ASSIGN[k * Np + j0 + m] : -1;
     }
     if (tid < SI_MAX_CLASSES) s_cls[tid] = 0;
 
     const si_u32 winner_mul = RNG_WINNER_INDEX * RNG_INDEX_MUL;
     int cnt[NPT];
+    // operation counts (block-uniform; thread 0 writes them)
+    long long o_pres = 0, o_steps = 0, o_draws = 0, o_in = 0, o_exc = 0, o_exit = 0;
 
     for (int retry = 0; retry < n_rates; ++retry) {
         const si_u32 ru = RATES[k * R + retry];
@@ -290,9 +342,12 @@ extern "C" __global__ void snn_int_infer(const WT* __restrict__ W, const long lo
             sprev[m] = eprev[m] = ce[m] = ci[m] = false;
             cnt[m] = 0;
         }
-        long long n_src = 0, n_exc = 0;
+        long long n_src = 0, n_exc = 0, n_in_spk = 0;
+        int steps = T;
         si_u32 rnd_prev = 0;
-        __syncthreads();   // s_nz, s_thr, s_mul ready; s_in free again
+        if (exit_on)
+            for (int c = tid; c <= SI_MAX_CLASSES; c += bd) s_pcls[c] = 0;
+        __syncthreads();   // s_nz, s_thr, s_mul, s_pcls ready; s_in free again
 
         for (int t = 0; t <= T; ++t) {
             // (1) the input spikes of step t and the crossings of step t - 1, ranked together
@@ -307,10 +362,11 @@ extern "C" __global__ void snn_int_infer(const WT* __restrict__ W, const long lo
             si_rank3(f, pos, n_pre, ce, pe, nc_e, ci, pi, nc_i, s_in, s_e, s_i);   // barrier 1
 
             // resolve step t - 1: the one-spike winners, the emitted spikes, the counts
+            int n_post = 0;
             if (t > 0) {
                 const bool e_pick = LE.one && nc_e > 1;
                 const int e_win = e_pick ? (int)(rnd_prev % (si_u32)nc_e) : 0;
-                const int n_post = e_pick ? 1 : nc_e;
+                n_post = e_pick ? 1 : nc_e;
                 const bool i_pick = LI.one && nc_i > 1;
                 const int n_si = i_pick ? 1 : nc_i;
 #pragma unroll
@@ -324,6 +380,10 @@ extern "C" __global__ void snn_int_infer(const WT* __restrict__ W, const long lo
                         sprev[m] = se;
                     }
                     cnt[m] += se ? 1 : 0;
+                    if (exit_on && se && asg[m] >= 0) {
+                        atomicAdd(&s_pcls[SI_MAX_CLASSES], 1);
+                        if (asg[m] < n_classes) atomicAdd(&s_pcls[asg[m]], 1);
+                    }
                 }
                 n_src = has_inh ? n_si : n_post;
                 n_exc += n_post;
@@ -333,6 +393,14 @@ extern "C" __global__ void snn_int_infer(const WT* __restrict__ W, const long lo
             for (int c = 0; c < MAXCH; ++c)
                 if (f[c]) s_pre[pos[c]] = s_nz[c * bd + tid];
             __syncthreads();                                                      // barrier 2
+
+            // early exit after step t - 1: the same shared sums, the same decision everywhere
+            if (exit_on && n_post > 0 && (long long)s_pcls[SI_MAX_CLASSES] >= retry_min
+                && si_exit(s_pcls, csize, n_classes, margin)) {
+                steps = t;
+                break;
+            }
+            n_in_spk += n_pre;
 
             // (2) step t: input currents (event-driven, ascending pixels) and neuron updates
             AT acc[NPT];
@@ -366,7 +434,22 @@ extern "C" __global__ void snn_int_infer(const WT* __restrict__ W, const long lo
             rnd_prev = rng_fmix32(sk + winner_mul);
         }
         __syncthreads();   // every thread is done with s_in / s_e / s_i / s_nz of this presentation
-        if (n_exc >= retry_min) break;
+        o_pres += 1;
+        o_steps += steps;
+        o_draws += (long long)steps * n_nz;
+        o_in += n_in_spk;
+        o_exc += n_exc;
+        o_exit += steps < T ? 1 : 0;
+        if (n_exc >= retry_min) break;   // (an early exit always has enough spikes)
+    }
+    if (tid == 0) {
+        long long* o = ops + (k * B + b) * N_IO;
+        o[IO_PRESENTATIONS] = o_pres;
+        o[IO_STEPS] = o_steps;
+        o[IO_DRAWS] = o_draws;
+        o[IO_INPUT_SPIKES] = o_in;
+        o[IO_EXC_SPIKES] = o_exc;
+        o[IO_EXIT_EARLY] = o_exit;
     }
 
     // counts of the last presentation, and the all-activity vote (intsim.classify)
