@@ -94,14 +94,15 @@ def test_early_exit_stops_at_the_first_step_where_the_rule_holds(seed, margin):
         cut = intsim.infer_counts(plain, imgs[b], 7, b)
         assert list(cut) == list(counts[b])
         sizes = m.class_sizes
-        held = intsim.exit_reached(m, intsim.class_sums(m, cut), sizes)
+        held = intsim.exit_reached(m, intsim.class_sums(m, cut), sizes, int(cut.sum()))
         if ops["exit_early"][b]:
             assert held and s < m.time_steps
         else:        # ran the whole presentation: the rule held at most at its last step
             assert s == m.time_steps
         if s > 1 and held:
             before = intsim.infer_counts(dataclasses.replace(plain, time_steps=s - 1), imgs[b], 7, b)
-            assert not intsim.exit_reached(m, intsim.class_sums(m, before), sizes)
+            assert not intsim.exit_reached(m, intsim.class_sums(m, before), sizes,
+                                           int(before.sum()))
 
 
 def test_operation_counts_add_up():

@@ -237,7 +237,8 @@ def present(m: IntegerModel, image: np.ndarray, seed: int, sample: int, retry: i
         else:
             s_src = s_exc = s
         counts += s
-        if sizes is not None and s.any() and exit_reached(m, class_sums(m, counts), sizes):
+        if sizes is not None and s.any() and exit_reached(m, class_sums(m, counts), sizes,
+                                                           int(counts.sum())):
             steps = t + 1
             break
     if ops is not None:
@@ -268,12 +269,13 @@ def _leader(sums, sizes) -> tuple[int, int, int]:
     return best, best_sum, best_n
 
 
-def exit_reached(m: IntegerModel, sums, sizes) -> bool:
-    """The early-exit rule (docs/fixed-point.md section 6): at least ``MIN_SPIKES`` spikes so
-    far, and the leading class ``a`` leads every other class ``b`` by ``EXIT_MARGIN`` spikes of
-    its own class size: ``S_a * n_b - S_b * n_a >= EXIT_MARGIN * n_b`` (a class without neurons
-    counts as ``S = 0, n = 1``)."""
-    if m.exit_margin <= 0 or int(sums.sum()) < m.retry_min_spikes:
+def exit_reached(m: IntegerModel, sums, sizes, total: int) -> bool:
+    """The early-exit rule (docs/fixed-point.md section 6): ``total``, the spikes of every
+    neuron so far (assigned or not, as the retry rule counts them), at least ``MIN_SPIKES``, and
+    the leading class ``a`` leads every other class ``b`` by ``EXIT_MARGIN`` spikes of its own
+    class size: ``S_a * n_b - S_b * n_a >= EXIT_MARGIN * n_b`` (a class without neurons counts
+    as ``S = 0, n = 1``)."""
+    if m.exit_margin <= 0 or int(total) < m.retry_min_spikes:
         return False
     a, s_a, n_a = _leader(sums, sizes)
     for b in range(len(sizes)):

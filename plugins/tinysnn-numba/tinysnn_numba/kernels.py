@@ -1413,7 +1413,7 @@ def _present_int_tiled(wc, skey, rate_unit, retry, n_nz, lp, mp, th_e, th_i, ib,
         counts[j] = 0
     for c in range(n_classes):
         sums[c] = 0
-    n_assigned = 0          # spikes of assigned neurons: the total intsim.exit_reached tests
+    n_assigned = 0          # spikes of this presentation: the total intsim.exit_reached tests
     n_act = 0
     n_src = 0
     n_e_prev = 0
@@ -1469,12 +1469,11 @@ def _present_int_tiled(wc, skey, rate_unit, retry, n_nz, lp, mp, th_e, th_i, ib,
                 counts[cross[q]] += 1
             n_exc += n_post
             if exit_on and n_post:      # only a step with a spike can end the presentation
+                n_assigned += n_post     # every spike counts towards MIN_SPIKES
                 for q in range(n_post):
                     a = assignments[cross[q]]
-                    if a >= 0:
-                        n_assigned += 1
-                        if a < n_classes:
-                            sums[a] += 1
+                    if a >= 0 and a < n_classes:
+                        sums[a] += 1
                 if n_assigned >= retry_min and _exit_reached(sums, n_eff, n_classes, margin):
                     steps = t0 + tt + 1
                     break

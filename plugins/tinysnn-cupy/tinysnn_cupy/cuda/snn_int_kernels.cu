@@ -380,9 +380,9 @@ extern "C" __global__ void snn_int_infer(const WT* __restrict__ W, const long lo
                         sprev[m] = se;
                     }
                     cnt[m] += se ? 1 : 0;
-                    if (exit_on && se && asg[m] >= 0) {
+                    if (exit_on && se) {  // every spike counts towards MIN_SPIKES
                         atomicAdd(&s_pcls[SI_MAX_CLASSES], 1);
-                        if (asg[m] < n_classes) atomicAdd(&s_pcls[asg[m]], 1);
+                        if (asg[m] >= 0 && asg[m] < n_classes) atomicAdd(&s_pcls[asg[m]], 1);
                     }
                 }
                 n_src = has_inh ? n_si : n_post;
