@@ -322,6 +322,9 @@ def report(summary: dict, *, profile, model_desc: str, memory=None, fit=None, me
              if "energy_uj_median" in pred else ""))
     elif pred and "why" in pred:
         w(f"board cost model: {pred['why']}")
+    if summary.get("asic_energy_uj") is not None:
+        w(f"energy per inference in the ASIC 45 nm model (operation counts x Horowitz ISSCC "
+          f"2014; not this board): {summary['asic_energy_uj']:.2f} uJ")
     e = summary.get("energy_j")
     if e:
         w(f"energy per inference ({meter_name}): median {1e6 * e['median']:.2f} uJ "
@@ -444,6 +447,7 @@ def execute(*, model_path, board_name: str | None, samples: int | None, meter_na
             transcript.close()
     summary = summarize(results.records, results.sessions, target.profile)
     summary["predicted"] = predicted_cost(target.profile.name, m, results.records)
+    summary["asic_energy_uj"] = asic_energy_uj(net, m, results.records)
     memory = target.memory
     desc = (f"model {stem} ({digest}), {m.n_neurons} neurons, "
             f"{'diehl-cook' if m.inh is not None else 'tinysnn'}, T={m.time_steps}, weights "
@@ -459,6 +463,21 @@ def execute(*, model_path, board_name: str | None, samples: int | None, meter_na
     if memory is not None:
         summary["flash_bytes"], summary["ram_bytes"] = memory.flash_bytes, memory.ram_bytes
     return summary
+
+
+def asic_energy_uj(net, m, records: list[dict]) -> float | None:
+    """The ASIC 45 nm model's energy per inference for the samples that ran (their operation
+    counts on the host), the figure of the earlier releases, for comparison only."""
+    from tinysnn_core.builtin.costs import EnergyModel
+    from tinysnn_core.explore import integer_op_counts
+
+    recs = [r for r in records if r.get("ops")]
+    if not recs:
+        return None
+    ops = {k: [r["ops"][k] for r in recs] for k in recs[0]["ops"]}
+    plan = net.quant.plan if net.quant is not None else None
+    test = EnergyModel().estimate(net, {"test": integer_op_counts(m, ops)}, plan)
+    return test["phases"]["test"]["pj_per_sample"] / 1e6
 
 
 def predicted_cost(board_name: str, m, records: list[dict]) -> dict:
