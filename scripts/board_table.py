@@ -73,7 +73,8 @@ def compare(board: str, results: str, dc: str, ts: str) -> None:
                 and r["label"].startswith("itq mixed 2b/16b stochastic")
                 and r.get("inference", {}).get("exit_margin", 0) == 0
                 and r.get("inference", {}).get("rate_hz", 63.75) == 63.75
-                and r.get("inference", {}).get("time_steps", 350) == 350]
+                and r.get("inference", {}).get("time_steps", 350) == 350
+                and r.get("inference", {}).get("max_retries", 4) == 4]
     lines = [_float_figures(board, dc), _float_figures(board, ts)]
     if previous:
         lines.append(_row_figures(previous[0], board, "previously selected"))
