@@ -318,6 +318,13 @@ class QemuBoard(Board):
                             log_path=Path(log_path) if log_path else None)
 
 
+class QemuM4Board(QemuBoard):
+    """QEMU's mps2-an386: the AN385 board with a Cortex-M4 (same UART, memory map and icount
+    instruction counting)."""
+
+    machine = "mps2-an386"
+
+
 class PhysicalBoard(Board):
     """A real board: build, then flash with pyocd or by copying the .bin to the board's
     mass-storage drive; talk to it through its serial port (e.g. /dev/ttyACM0)."""
@@ -360,6 +367,14 @@ PROFILES = {
         toolchain="arm-none-eabi",
         cycle_source="guest instructions under -icount shift=0 (SysTick x 40), not M3 cycles",
         notes="ARM MPS2 FPGA image AN385 as modelled by qemu-system-arm; no power model"),
+    "qemu-mps2-an386": BoardProfile(
+        name="qemu-mps2-an386", port="qemu-mps2-an386", cpu="Cortex-M4 (QEMU)",
+        clock_hz=25_000_000, flash_bytes=4 << 20, ram_bytes=4 << 20, emulated=True,
+        toolchain="arm-none-eabi",
+        cycle_source="guest instructions under -icount shift=0 (SysTick x 40), not M4 cycles",
+        notes="ARM MPS2 FPGA image AN386 (the AN385 with a Cortex-M4) as modelled by "
+              "qemu-system-arm; the engine uses the M4's DSP instructions where the model allows; "
+              "no power model"),
     "nucleo-l476rg": BoardProfile(
         name="nucleo-l476rg", port="nucleo-l476rg", cpu="Cortex-M4F (STM32L476RG)",
         clock_hz=80_000_000, flash_bytes=1024 * 1024, ram_bytes=96 * 1024, emulated=False,
@@ -378,7 +393,7 @@ PROFILES = {
         notes="not yet tried on hardware; the 256 KiB-flash profile of the fit checks"),
 }
 
-_CLASSES = {"host": HostBoard, "qemu-mps2-an385": QemuBoard, "nucleo-l476rg": PhysicalBoard,
-            "nucleo-l432kc": PhysicalBoard}
+_CLASSES = {"host": HostBoard, "qemu-mps2-an385": QemuBoard, "qemu-mps2-an386": QemuM4Board,
+            "nucleo-l476rg": PhysicalBoard, "nucleo-l432kc": PhysicalBoard}
 
 BOARDS = {name: _CLASSES[name](profile) for name, profile in PROFILES.items()}

@@ -188,6 +188,12 @@ def model_digest(m) -> str:
     return h.hexdigest()[:16]
 
 
+def _sat_bits(lo: int, hi: int) -> int:
+    """b when [lo, hi] is the range of b-bit two's complement (1..32), else 0."""
+    b = int(hi).bit_length() + 1
+    return b if 1 <= b <= 32 and lo == -(1 << (b - 1)) and hi == (1 << (b - 1)) - 1 else 0
+
+
 def _layer_macros(prefix: str, L, bound_extra: int) -> tuple[list[str], dict]:
     """Macros of one population; returns (lines, info) with the widths the engine needs."""
     bias = (1 << (L.decay_frac - 1)) if (L.decay_round and L.decay_frac > 0) else 0
@@ -209,10 +215,13 @@ def _layer_macros(prefix: str, L, bound_extra: int) -> tuple[list[str], dict]:
         f"#define {prefix}_LEAK64 {1 if leak_prod >= (1 << 31) or L.decay_frac >= 31 else 0}",
         f"#define {prefix}_V64 {1 if pre_clamp >= (1 << 31) else 0}",
         f"#define {prefix}_TH_UNIFORM {1 if uniform else 0}",
+        # the clamp as a signed saturation to this many bits (0: the range is not of that form)
+        f"#define {prefix}_U_BITS {_sat_bits(L.u_min, L.u_max)}",
     ]
     if uniform:
         lines.append(f"#define {prefix}_TH_VALUE {_c_int(int(th[0]))}")
-    return lines, {"uniform_th": uniform, "u_type": _ctype_signed(L.u_min, L.u_max),
+    return lines, {"uniform_th": uniform, "v64": pre_clamp >= (1 << 31),
+                   "u_type": _ctype_signed(L.u_min, L.u_max),
                    "th_type": _ctype_signed(int(th.min(initial=0)), int(th.max(initial=0))),
                    "ref_type": _ctype_unsigned(int(L.refrac))}
 
@@ -325,10 +334,13 @@ def generate(m, name: str = "model") -> CExport:
                    + (0 if exc_info["uniform_th"] else n * size_of(exc_info["th_type"]))
                    + (0 if not has_inh or inh_info["uniform_th"] else
                       n * size_of(inh_info["th_type"])))
-    acc_len = wpr * 2 * half
-    state = (4 * acc_len + 4 * wpr * half + n * (size_of(exc_info["u_type"]) + size_of(exc_info["ref_type"]))
-             + n * (2 + 1 + 2 + 2)  # counts, source flags, spike lists
-             + 2 * IMAGE_BYTES)     # non-zero pixel list
+    acc_len = wpr * 2 * half  # neurons rounded up to whole weight words
+    v = 8 if exc_info["v64"] else 4  # the engine's potential width
+    state = (acc_len * (1 if bits in (1, 2, 4) else 2) + 4 * acc_len  # field sums, 32-bit sums
+             # potential and threshold, saved potential, refractory count, flags, three lists
+             + acc_len * (3 * v + size_of(exc_info["ref_type"]) + 1 + 3 * 2)
+             + n * (2 + 2)                                   # source and spike lists
+             + 12 * IMAGE_BYTES + 8 + 4 * m.n_classes)       # pixel tables, class sums
     if has_inh:
         state += n * (size_of(inh_info["u_type"]) + size_of(inh_info["ref_type"]) + 1 + 2)
     info = {"name": name, "digest": digest, "weight_bits": bits, "codes_per_word": 2 * half,
