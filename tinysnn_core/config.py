@@ -75,6 +75,16 @@ class InferenceSettings:
     min_spikes: int = -1            # retry below this many spikes (-1: the encoder's)
 
 
+#: the ranges of the [inference] values: (name, lowest, highest, unit, what the default means)
+INFERENCE_RANGES = (
+    ("time_steps", 0, 65535, "", "0: train.time_steps"),
+    ("max_retries", -1, 254, "", "-1: the encoder's"),
+    ("rate_hz", 0.0, 1000.0, " Hz", "0: the encoder's"),
+    ("min_spikes", -1, 65535, "", "-1: the encoder's"),
+    ("exit_margin", 0, 65535, "", "0: off"),
+)
+
+
 @dataclass
 class QuantSettings:
     """Quantization: the scheme plugin and, per parameter group, a Q-format and a rounding.
@@ -185,22 +195,11 @@ class Config:
                 raise ConfigError(f"train.{name} must be a positive integer, got {value!r}")
         if not t.dt > 0:
             raise ConfigError(f"train.dt must be positive, got {t.dt!r}")
-        inf = self.inference
-        if not 0 <= inf.time_steps <= 65535:
-            raise ConfigError(f"inference.time_steps must be in 0..65535 (0: train.time_steps), "
-                              f"got {inf.time_steps!r}")
-        if not -1 <= inf.max_retries <= 254:
-            raise ConfigError(f"inference.max_retries must be in -1..254 (-1: the encoder's), "
-                              f"got {inf.max_retries!r}")
-        if not 0.0 <= inf.rate_hz <= 1000.0:
-            raise ConfigError(f"inference.rate_hz must be in 0..1000 Hz (0: the encoder's), "
-                              f"got {inf.rate_hz!r}")
-        if not -1 <= inf.min_spikes <= 65535:
-            raise ConfigError(f"inference.min_spikes must be in -1..65535 (-1: the encoder's), "
-                              f"got {inf.min_spikes!r}")
-        if not 0 <= inf.exit_margin <= 65535:
-            raise ConfigError(f"inference.exit_margin must be in 0..65535 (0: off), "
-                              f"got {inf.exit_margin!r}")
+        for name, lo, hi, unit, default in INFERENCE_RANGES:
+            value = getattr(self.inference, name)
+            if not lo <= value <= hi:
+                raise ConfigError(f"inference.{name} must be in {lo:g}..{hi:g}{unit} ({default}), "
+                                  f"got {value!r}")
         if t.classifier not in ("all-activity", "proportion-weighting"):
             raise ConfigError(f"train.classifier must be 'all-activity' or "
                               f"'proportion-weighting', got {t.classifier!r}")
