@@ -37,7 +37,11 @@ def test_features_follow_the_operation_counts():
     col = {k: X[:, i] for i, k in enumerate(FEATURES)}
     words = 2   # 16 neurons of 4 bits: 8 codes per 32-bit word
     assert np.all(col["step_neurons"] == ops["steps"] * 16)
-    assert np.all(col["row_words"] == ops["input_spikes"] * words)
+    assert np.all(col["row_words_fields"] == ops["input_spikes"] * words)
+    assert np.all(col["row_codes_lanes"] == 0)
+    three = intsim.from_network(small_model("tinysnn", n=16, w_bits=3))
+    lanes = costmodel.features(three, ops)[:, FEATURES.index("row_codes_lanes")]
+    assert np.all(lanes == ops["input_spikes"] * 2 * 10)   # 2 words of 2 halves of 5 codes
     assert np.all(col["step_neurons_inh"] == 0)
     dc = intsim.from_network(small_model("diehl-cook", n=16, w_bits=4))
     assert np.all(costmodel.features(dc, ops)[:, FEATURES.index("step_neurons_inh")]
@@ -64,7 +68,7 @@ def test_too_few_samples_are_refused():
 
 
 def test_predictions_latency_and_energy_from_a_calibration(cal_dir):
-    coef = [100.0, 1.0, 2.0, 10.0, 3.0, 0.0, 20.0, 8.0, 50.0]
+    coef = [100.0, 1.0, 2.0, 10.0, 3.0, 0.0, 20.0, 8.0, 1.5, 50.0]
     costmodel.write_calibration("qemu-mps2-an386", {"coefficients": coef,
                                                     "engine_digest": costmodel.engine_digest()})
     costmodel.write_calibration("nucleo-l432kc", {"cpi": 1.25, "cpi_source": "test"})

@@ -33,7 +33,10 @@ from .boards import BOARDS
 CALIBRATION_VERSION = 1
 #: what the engine does per sample, as a linear model's features (``features``)
 FEATURES = ("sample", "sample_neurons", "presentation_neurons", "step", "step_neurons",
-            "step_neurons_inh", "draws", "row_words", "exc_spikes")
+            "step_neurons_inh", "draws", "row_words_fields", "row_codes_lanes", "exc_spikes")
+#: weight widths whose rows the engine adds into 8-bit fields, a word at a time; the others are
+#: unpacked code by code into 16-bit lanes (firmware/engine/engine.c)
+FIELD_WIDTHS = (1, 2, 4)
 #: physical boards take their instruction counts from the emulated board with the same core
 INSTRUCTIONS_FROM = {"nucleo-l432kc": "qemu-mps2-an386", "nucleo-l476rg": "qemu-mps2-an386"}
 
@@ -67,7 +70,9 @@ def features(model, ops: dict) -> np.ndarray:
     from .codegen import weight_layout
 
     n = int(model.n_neurons)
-    words = weight_layout(int(model.w_format.bits), n)[1]
+    bits = int(model.w_format.bits)
+    half, words = weight_layout(bits, n)
+    fields = bits in FIELD_WIDTHS
     steps = np.asarray(ops["steps"], dtype=np.float64)
     b = steps.size
     inh = 1.0 if model.inh is not None else 0.0
@@ -79,7 +84,10 @@ def features(model, ops: dict) -> np.ndarray:
         "step_neurons": steps * n,                               # the neuron pass
         "step_neurons_inh": steps * n * inh,                     # Diehl & Cook's second layer
         "draws": np.asarray(ops["draws"], np.float64),           # one hash per non-zero pixel
-        "row_words": np.asarray(ops["input_spikes"], np.float64) * words,  # weight rows added
+        # weight rows added: per 32-bit word (8-bit fields) or per code (16-bit lanes)
+        "row_words_fields": np.asarray(ops["input_spikes"], np.float64) * words * fields,
+        "row_codes_lanes": np.asarray(ops["input_spikes"], np.float64) * words * 2 * half
+        * (not fields),
         "exc_spikes": np.asarray(ops["exc_spikes"], np.float64),
     }
     return np.stack([cols[k] for k in FEATURES], axis=1)
