@@ -69,7 +69,7 @@ def test_too_few_samples_are_refused():
 
 def test_predictions_latency_and_energy_from_a_calibration(cal_dir):
     coef = [100.0, 1.0, 2.0, 10.0, 3.0, 0.0, 20.0, 8.0, 1.5, 50.0]
-    costmodel.write_calibration("qemu-mps2-an386", {"coefficients": coef,
+    costmodel.write_calibration("qemu-mps2-an386", {"coefficients": {"4": coef, "8": [0.0] * 10},
                                                     "engine_digest": costmodel.engine_digest()})
     costmodel.write_calibration("nucleo-l432kc", {"cpi": 1.25, "cpi_source": "test"})
     m = intsim.from_network(small_model("tinysnn", n=16, w_bits=4))
@@ -86,6 +86,10 @@ def test_predictions_latency_and_energy_from_a_calibration(cal_dir):
                                                      * p.supply_v * 1e6)
     assert cost["fits"] and cost["flash_bytes"] > 0
     assert "qemu-mps2-an386" in cost["label"] and "datasheet" in cost["label"]
+    # a width without its own fit takes the nearest one's, and says so
+    m2 = intsim.from_network(small_model("tinysnn", n=16, w_bits=2))
+    est = BoardCostModel("nucleo-l432kc").integer_inference_cost(m2, ops)
+    assert "2-bit weights not calibrated: the 4-bit coefficients" in est["label"]
 
 
 def test_missing_and_foreign_calibrations_are_clear(cal_dir):
@@ -95,7 +99,7 @@ def test_missing_and_foreign_calibrations_are_clear(cal_dir):
     (cal_dir / "qemu-mps2-an385.json").write_text(json.dumps({"version": 99}))
     with pytest.raises(CalibrationError, match="another format"):
         BoardCostModel("qemu-mps2-an385").integer_inference_cost(m, ops_of())
-    costmodel.write_calibration("qemu-mps2-an385", {"coefficients": [1.0] * len(FEATURES),
+    costmodel.write_calibration("qemu-mps2-an385", {"coefficients": {"4": [1.0] * len(FEATURES)},
                                                     "engine_digest": "0000"})
     with pytest.warns(UserWarning, match="measured on engine 0000"):
         BoardCostModel("qemu-mps2-an385").integer_inference_cost(m, ops_of())
@@ -108,5 +112,6 @@ def test_the_committed_calibrations_are_for_this_engine():
     for path in sorted(costmodel.calibration_dir().glob("*.json")):
         cal = json.loads(path.read_text())
         if "coefficients" in cal:
+            assert all(len(c) == len(FEATURES) for c in cal["coefficients"].values())
             assert cal["engine_digest"] == costmodel.engine_digest(), (
                 f"{path.name} was fitted on another engine: rerun scripts/results_board.sh step 2")

@@ -9,7 +9,8 @@ of what the integer simulator counts per sample (``tinysnn_core.intsim.INFER_OPS
     latency      = cycles / clock
     energy       = cycles / clock * (run uA/MHz * clock MHz) * VDD              (datasheet)
 
-The coefficients ``c_k`` are fitted on measured runs of several models on an emulated board
+The coefficients ``c_k`` (one set per weight width: the engine's passes differ by width) are
+fitted on measured runs of several models on an emulated board
 (``tinysnn board calibrate NAME``) and stored, with the engine's source digest, in
 ``calibration/NAME.json``. A physical board takes the instruction coefficients of the emulated
 board with the same core (``INSTRUCTIONS_FROM``) and its own CPI and datasheet figures. Every
@@ -135,9 +136,17 @@ class BoardCostModel:
             self._cal = {"instructions": cal, "own": own or {}}
         return self._cal
 
-    @property
-    def coefficients(self) -> np.ndarray:
-        return np.asarray(self.calibration["instructions"]["coefficients"], dtype=np.float64)
+    def coefficients(self, bits: int) -> tuple[np.ndarray, str]:
+        """The coefficients for ``bits``-bit weights (the engine takes a different path per
+        width) and a note when that width was not calibrated (the nearest one's are used)."""
+        table = self.calibration["instructions"]["coefficients"]
+        widths = sorted(int(b) for b in table)
+        if not widths:
+            raise CalibrationError(f"the calibration of {self.profile.name} is empty")
+        near = min(widths, key=lambda b: (abs(b - bits), b))
+        note = "" if near == bits else (f"{bits}-bit weights not calibrated: the {near}-bit "
+                                        "coefficients, an estimate of unknown error")
+        return np.asarray(table[str(near)], dtype=np.float64), note
 
     @property
     def cpi(self) -> tuple[float | None, str]:
@@ -159,13 +168,14 @@ class BoardCostModel:
 
     # -- prediction ------------------------------------------------------------------------
     def predict_instructions(self, model, ops: dict) -> np.ndarray:
-        return features(model, ops) @ self.coefficients
+        return features(model, ops) @ self.coefficients(int(model.w_format.bits))[0]
 
     def integer_inference_cost(self, model, ops: dict) -> dict:
         """Predicted per-inference figures (medians and means over the samples of ``ops``) and
         whether the model fits the board."""
         instr = self.predict_instructions(model, ops)
-        out = {"label": self.label, "board": self.profile.name,
+        note = self.coefficients(int(model.w_format.bits))[1]
+        out = {"label": self.label + (f"; {note}" if note else ""), "board": self.profile.name,
                "instructions_median": float(np.median(instr)),
                "instructions_mean": float(np.mean(instr))}
         cpi, source = self.cpi
@@ -250,11 +260,11 @@ def write_calibration(board: str, data: dict, out_dir=None) -> Path:
     return path
 
 
-def model_error_table(coef: np.ndarray, runs: list[dict]) -> list[dict]:
+def model_error_table(coefs: dict, runs: list[dict]) -> list[dict]:
     """Per calibration model: measured vs predicted median and mean instructions."""
     out = []
     for r in runs:
-        pred = np.asarray(r["features"]) @ coef
+        pred = np.asarray(r["features"]) @ np.asarray(coefs[str(r["weight_bits"])])
         meas = np.asarray(r["measured"], dtype=np.float64)
         out.append({"model": r["model"], "samples": int(meas.size),
                     "measured_median": float(np.median(meas)),
@@ -302,15 +312,19 @@ def calibrate(board: str, models, samples: int, work_dir, out_dir=None) -> tuple
         raise CalibrationError(f"{board} counts no instructions itself; calibrate the emulated "
                                f"board with its core ({INSTRUCTIONS_FROM.get(board, '?')})")
     if len(models) < 2:
-        raise CalibrationError("calibrate on at least two models of different sizes")
+        raise CalibrationError("calibrate on at least two models of different sizes (and, per "
+                               "weight width, settings that vary T, the rate and the exit)")
     runs = measure_runs(board, models, samples, work_dir)
-    X = np.concatenate([np.asarray(r["features"]) for r in runs])
-    y = np.concatenate([np.asarray(r["measured"], dtype=np.float64) for r in runs])
-    coef = fit(X, y)
-    table = model_error_table(coef, runs)
+    coefs = {}      # one fit per weight width: the engine's row and neuron passes differ by width
+    for bits in sorted({r["weight_bits"] for r in runs}):
+        mine = [r for r in runs if r["weight_bits"] == bits]
+        X = np.concatenate([np.asarray(r["features"]) for r in mine])
+        y = np.concatenate([np.asarray(r["measured"], dtype=np.float64) for r in mine])
+        coefs[str(bits)] = fit(X, y).tolist()
+    table = model_error_table(coefs, runs)
     previous = load_calibration(board, required=False) or {}
     data = {k: v for k, v in previous.items() if k.startswith("cpi")}
-    data.update({"engine_digest": engine_digest(), "coefficients": coef.tolist(),
+    data.update({"engine_digest": engine_digest(), "coefficients": coefs,
                  "samples_per_model": samples, "fitted_on": table})
     return write_calibration(board, data, out_dir), table
 
