@@ -62,14 +62,24 @@ def test_the_fit_recovers_non_negative_coefficients(coef):
     assert np.allclose(X @ got, y, rtol=1e-6, atol=1e-3)
 
 
+def test_expected_field_flushes_follow_the_poisson_tail():
+    from scipy.stats import poisson
+
+    rate = np.array([0.5, 17.0, 40.0])
+    got = costmodel._expected_flushes(rate, 17)
+    want = [sum(poisson.pmf(x, r) * (x // 17) for x in range(400)) for r in rate]
+    assert np.allclose(got, want, atol=1e-9)
+    assert got[0] < 1e-9 < got[1] < got[2]
+
+
 def test_too_few_samples_are_refused():
     with pytest.raises(CalibrationError, match="at least"):
         costmodel.fit(np.ones((3, len(FEATURES))), np.ones(3))
 
 
 def test_predictions_latency_and_energy_from_a_calibration(cal_dir):
-    coef = [100.0, 1.0, 2.0, 10.0, 3.0, 0.0, 20.0, 8.0, 1.5, 50.0]
-    costmodel.write_calibration("qemu-mps2-an386", {"coefficients": {"4": coef, "8": [0.0] * 10},
+    coef = [100.0, 1.0, 2.0, 10.0, 3.0, 0.0, 20.0, 8.0, 1.5, 30.0, 50.0]
+    costmodel.write_calibration("qemu-mps2-an386", {"coefficients": {"4": coef, "8": [0.0] * 11},
                                                     "engine_digest": costmodel.engine_digest()})
     costmodel.write_calibration("nucleo-l432kc", {"cpi": 1.25, "cpi_source": "test"})
     m = intsim.from_network(small_model("tinysnn", n=16, w_bits=4))

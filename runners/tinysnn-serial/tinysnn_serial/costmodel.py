@@ -34,7 +34,8 @@ from .boards import BOARDS
 CALIBRATION_VERSION = 1
 #: what the engine does per sample, as a linear model's features (``features``)
 FEATURES = ("sample", "sample_neurons", "presentation_neurons", "step", "step_neurons",
-            "step_neurons_inh", "draws", "row_words_fields", "row_codes_lanes", "exc_spikes")
+            "step_neurons_inh", "draws", "row_words_fields", "row_codes_lanes", "field_flushes",
+            "exc_spikes")
 #: weight widths whose rows the engine adds into 8-bit fields, a word at a time; the others are
 #: unpacked code by code into 16-bit lanes (firmware/engine/engine.c)
 FIELD_WIDTHS = (1, 2, 4)
@@ -77,6 +78,7 @@ def features(model, ops: dict) -> np.ndarray:
     steps = np.asarray(ops["steps"], dtype=np.float64)
     b = steps.size
     inh = 1.0 if model.inh is not None else 0.0
+    spikes = np.asarray(ops["input_spikes"], np.float64)
     cols = {
         "sample": np.ones(b),
         "sample_neurons": np.full(b, float(n)),                  # classification, state reset
@@ -89,9 +91,29 @@ def features(model, ops: dict) -> np.ndarray:
         "row_words_fields": np.asarray(ops["input_spikes"], np.float64) * words * fields,
         "row_codes_lanes": np.asarray(ops["input_spikes"], np.float64) * words * 2 * half
         * (not fields),
+        # 8-bit fields hold 255 / (2^bits - 1) rows: a step with more input spikes empties
+        # them into the lanes first; the expected number of such flushes, with the spikes of a
+        # step taken as Poisson around the sample's mean
+        "field_flushes": steps * words * _expected_flushes(spikes / np.maximum(steps, 1),
+                                                           255 // ((1 << bits) - 1))
+        * fields,
         "exc_spikes": np.asarray(ops["exc_spikes"], np.float64),
     }
     return np.stack([cols[k] for k in FEATURES], axis=1)
+
+
+def _expected_flushes(rate: np.ndarray, rows: int) -> np.ndarray:
+    """E[floor(X / rows)] for X ~ Poisson(rate): sum over k >= 1 of P(X >= k * rows)."""
+    from scipy.stats import poisson
+
+    rate = np.asarray(rate, dtype=np.float64)
+    out = np.zeros_like(rate)
+    for k in range(1, 64):
+        tail = poisson.sf(k * rows - 1, rate)
+        out += tail
+        if np.all(tail < 1e-9):
+            break
+    return out
 
 
 def fit(feature_rows: np.ndarray, measured: np.ndarray) -> np.ndarray:
@@ -249,6 +271,17 @@ def load_calibration(board: str, required: bool = True) -> dict | None:
     return cal
 
 
+def _previous(board: str) -> dict:
+    """What a calibration file holds, of any format (a refit keeps the CPI, and vice versa)."""
+    try:
+        data = json.loads(calibration_path(board).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    if data.get("features") != list(FEATURES):   # coefficients of other features: drop them
+        data.pop("coefficients", None)
+    return data if isinstance(data, dict) else {}
+
+
 def write_calibration(board: str, data: dict, out_dir=None) -> Path:
     path = Path(out_dir) / f"{board}.json" if out_dir else calibration_path(board)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -322,8 +355,7 @@ def calibrate(board: str, models, samples: int, work_dir, out_dir=None) -> tuple
         y = np.concatenate([np.asarray(r["measured"], dtype=np.float64) for r in mine])
         coefs[str(bits)] = fit(X, y).tolist()
     table = model_error_table(coefs, runs)
-    previous = load_calibration(board, required=False) or {}
-    data = {k: v for k, v in previous.items() if k.startswith("cpi")}
+    data = {k: v for k, v in _previous(board).items() if k.startswith("cpi")}
     data.update({"engine_digest": engine_digest(), "coefficients": coefs,
                  "samples_per_model": samples, "fitted_on": table})
     return write_calibration(board, data, out_dir), table
@@ -355,8 +387,10 @@ def calibrate_cycles(board: str, models, samples: int, work_dir, out_dir=None) -
     if not tot["insns"]:
         raise CalibrationError("the cycle-estimate runs counted no instructions")
     cpi = (tot["core"] + tot["data_stall"]) / tot["insns"]
-    data = load_calibration(board, required=False) or {}
-    data = {k: v for k, v in data.items() if k not in ("version", "features", "board", "date")}
+    data = {k: v for k, v in _previous(board).items()
+            if k not in ("version", "features", "board", "date")}
+    if data.get("features") is not None and data.get("version") != CALIBRATION_VERSION:
+        data = {}
     data.update({
         "cpi": cpi, "cpi_zero_wait": tot["core"] / tot["insns"],
         "cpi_art_off": (tot["core"] + tot["fetch_stall"] + tot["data_stall"]) / tot["insns"],
