@@ -165,7 +165,9 @@ class BoardCostModel:
         widths = sorted(int(b) for b in table)
         if not widths:
             raise CalibrationError(f"the calibration of {self.profile.name} is empty")
-        near = min(widths, key=lambda b: (abs(b - bits), b))
+        # the nearest width that the engine adds the same way (8-bit fields or 16-bit lanes)
+        near = min(widths, key=lambda b: ((b in FIELD_WIDTHS) != (bits in FIELD_WIDTHS),
+                                          abs(b - bits), b))
         note = "" if near == bits else (f"{bits}-bit weights not calibrated: the {near}-bit "
                                         "coefficients, an estimate of unknown error")
         return np.asarray(table[str(near)], dtype=np.float64), note
