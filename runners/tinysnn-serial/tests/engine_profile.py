@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 _TRACE = re.compile(rb"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/([0-9a-f]+)/([0-9a-f]+)\]")
@@ -91,12 +92,13 @@ def symbolize(elf, addrs, tool="arm-none-eabi-addr2line"):
 
 
 def profile(model_path, board_name="qemu-mps2-an385", samples=3, first=0, build_dir=None):
+    """Build the model's firmware as deploy does, run test samples ``first ..`` under QEMU
+    with its log on a pipe. Returns (instructions executed per guest address, address ->
+    (function, file, line), the board's own instruction count of each inference)."""
     from tinysnn_serial import deploy
     from tinysnn_serial import protocol as P
     from tinysnn_serial.boards import BOARDS, _free_tcp_port
     from tinysnn_serial.transports import SerialTransport
-
-    import time
 
     board = BOARDS[board_name]
     net, m = deploy.load_model(model_path)
@@ -131,7 +133,8 @@ def profile(model_path, board_name="qemu-mps2-an385", samples=3, first=0, build_
         time.sleep(0.2)
         proc.terminate()
         proc.wait()
-    done.wait(600)
+    if not done.wait(120):
+        raise RuntimeError("QEMU's log was not read to its end (did qemu-system-arm start?)")
     sym = symbolize(elf, counts)
     return counts, sym, measured
 

@@ -133,3 +133,20 @@ def test_deploy_to_the_m4_end_to_end(tmp_path):
         assert summary["board"] == board and summary["flash_bytes"] > 4096
         med[board] = summary["cycles"]["median"]
     assert 0 < med["qemu-mps2-an386"] < med["qemu-mps2-an385"]
+
+
+def test_the_profiler_accounts_for_every_instruction(tmp_path):
+    """engine_profile.py (docs/boards.md, "Engine cost"): the instructions it attributes to
+    engine.c add up to the board's own icount measurement of the same inference."""
+    need_qemu()
+    import engine_profile
+
+    net = small_model("tinysnn", n=16, time_steps=30, w_bits=2, v_bits=16, n_test=5, seed=6)
+    path = tmp_path / "p.tsnn"
+    save_network(net, path)
+    counts, sym, measured = engine_profile.profile(path, "qemu-mps2-an386", samples=1,
+                                                   build_dir=tmp_path / "b")
+    engine = sum(n for a, n in counts.items() if sym[a][1] == "engine.c")
+    funcs = {sym[a][0] for a in counts if sym[a][1] == "engine.c"}
+    assert {"draw_inputs", "acc_rows", "pass_simd_body"} <= funcs
+    assert abs(engine - measured[0]) <= 0.02 * measured[0] + 200, (engine, measured)
