@@ -87,7 +87,7 @@ class ExploreCommand:
         for v in variants:  # the config schema checks every value, before any work
             net.config.with_overrides([f"inference.{k}={val}" for k, val in v.items()])
         train_steps = _csv(args.train_time_steps, int) if args.train_time_steps else [0]
-        for tt in train_steps:
+        for tt in train_steps if args.train_time_steps else ():
             if not 1 <= tt <= 65535:
                 raise ConfigError(f"--train-time-steps: {tt} is outside 1..65535")
         cost_models = [reg.get_entry("cost_model", c).name for c in _csv(args.cost_models)]
