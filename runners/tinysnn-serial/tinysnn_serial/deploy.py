@@ -298,7 +298,7 @@ def report(summary: dict, *, profile, model_desc: str, memory=None, fit=None, me
         w(f"accuracy: {100 * summary['accuracy']:.2f}% on {n} test samples (host integer "
           f"simulator: {100 * summary['host_accuracy']:.2f}%)")
     c = summary["cycles"]
-    what = ("QEMU instruction count (icount), not Cortex-M3 cycles"
+    what = (f"QEMU instruction count (icount), not {p.cpu.split(' (')[0]} cycles"
             if p.name.startswith("qemu") else p.cycle_source)
     w(f"cycles per inference [{what}]: min {c['min']:,}  median {c['median']:,.0f}  "
       f"max {c['max']:,}")
