@@ -188,6 +188,15 @@ def test_select_for_board_takes_the_cheapest_that_fits_and_meets_the_target():
         select_for_board(rows, "other", within_pp=1)
 
 
+def test_select_for_board_leaves_out_uncalibrated_costs():
+    rows = [{"kind": "baseline", "accuracy": 0.88, "n_neurons": 400},
+            _row("calibrated", 0.88, 10.0, 80_000), _row("estimate", 0.88, 2.0, 80_000)]
+    rows[2]["costs"]["board-b"]["calibrated"] = False
+    sel = select_for_board(rows, "b", within_pp=1)
+    assert sel.chosen["label"] == "calibrated"
+    assert "1 candidates whose weight width the cost model was not calibrated" in sel.explanation
+
+
 def test_select_for_board_with_an_energy_budget():
     rows = [{"kind": "baseline", "accuracy": 0.88, "n_neurons": 400},
             _row("a", 0.88, 10.0, 80_000, energy=500.0), _row("b", 0.88, 12.0, 70_000, energy=400.0)]

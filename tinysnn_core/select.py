@@ -91,6 +91,12 @@ def select_for_board(rows: list[dict], board: str, *, target: float | None = Non
     if any(figure not in r["costs"][key] for r in costed):
         raise TinySNNError(f"the cost model of {board} gives no {figure.split('_')[0]} (no "
                            f"cycle estimate calibrated): tinysnn board calibrate {board}")
+    # a cost the board's model was not calibrated for is no cost to choose on
+    uncalibrated = [r for r in costed if r["costs"][key].get("calibrated") is False]
+    costed = [r for r in costed if r["costs"][key].get("calibrated") is not False]
+    if not costed:
+        raise TinySNNError(f"no candidate has a calibrated cost on {board} "
+                           f"({len(uncalibrated)} have estimates only): tinysnn board calibrate")
     fits = [r for r in costed if r["costs"][key].get("fits")]
     accurate = [r for r in fits if r["accuracy"] >= target - 1e-12]
     feasible = [r for r in accurate
@@ -123,8 +129,10 @@ def select_for_board(rows: list[dict], board: str, *, target: float | None = Non
                f"energy <= {max_energy_uj:g} uJ" if max_energy_uj is not None else ""]
     budgets = " and ".join(b for b in budgets if b)
     why = (f"Board {board}. Target accuracy {100 * target:.2f}% (float baseline "
-           f"N={base.get('n_neurons', '?')}: {100 * base['accuracy']:.2f}%). Of {len(costed)} "
-           f"candidates, {len(fits)} fit the board's flash and RAM, {len(accurate)} of those "
+           f"N={base.get('n_neurons', '?')}: {100 * base['accuracy']:.2f}%). "
+           + (f"{len(uncalibrated)} candidates whose weight width the cost model was not "
+              f"calibrated for are left out. " if uncalibrated else "")
+           + f"Of {len(costed)} candidates, {len(fits)} fit the board's flash and RAM, {len(accurate)} of those "
            f"meet the target" + (f" and {len(feasible)} the budgets ({budgets})" if budgets else "")
            + f"; {len(front)} are Pareto-optimal in accuracy, board {what} and flash. Chosen, as "
            f"the one with the least {what} on the board: {chosen['label']} "
