@@ -86,7 +86,8 @@ def compare(board: str, results: str, dc: str, ts: str) -> None:
     print("|---|---|---|---|---|---|---|")
     for f in lines:
         c = f["cost"]
-        print(f"| {f['label']} | {f['memory_kib']:,.1f} KiB | {f['asic_uj']:,.1f} uJ | "
+        label = f["label"].replace("|", "\\|")     # the inference settings' separator
+        print(f"| {label} | {f['memory_kib']:,.1f} KiB | {f['asic_uj']:,.1f} uJ | "
               f"{c.get('energy_uj_median', float('nan')):,.0f} uJ | "
               f"{c.get('latency_ms_median', float('nan')):,.1f} ms | "
               f"{c['instructions_median'] / 1e6:.2f} | {'yes' if c['fits'] else 'no'}"
