@@ -51,6 +51,7 @@ def _float_figures(board: str, path: str, n_test: int = 1000) -> dict:
     mem = MemoryModel().estimate(net)
     energy = EnergyModel().estimate(net, {"test": net.ops["test"]})["phases"]["test"]
     return {"label": f"FP32 {net.config.plugin_name('topology')} N={net.n_neurons}",
+            "accuracy": (net.metrics or {}).get("accuracy"),
             "memory_kib": mem["model_bits"] / 8192, "asic_uj": energy["pj_per_sample"] / 1e6,
             "cost": cost, "note": "16-bit integer engine (does not fit)" if not cost["fits"]
             else "16-bit integer engine"}
@@ -80,14 +81,15 @@ def compare(board: str, results: str, dc: str, ts: str) -> None:
         lines.append(_row_figures(previous[0], board, "previously selected"))
     if chosen:
         lines.append(_row_figures(chosen, board, "selected for the board"))
-    print(f"| model | weights + neuron parameters | energy/inference, ASIC 45 nm model | "
+    print(f"| model | accuracy | weights + neuron parameters | energy/inference, ASIC 45 nm model | "
           f"energy/inference on {board} (cycles x datasheet) | latency on {board} | "
           f"instructions (M) | fits |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for f in lines:
         c = f["cost"]
         label = f["label"].replace("|", "\\|")     # the inference settings' separator
-        print(f"| {label} | {f['memory_kib']:,.1f} KiB | {f['asic_uj']:,.1f} uJ | "
+        acc = f"{100 * f['accuracy']:.1f}%" if f.get("accuracy") is not None else "-"
+        print(f"| {label} | {acc} | {f['memory_kib']:,.1f} KiB | {f['asic_uj']:,.1f} uJ | "
               f"{c.get('energy_uj_median', float('nan')):,.0f} uJ | "
               f"{c.get('latency_ms_median', float('nan')):,.1f} ms | "
               f"{c['instructions_median'] / 1e6:.2f} | {'yes' if c['fits'] else 'no'}"

@@ -282,7 +282,8 @@ def evaluate_points(points: list[Point], base_model: str, options: dict) -> list
     metrics = flow.evaluate(net, data, backend=backend, progress=False)
     common = {"accuracy_float_sim": metrics["accuracy"],
               "accuracy_float_sim_pw": metrics["accuracy_proportion-weighting"],
-              "n_neurons": int(net.n_neurons), "base_model_path": str(base_model)}
+              "n_neurons": int(net.n_neurons), "base_model_path": str(base_model),
+              "assign_limit": options.get("assign_limit")}
     deployable = all(g in point.groups for g in DEPLOYABLE_GROUPS)
     trained = _in_training(point.scheme)
     if trained:

@@ -201,11 +201,20 @@ def materialize(row: dict, base_model: str, progress: bool = False):
         net, data, backend = point_network(load_network(base_model), row["scheme"],
                                            row["groups"], progress=progress,
                                            train_time_steps=row.get("train_time_steps", 0))
-        flow.assign(net, data, backend=backend, progress=progress)
+        # labels on the training samples the exploration assigned them on (--assign-limit)
+        limit = row.get("assign_limit") or _assign_limit_of(row.get("base_model", ""))
+        flow.assign(net, data.subset(n_train=limit) if limit else data, backend=backend,
+                    progress=progress)
     # the row's inference settings travel with the model (deploy and intsim read them)
     net.config = net.config.with_overrides(
         [f"inference.{k}={v}" for k, v in (row.get("inference") or {}).items()])
     return net
+
+
+def _assign_limit_of(base_digest: str) -> int | None:
+    """The --assign-limit an exploration's base digest records ("<sha>/assign<N>")."""
+    _, _, tail = str(base_digest).partition("/assign")
+    return int(tail) if tail.isdigit() else None
 
 
 class ReportCommand:
