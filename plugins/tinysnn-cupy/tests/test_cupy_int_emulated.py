@@ -189,10 +189,10 @@ def test_emulated_early_exit_and_ops_match_intsim(emu_int_executor, int_network,
     assert all(v.shape == (0,) for v in empty[2].values())
 
 
-@pytest.fixture(scope="module")
-def exit_bases():
-    from conftest import _int_network
-
+@pytest.fixture
+def exit_bases(int_network):
+    # the conftest's factory through its fixture: several test folders have a conftest module
+    _int_network = int_network
     busy = INT_CASES["busy-w8-p12-rn"]
     return {"tinysnn": intsim.from_network(_int_network(busy[0], 40, 50, 1, *busy[1:4],
                                                         **busy[4])),
