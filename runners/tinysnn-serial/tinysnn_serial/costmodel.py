@@ -168,9 +168,9 @@ class BoardCostModel:
         # the nearest width that the engine adds the same way (8-bit fields or 16-bit lanes)
         near = min(widths, key=lambda b: ((b in FIELD_WIDTHS) != (bits in FIELD_WIDTHS),
                                           abs(b - bits), b))
-        note = "" if near == bits else (f"{bits}-bit weights not calibrated: the {near}-bit "
-                                        "coefficients, an estimate of unknown error (a 6-bit model measured "
-                                        "36-42% above the 8-bit coefficients' figure)")
+        note = "" if near == bits else (
+            f"{bits}-bit weights not calibrated: the {near}-bit coefficients, an estimate of "
+            "unknown error (a 6-bit model measured 36-42% above the 8-bit coefficients' figure)")
         return np.asarray(table[str(near)], dtype=np.float64), note
 
     @property
