@@ -304,7 +304,8 @@ def report(summary: dict, *, profile, model_desc: str, memory=None, fit=None, me
       f"max {c['max']:,}")
     s = summary.get("seconds_at_clock")
     if s:
-        w(f"time per inference at {p.clock_hz / 1e6:g} MHz: min {1e3 * s['min']:.2f} ms  "
+        how = " if one instruction took one cycle" if p.name.startswith("qemu") else ""
+        w(f"time per inference at {p.clock_hz / 1e6:g} MHz{how}: min {1e3 * s['min']:.2f} ms  "
           f"median {1e3 * s['median']:.2f} ms  max {1e3 * s['max']:.2f} ms")
     if memory is not None:
         w(f"flash {memory.flash_bytes:,} B, RAM {memory.ram_bytes:,} B (from the ELF: "
