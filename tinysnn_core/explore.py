@@ -259,11 +259,6 @@ def _assign_data(data, options):
     return data.subset(n_train=limit) if limit else data
 
 
-def evaluate_point(point: Point, base_model: str, options: dict) -> dict:
-    """Quantize (PTQ) or train (ITQ) one point and measure it. Runs in a worker."""
-    return evaluate_points([point], base_model, options)[0]
-
-
 def evaluate_points(points: list[Point], base_model: str, options: dict) -> list[dict]:
     """Points that differ only in their inference settings: quantize (PTQ) or train (ITQ)
     once, assign labels once, then test each setting in integer mode. Runs in a worker."""
@@ -294,6 +289,9 @@ def evaluate_points(points: list[Point], base_model: str, options: dict) -> list
     train_ops, train_plan = ((net.ops["train"], net.quant.plan) if trained
                              else (base.ops.get("train"), QuantPlan("none")))
     prepared = time.perf_counter() - started
+    seed = flow.stream_seed(cfg.seed, "test")
+    ids = np.arange(len(data.test_images))
+    cost_models = integer_cost_models(options.get("cost_models") or ())
     rows = []
     for p in points:
         t0 = time.perf_counter()
@@ -303,14 +301,13 @@ def evaluate_points(points: list[Point], base_model: str, options: dict) -> list
             net.config = cfg.with_overrides([f"inference.{k}={v}" for k, v in p.inference.items()])
             model = intsim.from_network(net)
             net.config = cfg
-            seed = flow.stream_seed(cfg.seed, "test")
-            ids = np.arange(len(data.test_images))
             preds, _, ops = intsim.run_integer(model, data.test_images, seed, ids, backend,
                                                with_ops=True)
             row["accuracy_integer"] = float((preds == data.test_labels).mean())
             row["infer_ops"] = {k: float(np.mean(v)) for k, v in ops.items()}
             row["infer_ops"]["steps_median"] = float(np.median(ops["steps"]))
-            row["costs"] = board_costs(model, ops, options.get("cost_models") or ())
+            row["costs"] = {name: cm.integer_inference_cost(model, ops)
+                            for name, cm in cost_models.items()}
             test_ops = integer_op_counts(model, ops)
         row["accuracy"] = row.get("accuracy_integer", row["accuracy_float_sim"])
         row.update(cost_fields(net, test_ops, net.quant.plan, train_ops, train_plan))
@@ -341,21 +338,21 @@ def integer_op_counts(model, ops: dict):
                     lateral_events=spikes * (n - 1))
 
 
-def board_costs(model, ops: dict, names) -> dict:
-    """The figures of every named cost model that costs integer inference
-    (``integer_inference_cost(model, ops)``), a third party's included."""
+def integer_cost_models(names) -> dict:
+    """The named cost models that cost integer inference (``integer_inference_cost(model,
+    ops)``), a third party's included, made once: name -> object."""
     from .registry import get_registry
 
     out = {}
     reg = get_registry()
     for name in names:
         obj = reg.get("cost_model", name)
-        obj = obj() if isinstance(obj, type) or not hasattr(obj, "integer_inference_cost") else obj
-        fn = getattr(obj, "integer_inference_cost", None)
-        if fn is None:
+        if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "integer_inference_cost")):
+            obj = obj()        # a class or a factory
+        if not hasattr(obj, "integer_inference_cost"):
             raise ConfigError(f"cost model {name!r} does not cost integer inference "
                               "(it has no integer_inference_cost method)")
-        out[name] = fn(model, ops)
+        out[name] = obj
     return out
 
 
@@ -448,9 +445,10 @@ def run_exploration(points: list[Point], base_model: str, results: str, *, worke
         print(f"explore: {skipped} of {len(points)} points already in {results}; "
               f"{len(todo)} to go", file=sys.stderr)
 
-    def record(point, row):
-        row.update({"key": point.key(digest), "base_model": digest, **asdict(point)})
-        _append(results, row)
+    def record(task, rows):
+        for point, row in zip(task, rows):
+            row.update({"key": point.key(digest), "base_model": digest, **asdict(point)})
+            _append(results, row)
 
     groups: dict[str, list[Point]] = {}      # one task per quantization point
     for p in todo:
@@ -471,16 +469,14 @@ def run_exploration(points: list[Point], base_model: str, results: str, *, worke
             for fut in dask_completed(list(futures)):
                 task = futures[fut]
                 try:
-                    for point, row in zip(task, fut.result()):
-                        record(point, row)
+                    record(task, fut.result())
                 except Exception as exc:  # noqa: BLE001 - report and go on with the others
                     failures.append((task[0].label, repr(exc)))
                 bar.update(len(task))
     elif workers <= 1:
         for task in tasks:
             try:
-                for point, row in zip(task, evaluate_points(task, base_model, options)):
-                    record(point, row)
+                record(task, evaluate_points(task, base_model, options))
             except TinySNNError as exc:
                 failures.append((task[0].label, str(exc)))
             bar.update(len(task))
@@ -495,8 +491,7 @@ def run_exploration(points: list[Point], base_model: str, results: str, *, worke
             for fut in as_completed(futures):
                 task = futures[fut]
                 try:
-                    for point, row in zip(task, fut.result()):
-                        record(point, row)
+                    record(task, fut.result())
                 except Exception as exc:  # noqa: BLE001
                     failures.append((task[0].label, repr(exc)))
                 bar.update(len(task))

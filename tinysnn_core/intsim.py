@@ -148,7 +148,7 @@ def from_network(net) -> IntegerModel:
                     inhib.frac_bits, pot.frac_bits)
     exc_to_inh = align(int(round_codes(np.array([net.topology.w_exc_inh]), inhib, "nearest")[0]),
                        inhib.frac_bits, pot.frac_bits)
-    enc, rates, min_spikes = inference_encoding(net)
+    rates, min_spikes = inference_encoding(net)
     inference = net.config.inference
     time_steps = inference.time_steps or net.config.train.time_steps
     return IntegerModel(
@@ -162,8 +162,8 @@ def from_network(net) -> IntegerModel:
 
 
 def inference_encoding(net):
-    """The encoder as ``[inference]`` sets it up: (encoder, rate units of every presentation,
-    the retry threshold). The input rate and the retry rule are inference design axes: they
+    """The encoder as ``[inference]`` sets it up: (the rate units of every presentation, the
+    retry threshold). The input rate and the retry rule are inference design axes: they
     change only the integer model's rate table and ``MIN_SPIKES``."""
     import dataclasses
 
@@ -184,7 +184,7 @@ def inference_encoding(net):
     min_spikes = (enc.params.retry_min_spikes if inference.min_spikes < 0
                   else int(inference.min_spikes))
     rates = np.array([enc.rate_unit(k) for k in range(retries + 1)], dtype=np.uint64)
-    return enc, rates, int(min_spikes)
+    return rates, int(min_spikes)
 
 
 def _layer_step(L: LayerCodes, u, refrac, current, rand: int):
@@ -257,13 +257,17 @@ def class_sums(m: IntegerModel, counts: np.ndarray) -> np.ndarray:
     return np.bincount(a[a >= 0], weights=counts[a >= 0], minlength=m.n_classes).astype(np.int64)
 
 
+def _score(sums, sizes, c: int) -> tuple[int, int]:
+    """Class ``c``'s (sum, size) as section 7 compares them: a class without neurons counts as
+    (0, 1)."""
+    return (int(sums[c]), int(sizes[c])) if sizes[c] else (0, 1)
+
+
 def _leader(sums, sizes) -> tuple[int, int, int]:
     """Section 7's winner over class sums: (class, its score sum, its effective size)."""
     best, best_sum, best_n = 0, 0, 1
     for c in range(len(sizes)):
-        n_c = int(sizes[c])
-        s_c = int(sums[c]) if n_c else 0
-        n_eff = n_c if n_c else 1
+        s_c, n_eff = _score(sums, sizes, c)
         if s_c * best_n > best_sum * n_eff:
             best, best_sum, best_n = c, s_c, n_eff
     return best, best_sum, best_n
@@ -281,8 +285,7 @@ def exit_reached(m: IntegerModel, sums, sizes, total: int) -> bool:
     for b in range(len(sizes)):
         if b == a:
             continue
-        n_b = int(sizes[b]) or 1
-        s_b = int(sums[b]) if sizes[b] else 0
+        s_b, n_b = _score(sums, sizes, b)
         if s_a * n_b - s_b * n_a < m.exit_margin * n_b:
             return False
     return True

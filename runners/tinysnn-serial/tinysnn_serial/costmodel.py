@@ -377,14 +377,10 @@ def calibrate_cycles(board: str, models, samples: int, work_dir, out_dir=None) -
     emu, exact = cycles.emulator_for(profile.core)
     tot = {"insns": 0, "core": 0, "fetch_stall": 0, "data_stall": 0}
     for path in models:
-        net, m = deploy.load_model(path)
-        stem, _ = deploy.model_id(path)
-        name = deploy.firmware_model_name(stem, deploy.codegen.model_digest(m))
-        bdir = Path(work_dir) / f"{name}-{emu.profile.name}"
-        elf, _, _, _ = deploy.prepare(net, m, emu, name=name, build_dir=bdir)
-        images, _, seed, _ = deploy.test_split(net, samples)
-        rows = cycles.estimate_samples(elf, [(images[i], seed, i) for i in range(len(images))],
-                                       profile, board=emu, work_dir=bdir / "cycles")
+        fw = deploy.build_firmware(path, emu, build_root=work_dir)
+        images, _, seed, _ = deploy.test_split(fw.net, samples)
+        rows = cycles.estimate_samples(fw.elf, [(images[i], seed, i) for i in range(len(images))],
+                                       profile, board=emu, work_dir=fw.build_dir / "cycles")
         for r in rows:
             for k in tot:
                 tot[k] += getattr(r, k)

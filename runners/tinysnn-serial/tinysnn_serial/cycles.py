@@ -418,12 +418,9 @@ class CyclesCommand:
                 raise CycleError(f"--samples {args.samples}: give 1..100000")
             profile = cycle_profile(args.name, args.wait_states)
             emu, exact = emulator_for(profile.core)
-            net, m = deploy.load_model(args.model)
-            stem, _ = deploy.model_id(args.model)
-            name = deploy.firmware_model_name(stem, deploy.codegen.model_digest(m))
-            bdir = Path(args.build_dir) if args.build_dir else (
-                Path("build") / "tinysnn-cycles" / f"{name}-{emu.profile.name}")
-            elf, exp, _, _ = deploy.prepare(net, m, emu, name=name, build_dir=bdir)
+            fw = deploy.build_firmware(args.model, emu, build_dir=args.build_dir,
+                                       build_root=Path("build") / "tinysnn-cycles")
+            net, m, bdir, elf, exp = fw.net, fw.model, fw.build_dir, fw.elf, fw.export
             from .boards import BOARDS
 
             target = BOARDS[args.name]

@@ -227,6 +227,31 @@ def firmware_model_name(stem: str, digest: str) -> str:
     return codegen.model_name(f"{stem}-{digest[:10]}")
 
 
+@dataclass
+class Firmware:
+    """A model's firmware for a board, built as ``deploy`` builds it."""
+
+    net: object
+    model: object                     # the integer model
+    name: str                         # the firmware's model name
+    build_dir: Path
+    elf: Path
+    export: object                    # codegen.CExport
+    memory: object = None             # MemoryUse from the ELF (cross builds)
+    fit: object = None                # FitReport
+
+
+def build_firmware(model_path, board, *, build_dir=None, build_root="build/tinysnn-deploy"):
+    """Generate, check the fit and build ``model_path`` for ``board`` in ``build_dir`` (default
+    ``build_root/NAME-BOARD``)."""
+    net, m = load_model(model_path, board=board)
+    stem, _ = model_id(model_path)
+    name = firmware_model_name(stem, codegen.model_digest(m))
+    bdir = Path(build_dir) if build_dir else Path(build_root) / f"{name}-{board.profile.name}"
+    elf, exp, memory, fit = prepare(net, m, board, name=name, build_dir=bdir)
+    return Firmware(net, m, name, bdir, elf, exp, memory, fit)
+
+
 def run_samples(dut: DeviceUnderTest, m, images, labels, seed: int, results: ResultsFile, *,
                 meter=None, n: int = 1, warmup: int = 0, on_sample=None, out=sys.stdout) -> int:
     """Run every sample not yet in ``results``; returns how many ran now."""

@@ -177,17 +177,13 @@ class BoardCommand:
         checked before and after the build); prints the fit."""
         from . import deploy
 
-        net, m = deploy.load_model(model_path, board=board)
-        stem, _ = deploy.model_id(model_path)
-        name = deploy.firmware_model_name(stem, deploy.codegen.model_digest(m))
-        bdir = Path(build_dir) if build_dir else (Path("build") / "tinysnn-fw"
-                                                  / f"{name}-{board.profile.name}")
-        elf, exp, memory, fit = deploy.prepare(net, m, board, name=name, build_dir=bdir)
-        print(f"model {model_path} as {name}: {m.n_neurons} neurons, {exp.const_bytes} B of "
-              f"constants, {exp.state_bytes} B of state")
-        if fit is not None:
-            print(fit.message())
-        return elf
+        fw = deploy.build_firmware(model_path, board, build_dir=build_dir,
+                                   build_root=Path("build") / "tinysnn-fw")
+        print(f"model {model_path} as {fw.name}: {fw.model.n_neurons} neurons, "
+              f"{fw.export.const_bytes} B of constants, {fw.export.state_bytes} B of state")
+        if fw.fit is not None:
+            print(fw.fit.message())
+        return fw.elf
 
     @staticmethod
     def _calibrate(args) -> int:
