@@ -173,7 +173,7 @@ class QuantRuntime:
         from .registry import get_registry
 
         self.plan = plan
-        self.lost_decays: list[str] = []     # set by train.prepare_quantized
+        self.lost_decays: list[str] = []     # set by prepare_quantized
         reg = get_registry()
         self._fns = {g: reg.get("rounding", s.rounding) for g, s in plan.groups.items()}
         self.rng = np.random.default_rng(0)
@@ -193,3 +193,25 @@ class QuantRuntime:
         codes = round_codes(np.asarray(values, dtype=np.float64) - offset, spec.fmt,
                             self._fns[group], self.rng)
         return codes * spec.fmt.step + offset
+
+
+def quantizer_for(config):
+    """The configured quantizer plugin and its plan, or (None, None) for float."""
+    if config.quant.scheme in ("none", "", None):
+        return None, None
+    from .registry import get_registry
+
+    quantizer = get_registry().get("quantizer", config.quant.scheme)()
+    return quantizer, QuantPlan.from_settings(config.quant)
+
+
+def prepare_quantized(quantizer, net, plan):
+    """``quantizer.prepare``, and the decay factors it rounded to 0 or 1 noted in
+    ``net.quant.lost_decays`` (``quant.lost_decays``) for the caller to report."""
+    before = decay_factors(net)
+    net = quantizer.prepare(net, plan) or net
+    spec = plan.groups.get("decay")
+    if net.quant is not None:
+        net.quant.lost_decays = lost_decays(before, net, spec.fmt if spec else None,
+                                            learning=bool(quantizer.in_training))
+    return net

@@ -18,8 +18,12 @@ from .config import Config
 from .data import Dataset
 from .errors import ConfigError, TinySNNError
 from .evaluate import assign_labels, predict
+from .modelfile import save_network
 from .network import Network
 from .ops import OpCounts
+# the quantizer's entry points live in quant (modelfile needs them too); the flow's callers
+# know them as train.quantizer_for and train.prepare_quantized
+from .quant import prepare_quantized, quantizer_for  # noqa: F401
 from .registry import get_registry
 
 _STREAMS = {"train": 0, "assign": 1, "test": 2}
@@ -45,30 +49,6 @@ def check_backend(backend, net: Network, learn: bool) -> None:
     check = getattr(backend, "check", None)
     if check is not None:
         check(net, learn=learn)
-
-
-def quantizer_for(config: Config):
-    """The configured quantizer plugin and its plan, or (None, None) for float."""
-    if config.quant.scheme in ("none", "", None):
-        return None, None
-    from .quant import QuantPlan
-
-    quantizer = get_registry().get("quantizer", config.quant.scheme)()
-    return quantizer, QuantPlan.from_settings(config.quant)
-
-
-def prepare_quantized(quantizer, net: Network, plan) -> Network:
-    """``quantizer.prepare``, and the decay factors it rounded to 0 or 1 noted in
-    ``net.quant.lost_decays`` (``quant.lost_decays``) for the caller to report."""
-    from .quant import decay_factors, lost_decays
-
-    before = decay_factors(net)
-    net = quantizer.prepare(net, plan) or net
-    spec = plan.groups.get("decay")
-    if net.quant is not None:
-        net.quant.lost_decays = lost_decays(before, net, spec.fmt if spec else None,
-                                            learning=bool(quantizer.in_training))
-    return net
 
 
 def build_network(config: Config) -> Network:
@@ -134,8 +114,6 @@ def run_batched(net: Network, backend, images, ids, *, learn: bool, seed: int, o
 def train(net: Network, data: Dataset, *, backend=None, checkpoint: Path | None = None,
           progress: bool = True) -> Network:
     """STDP training for ``config.train.epochs`` passes; resumes from ``net.progress``."""
-    from .modelfile import save_network
-
     cfg = net.config
     backend = backend or get_backend(cfg)
     n = len(data.train_images)
