@@ -1,0 +1,82 @@
+"""Write the seed corpus of the real-engine fuzz target (make fuzz-engine) to corpus-engine/.
+
+Each seed is a whole session that reaches `results`: `db load 792`, the sample's `db` frames,
+`infer N W` and `results`, as plain EEMBC frames and as the host's sequenced frames (with
+retransmissions). The samples are mnist-5k test images when the data set is there (else fixed
+sparse random images): the engine's paths depend on the pixels, not on where they came from.
+
+    .venv/bin/python runners/tinysnn-serial/firmware/fuzz/make_engine_corpus.py
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from tinysnn_serial.protocol import IMAGE_BYTES, encode_sample, frame
+
+CORPUS = Path(__file__).resolve().parent / "corpus-engine"
+PLAIN_CHUNK = 126   # bytes per plain `db` frame: "db " + 252 hex digits fit the 256-byte command
+SEQ_CHUNK = 64      # bytes per sequenced frame, as the host sends them
+SEED = 2            # the mnist-5k test split's input-spike seed of docs/results.md
+
+
+def images(k: int) -> list[bytes]:
+    try:
+        from tinysnn_core.builtin.datasets import load_mnist_5k
+
+        return [bytes(img) for img in load_mnist_5k(0).test_images[:k]]
+    except Exception:  # noqa: BLE001 - the data set is optional here
+        rng = random.Random(0)
+        return [bytes(rng.randrange(256) if rng.random() < 0.2 else 0 for _ in range(IMAGE_BYTES))
+                for _ in range(k)]
+
+
+def plain(bodies: list[str]) -> bytes:
+    return "".join(f"{b}%" for b in bodies).encode("ascii")
+
+
+def db_bodies(payload: bytes, chunk: int) -> list[str]:
+    return [f"db load {len(payload)}"] + [f"db {payload[i:i + chunk].hex()}"
+                                         for i in range(0, len(payload), chunk)]
+
+
+def sequenced(bodies: list[str], repeat: set[int] = frozenset()) -> bytes:
+    """Sequenced frames; those at the indexes in ``repeat`` are sent twice (a retransmission)."""
+    out = b""
+    for seq, body in enumerate(bodies, start=1):
+        out += frame(body, seq) * (2 if seq - 1 in repeat else 1)
+    return out
+
+
+def seeds() -> dict[str, bytes]:
+    a, b = images(2)
+    sample_a = encode_sample(a, SEED, 0)
+    sample_b = encode_sample(b, SEED, 1)
+    blank = encode_sample(bytes(IMAGE_BYTES), SEED, 7)
+    full = encode_sample(bytes([255]) * IMAGE_BYTES, SEED, 8)
+    seq_bodies = ["name", "profile"] + db_bodies(sample_a, SEQ_CHUNK) + ["infer 1 0", "results"]
+    return {
+        "session-plain": plain(["name", "profile"] + db_bodies(sample_a, PLAIN_CHUNK)
+                               + ["infer 1 0", "results"]),
+        "session-seq": sequenced(seq_bodies, repeat={3, len(seq_bodies) - 2,
+                                                     len(seq_bodies) - 1}),
+        "session-repeat": plain(db_bodies(sample_a, PLAIN_CHUNK)
+                                + ["results", "infer 3 2", "results", "infer 100000 100000",
+                                   "results"]),
+        "session-two-samples": plain(db_bodies(sample_a, PLAIN_CHUNK) + ["infer 1 0", "results"]
+                                     + db_bodies(sample_b, PLAIN_CHUNK) + ["infer 1 0", "results"]),
+        "session-blank": plain(db_bodies(blank, PLAIN_CHUNK) + ["infer 1 0", "results"]),
+        "session-full": plain(db_bodies(full, PLAIN_CHUNK) + ["infer 1 0", "results"]),
+    }
+
+
+def main() -> None:
+    CORPUS.mkdir(exist_ok=True)
+    for name, data in seeds().items():
+        (CORPUS / name).write_bytes(data)
+        print(f"{CORPUS.name}/{name}: {len(data)} bytes")
+
+
+if __name__ == "__main__":
+    main()
