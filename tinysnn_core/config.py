@@ -75,6 +75,11 @@ class InferenceSettings:
     min_spikes: int = -1            # retry below this many spikes (-1: the encoder's)
 
 
+#: the integer [train] values and their upper bounds (all at least 1); T is a 16-bit count on a
+#: board, as inference.time_steps
+TRAIN_INT_RANGES = (("epochs", 10_000), ("time_steps", 65535), ("checkpoint_every", 10**9),
+                    ("batch_size", 65536))
+
 #: the ranges of the [inference] values: (name, lowest, highest, unit, what the default means)
 INFERENCE_RANGES = (
     ("time_steps", 0, 65535, "", "0: train.time_steps"),
@@ -176,7 +181,10 @@ class Config:
                 continue
             target = data
             for part in parts[:-1]:
-                if part not in target or not isinstance(target[part], dict):
+                # a table the value names but the configuration lacks yet (a quantization group)
+                # is made here; from_dict then checks it like one read from a file
+                target.setdefault(part, {})
+                if not isinstance(target[part], dict):
                     raise ConfigError(f"override {key!r}: {part!r} is not a configuration table")
                 target = target[part]
             target[parts[-1]] = value
@@ -184,25 +192,34 @@ class Config:
 
     # -- validation ----------------------------------------------------------------------------
     def validate_basic(self) -> None:
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if not isinstance(self.n_neurons, int) or not 1 <= self.n_neurons <= 100_000:
-            raise ConfigError(f"n_neurons must be an integer in 1..100000, got {self.n_neurons!r}")
+        """Every run setting's type and range (a boolean is not an integer here)."""
+        _check_int("seed", self.seed, 0, 2**63 - 1)
+        _check_int("n_neurons", self.n_neurons, 1, 100_000)
         t = self.train
-        for name in ("epochs", "time_steps", "checkpoint_every", "batch_size"):
-            value = getattr(t, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"train.{name} must be a positive integer, got {value!r}")
-        if not t.dt > 0:
-            raise ConfigError(f"train.dt must be positive, got {t.dt!r}")
+        for name, hi in TRAIN_INT_RANGES:
+            _check_int(f"train.{name}", getattr(t, name), 1, hi)
+        for name in ("n_train", "n_test"):
+            if getattr(t, name) is not None:
+                _check_int(f"train.{name}", getattr(t, name), 1, 10**9,
+                           " (leave it out to use every sample)")
+        _check_number("train.dt", t.dt, 0.0, 1000.0, " ms", low_open=True)
+        _check_number("train.norm", t.norm, 0.0, 1e9, "", low_open=True)
+        if not isinstance(t.normalize, bool):
+            raise ConfigError(f"train.normalize must be true or false, got {t.normalize!r}")
         for name, lo, hi, unit, default in INFERENCE_RANGES:
             value = getattr(self.inference, name)
-            if not lo <= value <= hi:
-                raise ConfigError(f"inference.{name} must be in {lo:g}..{hi:g}{unit} ({default}), "
-                                  f"got {value!r}")
+            if isinstance(lo, int):
+                _check_int(f"inference.{name}", value, lo, hi, f" ({default})")
+            else:
+                _check_number(f"inference.{name}", value, lo, hi, f"{unit} ({default})")
         if t.classifier not in ("all-activity", "proportion-weighting"):
             raise ConfigError(f"train.classifier must be 'all-activity' or "
                               f"'proportion-weighting', got {t.classifier!r}")
+        if not isinstance(self.quant.scheme, str):
+            raise ConfigError(f"quant.scheme must be a quantizer name or 'none', got "
+                              f"{self.quant.scheme!r}")
+        if not isinstance(self.quant.groups, dict):
+            raise ConfigError(f"quant.groups must be a table of groups, got {self.quant.groups!r}")
 
     def plugin_name(self, slot: str) -> str:
         return str(getattr(self, slot).get("name", PLUGIN_SLOTS[slot][1]))
@@ -227,12 +244,29 @@ class Config:
 
     def resolved(self, registry=None) -> "Config":
         """A copy with every plugin slot's parameters filled in with their defaults."""
+        from .quant import QuantPlan
+
+        QuantPlan.from_settings(self.quant)     # every group's format and rounding name
         out = copy.deepcopy(self)
         for slot in PLUGIN_SLOTS:
             params = self.plugin_params(slot, registry)
             full = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)
             setattr(out, slot, {"name": self.plugin_name(slot), **full})
         return out
+
+
+def _check_int(where: str, value, lo: int, hi: int, note: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"{where} must be an integer in {lo}..{hi}{note}, got {value!r}")
+
+
+def _check_number(where: str, value, lo: float, hi: float, unit: str = "", *,
+                  low_open: bool = False) -> None:
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and (lo < value if low_open else lo <= value) and value <= hi)   # NaN fails too
+    if not ok:
+        span = f"({lo:g}, {hi:g}]" if low_open else f"{lo:g}..{hi:g}"
+        raise ConfigError(f"{where} must be a number in {span}{unit}, got {value!r}")
 
 
 def _dataclass_from(cls, values: Any, where: str):

@@ -16,7 +16,7 @@ import numpy as np
 
 from .config import Config
 from .data import Dataset
-from .errors import ConfigError, TinySNNError
+from .errors import ConfigError, InputError, TinySNNError
 from .evaluate import assign_labels, predict
 from .modelfile import save_network
 from .network import Network
@@ -143,6 +143,8 @@ def train(net: Network, data: Dataset, *, backend=None, checkpoint: Path | None 
 
 def assign(net: Network, data: Dataset, *, backend=None, progress: bool = True) -> np.ndarray:
     """Label assignment from one pass over the training set with learning off."""
+    if len(data.train_labels) == 0:
+        raise InputError(f"{data.name} has no training samples to assign labels on")
     backend = backend or get_backend(net.config)
     check_backend(backend, net, learn=False)
     ops = net.ops["assign"] = OpCounts()
@@ -157,6 +159,8 @@ def evaluate(net: Network, data: Dataset, *, backend=None, progress: bool = True
     """Test-set accuracy with both classifiers (learning off)."""
     if net.assignments is None:
         raise TinySNNError("the network has no label assignments yet: run assign (or train) first")
+    if len(data.test_labels) == 0:      # an accuracy of no samples would be nan
+        raise InputError(f"{data.name} has no test samples to evaluate on")
     backend = backend or get_backend(net.config)
     ops = net.ops["test"] = OpCounts()
     started = time.perf_counter()
