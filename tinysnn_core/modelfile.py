@@ -351,8 +351,8 @@ def _check_network_header(header: dict, table: list[ArrayEntry], path) -> Config
         raise ModelFileError(f"{path}: the header lacks {' and '.join(missing)}")
     for key, kind in _NETWORK_FIELDS.items():
         if key in header and not isinstance(header[key], kind):
-            raise ModelFileError(f"{path}: header field {key!r} must be a JSON {_JSON_TYPES[kind]}, "
-                                 f"got {_short(header[key])}")
+            raise ModelFileError(f"{path}: header field {key!r} must be a JSON "
+                                 f"{_JSON_TYPES[kind]}, got {_short(header[key])}")
     try:
         config = Config.from_dict(header["config"])
     except ConfigError as exc:

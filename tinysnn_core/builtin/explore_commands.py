@@ -10,11 +10,48 @@ from tinysnn_core import hookimpl
 from tinysnn_core.errors import ConfigError, TinySNNError
 
 
-def _csv(text, cast=str):
+def _csv(text, cast=str, flag: str = "", lo=None, hi=None):
+    """The comma-separated values of ``text``; with ``flag`` (a flag that was given) at least
+    one value, each in ``lo..hi`` when those are given."""
+    what = f"{flag}: " if flag else ""
     try:
-        return [cast(x.strip()) for x in str(text).split(",") if x.strip()]
+        values = [cast(x.strip()) for x in str(text).split(",") if x.strip()]
     except ValueError:
-        raise ConfigError(f"cannot parse the list {text!r}") from None
+        kind = {int: "integers", float: "numbers"}.get(cast, "names")
+        raise ConfigError(f"{what}cannot parse the list {text!r} (comma-separated {kind})") from None
+    if flag and not values:
+        raise ConfigError(f"{flag} gives no values")
+    for v in values:
+        if cast is float and v != v:
+            raise ConfigError(f"{what}{v} is not a number")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ConfigError(f"{what}{v} is outside {lo}..{hi}")
+    return values
+
+
+def _check_flags(args, reg) -> None:
+    """The single-valued explore flags, before any model is read (the lists are checked where
+    they are parsed)."""
+    if not 1 <= args.neuron_bits <= 32:
+        raise ConfigError(f"--neuron-bits: {args.neuron_bits} is outside 1..32")
+    if args.decay_bits is not None and not 2 <= args.decay_bits <= 32:
+        raise ConfigError(f"--decay-bits: {args.decay_bits} is outside 2..32")
+    if not 1 <= args.workers <= 1024:
+        raise ConfigError(f"--workers: {args.workers} is outside 1..1024")
+    if args.assign_limit is not None and args.assign_limit < 1:
+        raise ConfigError(f"--assign-limit must be a positive number of samples, got "
+                          f"{args.assign_limit}")
+    if args.scheduler is not None and not args.scheduler.strip():
+        raise ConfigError("--scheduler is empty: give an address such as tcp://127.0.0.1:8786")
+    if args.backend is not None:
+        reg.get_entry("backend", args.backend)       # an unknown name lists the known ones
+    for flag, path in (("--results", args.results), ("--save-models", args.save_models)):
+        if path is not None and not str(path).strip():
+            raise ConfigError(f"{flag} is empty")
+    if Path(args.results).is_dir():
+        raise ConfigError(f"--results {args.results} is a directory; give a file")
+    if args.save_models and Path(args.save_models).exists() and not Path(args.save_models).is_dir():
+        raise ConfigError(f"--save-models {args.save_models} exists and is not a directory")
 
 
 class ExploreCommand:
@@ -76,30 +113,29 @@ class ExploreCommand:
 
         from tinysnn_core.explore import inference_variants
 
+        reg = get_registry()
+        _check_flags(args, reg)
+        variants = inference_variants(
+            time_steps=_csv(args.time_steps, int, "--time-steps")
+            if args.time_steps is not None else None,
+            rate_hz=_csv(args.rates, float, "--rates") if args.rates is not None else None,
+            max_retries=_csv(args.retries, int, "--retries") if args.retries is not None else None,
+            exit_margin=_csv(args.exit_margins, int, "--exit-margins")
+            if args.exit_margins is not None else None)
         nets = [load_network(m) for m in args.model]
         net = nets[0]
-        reg = get_registry()
-        variants = inference_variants(
-            time_steps=_csv(args.time_steps, int) if args.time_steps else None,
-            rate_hz=_csv(args.rates, float) if args.rates else None,
-            max_retries=_csv(args.retries, int) if args.retries else None,
-            exit_margin=_csv(args.exit_margins, int) if args.exit_margins else None)
         for v in variants:  # the config schema checks every value, before any work
             net.config.with_overrides([f"inference.{k}={val}" for k, val in v.items()])
-        train_steps = _csv(args.train_time_steps, int) if args.train_time_steps else [0]
-        for tt in train_steps if args.train_time_steps else ():
-            if not 1 <= tt <= 65535:
-                raise ConfigError(f"--train-time-steps: {tt} is outside 1..65535")
+        train_steps = (_csv(args.train_time_steps, int, "--train-time-steps", 1, 65535)
+                       if args.train_time_steps is not None else [0])
         cost_models = [reg.get_entry("cost_model", c).name for c in _csv(args.cost_models)]
         cost_models += [reg.get_entry("cost_model", f"board-{b}").name for b in _csv(args.boards)]
-        schemes = [reg.get_entry("quantizer", s).name for s in _csv(args.schemes)]
-        roundings = [reg.get_entry("rounding", r).name for r in _csv(args.roundings)]
-        bits = _csv(args.bits, int)
-        for b in bits:
-            if not 1 <= b <= 32:
-                raise ConfigError(f"--bits: {b} is outside 1..32")
-        if args.decay_bits is not None and not 2 <= args.decay_bits <= 32:
-            raise ConfigError(f"--decay-bits: {args.decay_bits} is outside 2..32")
+        schemes = [reg.get_entry("quantizer", s).name
+                   for s in _csv(args.schemes, str, "--schemes")]
+        roundings = [reg.get_entry("rounding", r).name
+                     for r in _csv(args.roundings, str, "--roundings")]
+        bits = _csv(args.bits, int, "--bits", 1, 32)
+        group_sets = _csv(args.group_sets, str, "--group-sets")
         from tinysnn_core.quant import model_ranges
 
         options = {"backend": args.backend, "save_models": args.save_models,
@@ -108,7 +144,7 @@ class ExploreCommand:
             options["assign_limit"] = args.assign_limit  # part of every point's key
         for path, net in zip(args.model, nets):
             points = build_grid(schemes=schemes, bits=bits, roundings=roundings,
-                                group_sets=_csv(args.group_sets),
+                                group_sets=group_sets,
                                 sensitivity=not args.no_sensitivity, ranges=model_ranges(net),
                                 neuron_bits=args.neuron_bits, decay_bits=args.decay_bits,
                                 inference=variants, train_time_steps=train_steps)
