@@ -59,6 +59,24 @@ class LayerCodes:
 
 
 @dataclass
+class NeuronCodes:
+    """A population of a plugin's neuron model in integer form (docs/plugins.md, "Neuron
+    models"): the part every model shares, in the potential grid like ``LayerCodes``, plus the
+    plugin's own named constants. ``model`` (the registered name) finds the plugin's
+    ``integer_step`` and C step; the core applies the one-spike rule after that step."""
+
+    model: str                      # registered neuron model name
+    v_frac: int
+    u_min: int
+    u_max: int
+    reset: int                      # (reset - rest) code
+    thresh: np.ndarray              # [N] (thresh - rest + theta_j) codes
+    refrac: int                     # steps
+    one_spike: bool
+    constants: dict = field(default_factory=dict)   # NAME -> int, the plugin's own codes
+
+
+@dataclass
 class IntegerModel:
     n_inputs: int
     n_neurons: int
@@ -67,8 +85,8 @@ class IntegerModel:
     w_format: QFormat
     theta_codes: np.ndarray         # [N] theta codes (theta format), kept for the memory model
     theta_format: QFormat
-    exc: LayerCodes
-    inh: LayerCodes | None          # Diehl & Cook inhibitory layer, or None (direct inhibition)
+    exc: LayerCodes | NeuronCodes
+    inh: LayerCodes | NeuronCodes | None  # Diehl & Cook inhibitory layer, or None (direct)
     lateral: int                    # inhibition per source spike, in the exc potential's grid
     exc_to_inh: int                 # exc -> inh weight in the inh potential's grid
     rate_units: np.ndarray          # uint32 [max_retries + 1] encoder threshold units
@@ -85,8 +103,11 @@ class IntegerModel:
     @property
     def features(self) -> set[str]:
         """The parts of the contract this model uses beyond the base time step: a backend that
-        runs integer models says which of these it implements (``integer_features``)."""
-        return {"early_exit"} if self.exit_margin > 0 else set()
+        runs integer models says which of these it implements (``integer_features``): a plugin's
+        neuron model is ``"neuron:NAME"``."""
+        used = {"early_exit"} if self.exit_margin > 0 else set()
+        return used | {f"neuron:{L.model}" for L in (self.exc, self.inh)
+                       if isinstance(L, NeuronCodes)}
 
 
 #: what one inference did, per sample (the operation counts a board's cost model is fitted on)
@@ -108,6 +129,59 @@ def _layer(layer, plan: QuantPlan, thresh_values: np.ndarray) -> LayerCodes:
         one_spike=bool(getattr(layer, "one_spike", False)))
 
 
+#: what a neuron model provides to run in integer mode (docs/plugins.md, "Neuron models")
+INTEGER_MEMBERS = ("integer_constants", "integer_step")
+
+
+def _plugin_layer(layer, name: str, plan: QuantPlan, thresh_values: np.ndarray) -> NeuronCodes:
+    """A plugin's population in integer form: the shared codes, as ``_layer`` makes them, and
+    the plugin's ``integer_constants(fmt)``, checked to be integers in the potential's range."""
+    missing = [m for m in INTEGER_MEMBERS if not callable(getattr(layer, m, None))]
+    if missing:
+        raise TinySNNError(f"neuron model {name!r} ({type(layer).__name__}) has no integer "
+                           f"mode: it lacks {', '.join(missing)} (docs/plugins.md, 'Neuron "
+                           "models')")
+    pot = plan.groups["potential"].fmt
+    p = layer.p
+    shared = _layer(_NoLeak(layer), plan, thresh_values)
+    constants = layer.integer_constants(pot)
+    if not isinstance(constants, dict):
+        raise TinySNNError(f"neuron model {name!r}: integer_constants returned "
+                           f"{type(constants).__name__}, not a dict of NAME -> int")
+    for key, value in constants.items():
+        if not (isinstance(key, str) and key.isidentifier() and key.isupper()):
+            raise TinySNNError(f"neuron model {name!r}: constant name {key!r} is not an upper "
+                               "case C identifier")
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TinySNNError(f"neuron model {name!r}: constant {key} = {value!r} is not an "
+                               "integer code")
+        if not pot.code_min <= int(value) <= pot.code_max:
+            raise TinySNNError(f"neuron model {name!r}: constant {key} = {value} is outside "
+                               f"the potential format {pot} ({pot.code_min}..{pot.code_max})")
+    return NeuronCodes(model=name, v_frac=shared.v_frac, u_min=shared.u_min,
+                       u_max=shared.u_max, reset=shared.reset, thresh=shared.thresh,
+                       refrac=int(p.refrac), one_spike=shared.one_spike,
+                       constants={k: int(v) for k, v in constants.items()})
+
+
+class _NoLeak:
+    """A plugin layer seen by ``_layer``: its leak factor is not part of the shared codes."""
+
+    decay = 1.0
+
+    def __init__(self, layer):
+        self.p = layer.p
+        self.one_spike = getattr(layer, "one_spike", False)
+
+
+def _codes_of(net, slot: str, layer, plan: QuantPlan, thresh_values) -> LayerCodes | NeuronCodes:
+    from .builtin.neurons import LIF
+
+    if isinstance(layer, LIF):
+        return _layer(layer, plan, thresh_values)
+    return _plugin_layer(layer, net.config.plugin_name(slot), plan, thresh_values)
+
+
 def complete_plan(net) -> QuantPlan:
     """The network's quantization plan with every group an integer model needs filled in
     (missing groups get a 16-bit default format with round-to-nearest)."""
@@ -127,21 +201,16 @@ def from_network(net) -> IntegerModel:
     formats' grids with round-to-nearest (a no-op for a model the quantizer already rounded)."""
     if net.assignments is None:
         raise TinySNNError("the network has no label assignments: evaluate it before export")
-    from .builtin.neurons import LIF
-
-    for layer in (net.exc, net.inh):
-        if layer is not None and not isinstance(layer, LIF):
-            raise TinySNNError(f"integer inference supports the lif/adaptive-lif neuron models, "
-                               f"not {type(layer).__name__}")
     plan = complete_plan(net)
     wf, tf = plan.groups["weights"].fmt, plan.groups["theta"].fmt
     w_codes = round_codes(net.w, wf, "nearest")
     theta_codes = round_codes(net.theta, tf, "nearest")
     theta_q = theta_codes * tf.step
-    exc = _layer(net.exc, plan, net.exc.p.thresh + theta_q)
+    exc = _codes_of(net, "exc_neuron", net.exc, plan, net.exc.p.thresh + theta_q)
     inh = None
     if net.inh is not None:
-        inh = _layer(net.inh, plan, np.full(net.n_neurons, net.inh.p.thresh, dtype=np.float64))
+        inh = _codes_of(net, "inh_neuron", net.inh, plan,
+                        np.full(net.n_neurons, net.inh.p.thresh, dtype=np.float64))
     pot = plan.groups["potential"].fmt
     inhib = plan.groups["inhibition"].fmt
     lateral = align(int(round_codes(np.array([net.topology.w_lateral]), inhib, "nearest")[0]),
@@ -187,15 +256,27 @@ def inference_encoding(net):
     return rates, int(min_spikes)
 
 
-def _layer_step(L: LayerCodes, u, refrac, current, rand: int):
-    """One step of one population, integer only (docs/fixed-point.md, 'A time step')."""
-    u = mul_shift(u, L.decay, L.decay_frac, L.decay_round)
-    u = np.where(refrac <= 0, u + current, u)
-    u = sat(u, L.u_min, L.u_max)
-    refrac = refrac - 1
-    crossed = u >= L.thresh
-    u = np.where(crossed, L.reset, u)
-    refrac = np.where(crossed, L.refrac, refrac)
+def neuron_class(name: str):
+    """The registered class of neuron model ``name`` (a plugin population's integer step)."""
+    from .registry import get_registry
+
+    return get_registry().get("neuron_model", name)
+
+
+def _layer_step(L: LayerCodes | NeuronCodes, u, refrac, current, rand: int):
+    """One step of one population, integer only (docs/fixed-point.md, 'A time step'); a
+    plugin's population takes its model's ``integer_step`` instead of the leaky one."""
+    if isinstance(L, NeuronCodes):
+        u, refrac, crossed = neuron_class(L.model).integer_step(L, u, refrac, current)
+        crossed = np.asarray(crossed, dtype=bool)
+    else:
+        u = mul_shift(u, L.decay, L.decay_frac, L.decay_round)
+        u = np.where(refrac <= 0, u + current, u)
+        u = sat(u, L.u_min, L.u_max)
+        refrac = refrac - 1
+        crossed = u >= L.thresh
+        u = np.where(crossed, L.reset, u)
+        refrac = np.where(crossed, L.refrac, refrac)
     if L.one_spike:
         crossed = counter_rng.keep_one_spike(crossed, rand)
     return u, refrac, crossed
@@ -336,6 +417,27 @@ def run_integer(m: IntegerModel, images, seed: int, sample_ids=None, backend=Non
     ids = np.arange(len(images)) if sample_ids is None else np.asarray(sample_ids)
     fast = getattr(backend, "run_integer", None)
     need = m.features | ({"ops"} if with_ops else set())
-    if fast is not None and need <= set(getattr(backend, "integer_features", ())):
-        return fast(m, images, seed, ids, with_ops=True) if with_ops else fast(m, images, seed, ids)
+    if fast is not None:
+        lacking = need - set(getattr(backend, "integer_features", ()))
+        if not lacking:
+            return (fast(m, images, seed, ids, with_ops=True) if with_ops
+                    else fast(m, images, seed, ids))
+        _report_fallback(backend, sorted(f for f in lacking if f.startswith("neuron:")))
     return infer(m, images, seed, ids, with_ops=with_ops)
+
+
+_REPORTED: set = set()
+
+
+def _report_fallback(backend, neurons: list[str]) -> None:
+    """Say once per process that a compiled backend leaves a plugin neuron model to this
+    slower reference simulator (a plugin neuron has no compiled integer step)."""
+    import sys
+
+    name = getattr(backend, "name", type(backend).__name__)
+    for feature in neurons:
+        if (name, feature) not in _REPORTED:
+            _REPORTED.add((name, feature))
+            print(f"tinysnn: note: backend {name!r} has no integer step for neuron model "
+                  f"{feature.split(':', 1)[1]!r}; integer inference runs on the reference "
+                  "simulator (tinysnn_core.intsim, slower, same results)", file=sys.stderr)

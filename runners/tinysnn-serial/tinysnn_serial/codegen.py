@@ -32,6 +32,9 @@ from tinysnn_core.errors import TinySNNError
 from .boards import firmware_dir
 
 ENGINE_NAME = "tinysnn-int-v1"
+#: the engine of a model whose neuron model is a plugin's (firmware/engine_generic/, with the
+#: plugin's C step compiled in as neuron_step.h; docs/plugins.md, "Neuron models")
+GENERIC_ENGINE_NAME = "tinysnn-int-generic-v1"
 IMAGE_BYTES = 784
 #: the engine's fixed limits (checked by ``check_supported``)
 MAX_WEIGHT_BITS = 16
@@ -51,12 +54,14 @@ class CExport:
     state_bytes: int          # engine state in RAM (static arrays)
     weight_bytes: int
     info: dict = field(default_factory=dict)
+    engine: str = ENGINE_NAME  # which engine's sources the files go with
 
     def write(self, out_dir) -> Path:
         """Write the files and copy the engine sources; returns the engine directory."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        for src in sorted((engine_source_dir()).glob("*.[ch]")):
+        source = engine_source_dir() if self.engine == ENGINE_NAME else generic_engine_dir()
+        for src in sorted(source.glob("*.[ch]")):
             shutil.copyfile(src, out / src.name)
         for name, text in self.files.items():
             path = out / name
@@ -67,6 +72,22 @@ class CExport:
 
 def engine_source_dir() -> Path:
     return firmware_dir() / "engine"
+
+
+def generic_engine_dir() -> Path:
+    return firmware_dir() / "engine_generic"
+
+
+def _is_plugin_layer(L) -> bool:
+    from tinysnn_core.intsim import NeuronCodes
+
+    return isinstance(L, NeuronCodes)
+
+
+def engine_name(m) -> str:
+    """The engine that runs integer model ``m``: the generic one when its neuron model is a
+    plugin's (it reports this name in its profile)."""
+    return GENERIC_ENGINE_NAME if _is_plugin_layer(m.exc) else ENGINE_NAME
 
 
 def _c_int(v: int, width: int = 32) -> str:
@@ -147,6 +168,9 @@ def check_supported(m) -> None:
     if m.n_classes > 255:
         why.append(f"{m.n_classes} classes")
     layers = [("exc", m.exc)] + ([("inh", m.inh)] if m.inh is not None else [])
+    if any(_is_plugin_layer(L) for _, L in layers):
+        why += _plugin_problems(m)
+        layers = []
     for name, L in layers:
         if L.u_max - L.u_min >= (1 << 32):
             why.append(f"{name} potential wider than 32 bits")
@@ -164,6 +188,43 @@ def check_supported(m) -> None:
         raise ExportError("the C engine cannot run this integer model: " + "; ".join(why))
 
 
+def _plugin_problems(m) -> list[str]:
+    """What the generic engine cannot run (a plugin neuron model's integer model)."""
+    why = []
+    if m.inh is not None:
+        why.append("an inhibitory layer with a plugin neuron model (the generic engine has "
+                   "direct lateral inhibition only: topology 'tinysnn')")
+    L = m.exc
+    if not _is_plugin_layer(L):
+        why.append("a plugin neuron model in the inhibitory layer only")
+        return why
+    if L.u_min < -(1 << 31) or L.u_max >= (1 << 31):
+        why.append("exc potential wider than 32 bits")
+    if not 0 <= L.refrac < (1 << 31):
+        why.append(f"exc refractory period {L.refrac}")
+    if c_step_source(L.model) is None:
+        why.append(f"neuron model {L.model!r} ships no C step (its class has no c_step; "
+                   "docs/plugins.md, 'Neuron models')")
+    return why
+
+
+def c_step_source(model: str) -> str | None:
+    """The C step that neuron model ``model`` ships (its class's ``c_step``: a path of a C
+    file, or its text), or None."""
+    from tinysnn_core.intsim import neuron_class
+
+    step = getattr(neuron_class(model), "c_step", None)
+    if step is None:
+        return None
+    if isinstance(step, Path) or (isinstance(step, str) and "\n" not in step
+                                  and step.endswith((".h", ".c"))):
+        path = Path(step)
+        if not path.is_file():
+            raise ExportError(f"neuron model {model!r}: its C step {path} does not exist")
+        return path.read_text()
+    return str(step)
+
+
 def model_name(text: str) -> str:
     """An ASCII name safe for the protocol (no spaces, no '%', no '@')."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
@@ -179,6 +240,10 @@ def model_digest(m) -> str:
             h.update(b"none")
             continue
         h.update(np.ascontiguousarray(L.thresh, dtype=np.int64).tobytes())
+        if _is_plugin_layer(L):  # a plugin's model: its constants and its C step's source
+            h.update(repr((L.model, L.v_frac, L.u_min, L.u_max, L.reset, L.refrac, L.one_spike,
+                           sorted(L.constants.items()), c_step_source(L.model))).encode())
+            continue
         h.update(repr((L.v_frac, L.u_min, L.u_max, L.decay, L.decay_frac, L.decay_round, L.reset,
                        L.refrac, L.one_spike)).encode())
     h.update(repr((m.time_steps, m.lateral, m.exc_to_inh, [int(r) for r in m.rate_units],
@@ -234,9 +299,12 @@ def _array(ctype: str, name: str, values, per_line: int = 12, fmt=str) -> str:
 
 
 def generate(m, name: str = "model") -> CExport:
-    """The C sources of integer model ``m``."""
+    """The C sources of integer model ``m`` (for the generic engine when its neuron model is a
+    plugin's)."""
     check_supported(m)
     name = model_name(name)
+    if _is_plugin_layer(m.exc):
+        return _generate_generic(m, name)
     n, n_in, T = int(m.n_neurons), int(m.n_inputs), int(m.time_steps)
     bits = int(m.w_format.bits)
     w_codes = np.asarray(m.w_codes, dtype=np.int64)
@@ -351,6 +419,78 @@ def generate(m, name: str = "model") -> CExport:
                     "engine_config.h": "\n".join(cfg)},
                    const_bytes=const_bytes, state_bytes=state, weight_bytes=4 * len(words),
                    info=info)
+
+
+def _generate_generic(m, name: str) -> CExport:
+    """The generic engine's files: the packed weights and the contract's constants as for the
+    fast engine, every threshold as an array, the plugin's constants as TSNN_NEURON_NAME, and
+    its C step as neuron_step.h."""
+    L = m.exc
+    n, n_in, T = int(m.n_neurons), int(m.n_inputs), int(m.time_steps)
+    bits = int(m.w_format.bits)
+    w_codes = np.asarray(m.w_codes, dtype=np.int64)
+    if w_codes.shape != (n_in, n) or w_codes.min(initial=0) < 0 or \
+            w_codes.max(initial=0) >= (1 << bits):
+        raise ExportError("weight codes outside their unsigned format")
+    words, half, wpr = pack_weights(w_codes, bits)
+    shift = L.v_frac - m.w_format.frac_bits
+    th = np.asarray(np.broadcast_to(L.thresh, (n,)), dtype=np.int64)
+    th_type = _ctype_signed(min(int(th.min(initial=0)), 0), max(int(th.max(initial=0)), 0))
+    assign = np.asarray(m.assignments, dtype=np.int64)
+    sizes = [int((assign == c).sum()) for c in range(m.n_classes)]
+    digest = model_digest(m)
+    rates = [int(r) for r in m.rate_units]
+    h = [f"/* Generated by tinysnn-serial (tinysnn_serial.codegen) from model {name}, digest "
+         f"{digest}, for the generic engine and neuron model {L.model}.\n * Do not edit: "
+         "regenerate. Arithmetic: docs/fixed-point.md. */",
+         "#ifndef TSNN_MODEL_DATA_H", "#define TSNN_MODEL_DATA_H", "", "#include <stdint.h>", "",
+         f"#define TSNN_MODEL_DIGEST \"{digest}\"",
+         f"#define TSNN_N {n}u", f"#define TSNN_N_INPUTS {n_in}u", f"#define TSNN_T {T}u",
+         f"#define TSNN_CLASSES {int(m.n_classes)}u", f"#define TSNN_N_RATES {len(rates)}u",
+         f"#define TSNN_MIN_SPIKES {int(m.retry_min_spikes)}u",
+         f"#define TSNN_EXIT_MARGIN {int(m.exit_margin)}u",
+         f"#define TSNN_W_BITS {bits}u", f"#define TSNN_W_HALF {half}u",
+         f"#define TSNN_W_WORDS {wpr}u",
+         f"#define TSNN_ALIGN_LSHIFT {max(shift, 0)}", f"#define TSNN_ALIGN_RSHIFT {max(-shift, 0)}",
+         f"#define TSNN_LAT {_c_int(int(m.lateral))}",
+         f"#define TSNN_ONE_SPIKE {1 if L.one_spike else 0}",
+         "/* the neuron model's constants (its C step reads these) */",
+         f"#define TSNN_NEURON_U_MIN ({_c_int(L.u_min)})",
+         f"#define TSNN_NEURON_U_MAX ({_c_int(L.u_max)})",
+         f"#define TSNN_NEURON_RESET ({_c_int(L.reset)})",
+         f"#define TSNN_NEURON_REFRAC ({int(L.refrac)})"]
+    h += [f"#define TSNN_NEURON_{k} ({_c_int(v)})" for k, v in sorted(L.constants.items())]
+    h += ["#define TSNN_TH(j) (tsnn_th[j])", "",
+          f"extern const uint32_t tsnn_w[{len(words)}];",
+          f"extern const uint32_t tsnn_rate[{len(rates)}];",
+          f"extern const int8_t tsnn_assign[{n}];",
+          f"extern const uint16_t tsnn_class_size[{int(m.n_classes)}];",
+          f"extern const {th_type} tsnn_th[{n}];", "", "#endif", ""]
+    c = [f"/* Generated by tinysnn-serial from model {name}, digest {digest}. Do not edit. */",
+         '#include "model_data.h"', "",
+         _array("uint32_t", "tsnn_w", words, 8, lambda v: f"0x{v:08x}u"),
+         _array("uint32_t", "tsnn_rate", rates, 4, lambda v: f"{v}u"),
+         _array("int8_t", "tsnn_assign", assign, 20),
+         _array("uint16_t", "tsnn_class_size", sizes, 10, lambda v: f"{v}u"),
+         _array(th_type, "tsnn_th", th, 12, _c_int)]
+    cfg = ["/* Generated by tinysnn-serial: the engine interface constants (firmware/engine.h). */",
+           "#ifndef TSNN_ENGINE_CONFIG_H", "#define TSNN_ENGINE_CONFIG_H",
+           f"#define TSNN_N_NEURONS {n}u", f"#define TSNN_N_CLASSES {int(m.n_classes)}u",
+           f"#define TSNN_MODEL_NAME \"{name}\"",
+           f"#define TSNN_ENGINE_NAME \"{GENERIC_ENGINE_NAME}\"", "#endif", ""]
+    th_bytes = int(re.search(r"(\d+)", th_type).group(1)) // 8
+    const_bytes = 4 * len(words) + 4 * len(rates) + n + 2 * m.n_classes + th_bytes * n
+    # u (64-bit), ref, acc (32-bit), source and crossing flags, counts; the pixel lists
+    state_bytes = n * (8 + 4 + 4 + 1 + 1 + 2) + 2 * 2 * IMAGE_BYTES
+    info = {"name": name, "digest": digest, "weight_bits": bits, "codes_per_word": 2 * half,
+            "words_per_row": wpr, "neurons": n, "time_steps": T, "topology": "tinysnn",
+            "weights_format": str(m.w_format), "formats": dict(m.formats),
+            "engine": GENERIC_ENGINE_NAME, "neuron_model": L.model}
+    return CExport({"model_data.h": "\n".join(h), "model_data.c": "\n".join(c),
+                    "engine_config.h": "\n".join(cfg),
+                    "neuron_step.h": c_step_source(L.model)},
+                   const_bytes=const_bytes, state_bytes=state_bytes, weight_bytes=4 * len(words),
+                   info=info, engine=GENERIC_ENGINE_NAME)
 
 
 def export_network(net, out_dir, name: str = "model") -> tuple[Path, CExport]:
