@@ -437,13 +437,14 @@ def execute(*, model_path, board_name: str | None, samples: int | None, meter_na
                 raise DeployError(f"the board says it is {dev_name!r}; pass --board NAME")
             target.profile = BOARDS[dev_name].profile
         prof = dut.profile()
-        if prof.get("engine") != codegen.ENGINE_NAME or prof.get("model") != name:
+        engine = codegen.engine_name(m)
+        if prof.get("engine") != engine or prof.get("model") != name:
             raise DeployError(f"the board runs engine {prof.get('engine')!r} with model "
-                              f"{prof.get('model')!r}, not {codegen.ENGINE_NAME!r} with "
+                              f"{prof.get('model')!r}, not {engine!r} with "
                               f"{name!r}: deploy this model first (tinysnn deploy)")
         header = {"model": str(model_path), "model_sha256": sha, "model_digest": digest,
                   "board": target.profile.name, "dataset": dataset, "seed": seed,
-                  "engine": codegen.ENGINE_NAME, "firmware_model": name,
+                  "engine": engine, "firmware_model": name,
                   "formats": m.formats, "neurons": m.n_neurons, "time_steps": m.time_steps}
         if target.memory is not None:
             header["flash_bytes"] = target.memory.flash_bytes
