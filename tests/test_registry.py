@@ -81,10 +81,16 @@ def test_import_error_is_reported(capsys):
     assert "missing_dep" in reg.failures[0].error
 
 
-def test_name_clash_is_an_error_naming_both():
+def test_name_clash_is_reported_naming_both_and_fatal_when_strict(monkeypatch, capsys):
     reg = Registry(load_entry_points=False)
+    problems = reg.add_plugin(ClashingPlugin(), distribution="clash-dist")
+    assert len(problems) == 1 and "clash-dist" in problems[0]
+    assert "clashes with the one from tinysnn" in problems[0]
+    assert reg.get_entry("rounding", "nearest").distribution == "tinysnn"
+    assert "clashes" in capsys.readouterr().err
+    monkeypatch.setenv("TINYSNN_STRICT_PLUGINS", "1")
     with pytest.raises(PluginError, match="clashes with the one from tinysnn"):
-        reg.add_plugin(ClashingPlugin(), distribution="clash-dist")
+        Registry(load_entry_points=False).add_plugin(ClashingPlugin(), distribution="clash-dist")
 
 
 def test_disable_list_skips_entry_points(monkeypatch):

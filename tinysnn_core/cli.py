@@ -28,12 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "_command", None):
-        parser.print_help()
-        return 2
     try:
+        # inside the try: under TINYSNN_STRICT_PLUGINS=1 loading the plugins may fail
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "_command", None):
+            parser.print_help()
+            return 2
         return int(args._command.run(args) or 0)
     except TinySNNError as exc:
         print(f"tinysnn: error: {exc}", file=sys.stderr)

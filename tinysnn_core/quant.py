@@ -68,7 +68,8 @@ def decay_factors(net) -> dict[str, float]:
     for name, layer in (("exc", net.exc), ("inh", net.inh)):
         if layer is None:
             continue
-        out[f"{name}.decay"] = float(layer.decay)
+        if hasattr(layer, "decay"):          # optional: a model without leak has none
+            out[f"{name}.decay"] = float(layer.decay)
         if hasattr(layer, "theta_decay"):
             out[f"{name}.theta_decay"] = float(layer.theta_decay)
     out["trace_decay"] = float(net.rule.trace_decay)

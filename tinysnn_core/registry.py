@@ -7,12 +7,15 @@ Environment switches:
 
 - ``TINYSNN_PLUGINS=a,b``: load only these entry points (by entry-point name);
 - ``TINYSNN_DISABLE_PLUGINS=a,b``: skip these entry points;
-- ``TINYSNN_STRICT_PLUGINS=1``: a plugin that fails to import or register is fatal
-  (for plugin authors); otherwise it is reported and skipped.
+- ``TINYSNN_STRICT_PLUGINS=1``: a plugin that fails to import or register, a name that clashes,
+  an object that does not meet its kind's contract (``contracts``) and a hook implementation
+  with no hook of that name are fatal, as a one-line ``PluginError`` (for plugin authors);
+  otherwise each is reported and skipped, and the plugin's other registrations are kept.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import sys
@@ -23,7 +26,7 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
+from . import contracts, hookspecs
 from .errors import PluginError, UnknownPluginError
 
 ENTRY_POINT_GROUP = "tinysnn"
@@ -108,22 +111,36 @@ class Registry:
         try:
             plugin = loader()
             self.add_plugin(plugin, distribution=dist, version=version)
+        except PluginError as exc:
+            if _strict():
+                raise      # already one line naming the plugin
+            self._report(LoadFailure(source, str(exc), traceback.format_exc()),
+                         f"plugin {source} failed to load and was skipped: {exc}")
         except Exception as exc:  # a broken plugin must not take the others down
             failure = LoadFailure(source, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-            self.failures.append(failure)
             if _strict():
+                self.failures.append(failure)
                 raise PluginError(f"plugin {source} failed to load: {failure.error}") from exc
-            print(f"tinysnn: warning: plugin {source} failed to load and was skipped: "
-                  f"{failure.error} (set TINYSNN_STRICT_PLUGINS=1 to make this fatal)",
-                  file=sys.stderr)
+            self._report(failure, f"plugin {source} failed to load and was skipped: "
+                                  f"{failure.error}")
 
-    def add_plugin(self, plugin, *, distribution: str = "local", version: str = "?") -> None:
+    def _report(self, failure: LoadFailure, line: str) -> None:
+        self.failures.append(failure)
+        print(f"tinysnn: warning: {line} (set TINYSNN_STRICT_PLUGINS=1 to make this fatal)",
+              file=sys.stderr)
+
+    def add_plugin(self, plugin, *, distribution: str = "local", version: str = "?") -> list[str]:
         """Register a module or object holding ``@hookimpl`` functions and run its hooks.
 
-        Registration is all-or-nothing: if one of its hooks raises, the names it had added
-        are removed again and the plugin is unregistered.
+        Each registration is checked on its own: a name that clashes with one already
+        registered, or an object that does not meet its kind's contract, is refused and
+        reported, and the plugin's other registrations are kept; so is a hook implementation
+        whose name is no hook. Returns these problems, one line each. Under
+        ``TINYSNN_STRICT_PLUGINS=1`` any of them is a ``PluginError`` and nothing of the plugin
+        stays registered; so is (always) a hook that raises.
         """
         self.pm.register(plugin)
+        problems = [f"plugin {distribution}: {msg}" for msg in self._unknown_hooks(plugin)]
         added: list[tuple[str, str]] = []
         try:
             for kind, hook_name in hookspecs.KINDS:
@@ -131,9 +148,18 @@ class Registry:
                          if i.plugin is plugin]
                 for impl in impls:
                     def register(name, obj, *, aliases=(), summary="", _kind=kind):
-                        self._add(_kind, name, obj, distribution, version, summary, tuple(aliases))
-                        added.append((_kind, name))
+                        try:
+                            key, alias_problems = self._add(_kind, name, obj, distribution,
+                                                            version, summary, tuple(aliases))
+                        except PluginError as exc:
+                            problems.append(str(exc))
+                            return
+                        problems.extend(alias_problems)
+                        added.append((_kind, key))
                     impl.function(register=register)
+            if problems and _strict():
+                raise PluginError(problems[0] + (f" (and {len(problems) - 1} more problem(s))"
+                                                 if len(problems) > 1 else ""))
         except Exception:
             for kind, name in added:
                 entry = self.entries[kind].pop(name, None)
@@ -142,23 +168,58 @@ class Registry:
                         self.aliases[kind].pop(alias.lower(), None)
             self.pm.unregister(plugin)
             raise
+        for problem in problems:
+            self._report(LoadFailure(distribution, problem), problem)
+        return problems
 
-    def _add(self, kind, name, obj, dist, version, summary, aliases) -> None:
+    def _unknown_hooks(self, plugin) -> list[str]:
+        """The plugin's hook implementations that no hook specification names (what pluggy's
+        ``check_pending`` reports), each with the nearest hook name."""
+        known = [hook for _, hook in hookspecs.KINDS]
+        out = []
+        for caller in self.pm.get_hookcallers(plugin) or []:
+            if caller.has_spec():
+                continue
+            if all(i.optionalhook for i in caller.get_hookimpls() if i.plugin is plugin):
+                continue
+            near = difflib.get_close_matches(caller.name, known, n=1)
+            hint = f"did you mean {near[0]}?" if near else f"known: {', '.join(known)}"
+            out.append(f"{caller.name} is not a tinysnn hook, so nothing it registers is seen "
+                       f"({hint})")
+        return out
+
+    def _add(self, kind, name, obj, dist, version, summary, aliases) -> tuple[str, list[str]]:
+        """Register one name and its aliases: (the key it is stored under, the problems with its
+        aliases). A clash of the name, or an object that breaks the contract, raises
+        ``PluginError``; a clashing alias is left out (the name is kept) and reported."""
         if not isinstance(name, str) or not name:
-            raise PluginError(f"a {kind} plugin from {dist} registered an empty or non-string name")
+            raise PluginError(f"plugin {dist}: a {kind} was registered with an empty or "
+                              f"non-string name {name!r}")
         key = name.lower()
-        for candidate in (key, *[a.lower() for a in aliases]):
-            if candidate in self.entries[kind] or candidate in self.aliases[kind]:
-                owner = self.get_entry(kind, candidate)
-                raise PluginError(
-                    f"{kind} name {candidate!r} from {dist} clashes with the one from "
-                    f"{owner.distribution}")
+        if key in self.entries[kind] or key in self.aliases[kind]:
+            owner = self.get_entry(kind, key)
+            raise PluginError(f"plugin {dist}: {kind} name {key!r} clashes with the one from "
+                              f"{owner.distribution}; this name was skipped")
+        lacking = contracts.check(kind, obj)
+        if lacking:
+            raise PluginError(f"plugin {dist}: {kind} {name!r} was skipped, it does not meet "
+                              f"contracts.{contracts.CONTRACTS[kind].protocol.__name__}: "
+                              f"{'; '.join(lacking)} (docs/hooks.md)")
+        kept, clashes = [], []
+        for alias in aliases:
+            a = str(alias).lower()
+            if a == key or a in kept:
+                continue          # the name itself, or said twice
+            (clashes if a in self.entries[kind] or a in self.aliases[kind] else kept).append(a)
         if not summary:
             doc = getattr(obj, "__doc__", None) or ""
             summary = doc.strip().splitlines()[0] if doc.strip() else ""
-        self.entries[kind][key] = Entry(kind, key, obj, dist, version, summary, tuple(aliases))
-        for alias in aliases:
-            self.aliases[kind][alias.lower()] = key
+        self.entries[kind][key] = Entry(kind, key, obj, dist, version, summary, tuple(kept))
+        for alias in kept:
+            self.aliases[kind][alias] = key
+        return key, [f"plugin {dist}: {kind} alias {a!r} of {key!r} clashes with the one from "
+                     f"{self.get_entry(kind, a).distribution}; {key!r} was kept without it"
+                     for a in clashes]
 
     # -- lookup --------------------------------------------------------------------------------
     def names(self, kind: str) -> list[str]:

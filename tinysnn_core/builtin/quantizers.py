@@ -27,7 +27,8 @@ def apply_parameters(net, plan: QuantPlan) -> None:
     for layer in (net.exc, net.inh):
         if layer is None:
             continue
-        layer.decay = float(qr.q("decay", layer.decay))
+        if hasattr(layer, "decay"):          # optional in the neuron contract (no leak)
+            layer.decay = float(qr.q("decay", layer.decay))
         if hasattr(layer, "theta_decay"):
             layer.theta_decay = float(qr.q("decay", layer.theta_decay))
     net.rule.trace_decay = float(qr.q("decay", net.rule.trace_decay))
