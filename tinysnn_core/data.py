@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,26 +12,51 @@ from .errors import InputError
 N_PIXELS = 784
 
 
-def check_images(images, what: str = "images") -> np.ndarray:
-    """Return ``images`` as uint8 [n, 784]; reject other shapes, NaN or out-of-range values."""
+def check_images(images, what: str = "images", n_inputs: int = N_PIXELS) -> np.ndarray:
+    """Return ``images`` as uint8 [n, n_inputs]; one image alone, or images of any shape whose
+    trailing dimensions hold n_inputs pixels ([n, 28, 28]), are accepted too. Refuses other
+    sizes, non-numeric data, NaN/inf, fractions and values outside 0..255."""
     arr = np.asarray(images)
-    if arr.ndim == 3 and arr.shape[1:] == (28, 28):
-        arr = arr.reshape(arr.shape[0], N_PIXELS)
-    elif arr.ndim == 1 and arr.shape[0] == N_PIXELS:
-        arr = arr.reshape(1, N_PIXELS)
-    if arr.ndim != 2 or arr.shape[1] != N_PIXELS:
-        raise InputError(f"{what} must have shape [n, 784] or [n, 28, 28], got {list(arr.shape)}")
+    if arr.shape == (0,):                       # an empty list: no images
+        return np.zeros((0, n_inputs), dtype=np.uint8)
+    if arr.ndim == 1 and arr.shape[0] == n_inputs:
+        arr = arr.reshape(1, n_inputs)
+    elif arr.ndim >= 2 and math.prod(arr.shape[1:]) == n_inputs:
+        arr = arr.reshape(arr.shape[0], n_inputs)
+    if arr.ndim != 2 or arr.shape[1] != n_inputs:
+        shapes = "[n, 784] or [n, 28, 28]" if n_inputs == N_PIXELS else f"[n, {n_inputs}]"
+        raise InputError(f"{what} must have shape {shapes} ({n_inputs} pixels each), got "
+                         f"{list(arr.shape)}")
+    if arr.shape[0] == 0:
+        return np.zeros((0, n_inputs), dtype=np.uint8)
     if arr.dtype != np.uint8:
+        if arr.dtype.kind not in "iuf":
+            raise InputError(f"{what} must be numbers (pixel intensities 0..255), got dtype "
+                             f"{arr.dtype}")
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise InputError(f"{what} contain NaN or infinite values")
-        if arr.size and (arr.min() < 0 or arr.max() > 255):
+        if arr.min() < 0 or arr.max() > 255:
             raise InputError(f"{what} must be pixel intensities in [0, 255], "
                              f"got values in [{arr.min()}, {arr.max()}]")
-        if arr.dtype.kind == "f" and arr.size and not np.all(arr == np.round(arr)):
+        if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
             raise InputError(f"{what} must be integer pixel intensities 0..255 (got fractions; "
                              "scale 0..1 images by 255 first)")
         arr = arr.astype(np.uint8)
     return np.ascontiguousarray(arr)
+
+
+def check_batch(images, sample_ids=None, n_inputs: int = N_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+    """What every backend's ``run`` checks first (one source of truth): the images as uint8
+    [B, n_inputs] (``check_images``) and one integer sample id per image, as int64 [B]
+    (``None``: 0..B-1)."""
+    images = check_images(images, "images", n_inputs)
+    ids = np.arange(len(images)) if sample_ids is None else np.asarray(sample_ids)
+    if ids.ndim != 1 or len(ids) != len(images):
+        raise InputError(f"{len(images)} images but sample ids of shape {list(ids.shape)}: "
+                         "give one id per image")
+    if len(ids) and ids.dtype.kind not in "iu":
+        raise InputError(f"sample ids must be integers, got dtype {ids.dtype}")
+    return images, ids.astype(np.int64)
 
 
 @dataclass

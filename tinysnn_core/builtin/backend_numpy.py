@@ -20,6 +20,7 @@ import numpy as np
 
 from tinysnn_core import counter_rng, hookimpl
 from tinysnn_core.builtin.encoders import presentation_step_keys
+from tinysnn_core.data import check_batch
 from tinysnn_core.network import LearningContext, Network
 from tinysnn_core.ops import OpCounts
 
@@ -153,6 +154,7 @@ class NumpyBackend:
 
     def run(self, net: Network, images: np.ndarray, sample_ids, *, learn: bool, seed: int,
             ops: OpCounts) -> np.ndarray:
+        images, sample_ids = check_batch(images, sample_ids, net.n_inputs)
         out = np.zeros((len(images), net.n_neurons), dtype=np.int64)
         for b, (image, sample) in enumerate(zip(images, sample_ids)):
             out[b] = run_sample(net, image, int(sample), learn=learn, seed=seed, ops=ops)

@@ -233,16 +233,12 @@ def sample_keys(seed: int, sample_ids) -> np.ndarray:
     return counter_rng.fmix32((x & np.uint64(counter_rng.M32)).astype(np.uint32))
 
 
-def as_images(images, n_in: int) -> np.ndarray:
-    from tinysnn_core.data import check_images
+def as_batch(images, sample_ids, n_in: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images as uint8 [B, n_in] and sample ids as int64 [B], checked by the core's
+    ``check_batch`` (the one check of every backend's inputs)."""
+    from tinysnn_core.data import check_batch
 
-    arr = np.asarray(images)
-    if n_in == 784:
-        return check_images(arr)
-    arr = arr.reshape(len(arr), -1)
-    if arr.shape[1] != n_in:
-        raise TinySNNError(f"images have {arr.shape[1]} pixels, the network {n_in} inputs")
-    return np.ascontiguousarray(arr.astype(np.uint8))
+    return check_batch(images, sample_ids, n_in)
 
 
 # -- launch geometry ------------------------------------------------------------------------------------
@@ -556,10 +552,7 @@ class CupyBackend:
     def run(self, net, images, sample_ids, *, learn: bool, seed: int, ops: OpCounts) -> np.ndarray:
         ex = self._get_executor()
         check_supported(net, learn)
-        images = as_images(images, net.n_inputs)
-        ids = np.asarray(sample_ids, dtype=np.int64)
-        if len(ids) != len(images):
-            raise TinySNNError(f"{len(images)} images but {len(ids)} sample ids")
+        images, ids = as_batch(images, sample_ids, net.n_inputs)
         if len(images) == 0:
             return np.zeros((0, net.n_neurons), dtype=np.int64)
         if not learn:
@@ -595,10 +588,7 @@ class CupyBackend:
         theta = np.ascontiguousarray(theta_stack, dtype=np.float64).reshape(K, net.n_neurons)
         if not (np.isfinite(W).all() and np.isfinite(theta).all()):
             raise TinySNNError("weights and thresholds must be finite")
-        images = as_images(images, net.n_inputs)
-        ids = np.asarray(sample_ids, dtype=np.int64)
-        if len(ids) != len(images):
-            raise TinySNNError(f"{len(images)} images but {len(ids)} sample ids")
+        images, ids = as_batch(images, sample_ids, net.n_inputs)
         fp, ip = pack_params(net)
         units, keys, geom = rate_units(net), sample_keys(seed, ids), self.geometry(net)
         B, N = len(images), net.n_neurons
@@ -643,11 +633,7 @@ class CupyBackend:
         if not models:
             raise TinySNNError("run_integer_many needs at least one integer model")
         n_in, N = int(models[0].n_inputs), int(models[0].n_neurons)
-        images = as_images(images, n_in)
-        ids = np.arange(len(images)) if sample_ids is None else np.asarray(sample_ids)
-        ids = ids.reshape(-1).astype(np.int64)
-        if len(ids) != len(images):
-            raise TinySNNError(f"{len(images)} images but {len(ids)} sample ids")
+        images, ids = as_batch(images, sample_ids, n_in)
         geom = self.int_geometry(N, n_in)
         packed = pack_integer_models(models, geom[3])       # refusals before any work
         K, B = len(models), len(images)

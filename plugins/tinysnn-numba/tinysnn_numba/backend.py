@@ -319,8 +319,6 @@ class NumbaBackend:
         if not ok:
             raise TinySNNError(f"backend 'numba' is not usable here: {why}")
         n_in, N = int(model.n_inputs), int(model.n_neurons)
-        if sample_ids is None:
-            sample_ids = np.arange(len(images))
         images, ids = _batch(images, sample_ids, n_in)
         packed = pack_integer_model(model)          # refuses what it cannot run, before work
         B = len(images)
@@ -342,18 +340,12 @@ class NumbaBackend:
 
 
 def _batch(images, sample_ids, n_in: int):
-    """Images as int64 [B, n_in] and the sample ids as Python ints, checked."""
-    images = np.asarray(images)
-    B = len(images)
-    ids = [int(s) for s in np.asarray(sample_ids).reshape(-1).tolist()]
-    if len(ids) != B:
-        raise TinySNNError(f"{B} images but {len(ids)} sample ids")
-    if B == 0:
-        return np.zeros((0, n_in), dtype=np.int64), ids
-    images = np.ascontiguousarray(images.reshape(B, -1), dtype=np.int64)
-    if images.shape[1] != n_in:
-        raise TinySNNError(f"images have {images.shape[1]} pixels, the network {n_in} inputs")
-    return images, ids
+    """Images as int64 [B, n_in] and the sample ids as Python ints, checked by the core's
+    ``check_batch`` (the one check of every backend's inputs)."""
+    from tinysnn_core.data import check_batch
+
+    images, ids = check_batch(images, sample_ids, n_in)
+    return np.ascontiguousarray(images, dtype=np.int64), [int(s) for s in ids.tolist()]
 
 
 def pack_integer_model(model):
