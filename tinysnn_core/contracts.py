@@ -27,7 +27,8 @@ if TYPE_CHECKING:  # the contracts only name these types; importing them here wo
     import numpy as np
 
     from .data import Dataset
-    from .intsim import IntegerModel
+    from .fixedpoint import QFormat
+    from .intsim import IntegerModel, NeuronCodes
     from .network import LearningContext, Network, Topology
     from .ops import OpCounts
     from .quant import QuantPlan
@@ -54,8 +55,11 @@ class NeuronModel(Protocol):
     group's grid (relative to ``p.rest``) and, while learning, ``state["theta"]`` on the
     ``theta`` group's grid. Between samples it calls ``reset(state)``. For a one-spike winner
     use ``tinysnn_core.counter_rng.keep_one_spike(crossed, rand)``, the rule every backend and
-    the firmware share. Integer inference and deployment take the built-in ``lif`` and
-    ``adaptive-lif`` models only.
+    the firmware share. Integer inference (``intsim`` and the compiled backends) and deployment
+    take the built-in ``lif`` and ``adaptive-lif`` models, and a plugin's model that has the
+    optional integer members below (``integer_constants`` and ``integer_step`` for integer
+    inference, which then runs on ``intsim``; ``c_step`` too for a board; docs/plugins.md,
+    "Neuron models").
     """
 
     @property
@@ -119,6 +123,32 @@ class NeuronModel(Protocol):
     def one_spike(self) -> bool:
         """True when at most one neuron of the layer spikes per step; integer inference reads
         it. Default False."""
+
+    @optional
+    def integer_constants(self, fmt: QFormat) -> dict[str, int]:
+        """Integer mode: the model's own constants (beyond ``rest``, ``reset``, ``thresh`` +
+        theta and ``refrac``, which the core converts) as codes of the potential format
+        ``fmt``, relative to ``p.rest``; names are upper-case C identifiers (the firmware gets
+        ``TSNN_NEURON_NAME``)."""
+
+    @optional
+    def integer_step(self, codes: NeuronCodes, u: np.ndarray, refrac: np.ndarray,
+                     current: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Integer mode, a static method (the core calls ``cls.integer_step(codes, u, refrac,
+        current)``): one step of the population in integer arithmetic
+        (int64 arrays [n] of potential codes relative to rest, refractory counts and input
+        codes; ``codes`` holds ``u_min``, ``u_max``, ``reset``, ``thresh`` [n], ``refrac`` and
+        ``constants``). Returns the new ``(u, refrac, crossed)``; the core applies the
+        one-spike rule afterwards. It is the contract for this model: ``intsim``, the conformance
+        kit and the C step follow it bit for bit."""
+
+    @property
+    @optional
+    def c_step(self) -> Path | str:
+        """On a board: a C file (its path, or its text) defining ``static int
+        tsnn_neuron_step(int64_t *u, int32_t *ref, int64_t cur, int64_t th)``, one neuron's
+        ``integer_step`` (returns 1 when it crossed), compiled into tinysnn-serial's generic
+        engine."""
 
 
 class LearningRule(Protocol):

@@ -1,4 +1,5 @@
-"""Conformance kit for rounding-scheme and quantizer plugins (property-based, hypothesis).
+"""Conformance kit for rounding-scheme, quantizer and neuron-model plugins (property-based,
+hypothesis).
 
 A third-party plugin checks itself in one line, in its own test module::
 
@@ -7,7 +8,8 @@ A third-party plugin checks itself in one line, in its own test module::
 
 which defines a pytest class whose tests check the contract of ``docs/fixed-point.md`` on values
 drawn by hypothesis. Options describe what kind of scheme it is (``deterministic``,
-``unbiased``, ``max_error_steps``). ``quantizer_conformance(name)`` does the same for a quantizer.
+``unbiased``, ``max_error_steps``). ``quantizer_conformance(name)`` does the same for a quantizer,
+``neuron_conformance(name)`` for a neuron model's integer mode and C step.
 """
 
 from __future__ import annotations
@@ -163,3 +165,154 @@ def quantizer_conformance(name: str, *, examples: int = 15):
 
     QuantizerConformance.__name__ = f"QuantizerConformance[{name}]"
     return QuantizerConformance
+
+
+def _synthetic_images(n: int, seed: int) -> np.ndarray:
+    """``n`` 28x28 uint8 images of a few bright bars each (reproducible; no data set needed)."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, 28, 28), dtype=np.uint8)
+    for img in images:
+        for _ in range(3):
+            r, c = rng.integers(4, 24, 2)
+            if rng.random() < 0.5:
+                img[r - 1:r + 2, max(c - 8, 0):c + 8] = rng.integers(128, 256)
+            else:
+                img[max(r - 8, 0):r + 8, c - 1:c + 2] = rng.integers(128, 256)
+    return images.reshape(n, 784)
+
+
+def neuron_network(name: str, *, n_neurons: int = 16, time_steps: int = 60, weight_bits: int = 8,
+                   potential_bits: int = 16, seed: int = 0):
+    """A small ``tinysnn``-topology network of neuron model ``name``, post-training quantized
+    (weights at ``weight_bits``, the neuron groups at ``potential_bits``) and given label
+    assignments (neuron j -> class j mod 10): what the kit runs in float and integer mode."""
+    from .config import Config, QuantSettings
+    from .explore import ALL_GROUPS, make_groups
+    from .network import Network
+    from .quant import model_ranges, prepare_quantized, quantizer_for
+
+    cfg = Config.from_dict({"n_neurons": n_neurons, "seed": seed, "topology": {"name": "tinysnn"},
+                            "exc_neuron": {"name": name}, "train": {"time_steps": time_steps}})
+    net = Network.build(cfg)
+    cfg.quant = QuantSettings("ptq", make_groups(ALL_GROUPS, weight_bits, "nearest",
+                                                 model_ranges(net), potential_bits))
+    quantizer, plan = quantizer_for(cfg)
+    net = prepare_quantized(quantizer, net, plan)
+    net.assignments = np.arange(n_neurons, dtype=np.int64) % 10
+    return net
+
+
+def neuron_conformance(name: str, *, max_error_steps: float = 0.0, agreement: float = 0.9,
+                       samples: int = 12, firmware: bool = True, examples: int = 100):
+    """A pytest test class checking neuron model ``name``'s integer mode (docs/plugins.md,
+    "Neuron models"):
+
+    - one step: from the same state on the potential grid, the plugin's ``integer_step`` and its
+      float ``step`` give potentials within ``max_error_steps`` grid steps, the same refractory
+      counts, and the same spikes (hypothesis draws the states and currents);
+    - a network: float-simulated fixed point (the NumPy reference) and integer inference
+      (``intsim``) give identical spike counts on at least ``agreement`` of ``samples`` images;
+    - with ``firmware``: the host firmware built with the plugin's C step (tinysnn-serial's
+      generic engine, the C compiler ``cc``) gives intsim's spike counts and predictions on
+      every sample, bit for bit.
+    """
+    from .fixedpoint import QFormat
+    from .registry import get_registry
+
+    def model_class():
+        return get_registry().get("neuron_model", name)
+
+    class NeuronConformance:
+        def test_has_an_integer_mode(self):
+            from .intsim import INTEGER_MEMBERS
+
+            cls = model_class()
+            missing = [m for m in INTEGER_MEMBERS if not callable(getattr(cls, m, None))]
+            assert not missing, f"neuron model {name!r} lacks {missing}"
+
+        @settings(max_examples=examples, deadline=None)
+        @given(st.integers(1, 12), st.integers(4, 12), st.data())
+        def test_one_step_agrees_with_the_float_step(self, n, frac, data):
+            from .intsim import NeuronCodes
+
+            cls = model_class()
+            params = cls.Params()
+            layer = cls(params, n, 1.0)
+            fmt = QFormat(7, frac, True)
+            codes_of = st.integers(fmt.code_min // 2, fmt.code_max // 2)
+            u = np.array(data.draw(st.lists(codes_of, min_size=n, max_size=n)), dtype=np.int64)
+            cur = np.array(data.draw(st.lists(codes_of, min_size=n, max_size=n)),
+                           dtype=np.int64)
+            refrac = np.array(data.draw(st.lists(st.integers(-3, int(params.refrac)),
+                                                 min_size=n, max_size=n)), dtype=np.int64)
+            th = np.array(data.draw(st.lists(st.integers(1, fmt.code_max // 2), min_size=n,
+                                             max_size=n)), dtype=np.int64)
+            step = fmt.step
+            state = layer.init_state()
+            state["v"][:] = params.rest + u * step
+            state["refrac"][:] = refrac.astype(np.float64)
+            if "theta" in state:  # the threshold's offset from params.thresh
+                state["theta"][:] = (params.rest + th * step) - params.thresh
+            else:
+                th = np.full(n, round((params.thresh - params.rest) / step), dtype=np.int64)
+            constants = layer.integer_constants(fmt)
+            codes = NeuronCodes(name, frac, fmt.code_min, fmt.code_max,
+                                round((params.reset - params.rest) / step), th,
+                                int(params.refrac), bool(getattr(layer, "one_spike", False)),
+                                dict(constants))
+            spikes_f = np.asarray(layer.step(state, cur * step, False, 0), dtype=bool)
+            u_i, ref_i, crossed = cls.integer_step(codes, u, refrac, cur)
+            err = np.abs((state["v"] - params.rest) / step - u_i)
+            assert np.all(err <= max_error_steps + 1e-9), f"potentials differ by {err.max()} steps"
+            assert np.array_equal(state["refrac"], np.asarray(ref_i, dtype=np.float64))
+            crossed = np.asarray(crossed, dtype=bool)
+            if getattr(layer, "one_spike", False):  # the float step kept one winner already
+                assert np.all(spikes_f <= crossed) and spikes_f.sum() == int(crossed.any())
+            else:
+                assert np.array_equal(spikes_f, crossed)
+
+        def test_network_float_and_integer_agree(self):
+            from . import intsim
+            from .builtin.backend_numpy import NumpyBackend
+            from .ops import OpCounts
+
+            net = neuron_network(name)
+            images = _synthetic_images(samples, seed=1)
+            ids = np.arange(samples)
+            float_counts = NumpyBackend().run(net, images, ids, learn=False, seed=3,
+                                              ops=OpCounts())
+            _, int_counts = intsim.infer(intsim.from_network(net), images, 3, ids)
+            assert int_counts.sum() > 0, "no spikes at all: the comparison would prove little"
+            same = float(np.mean(np.all(float_counts == int_counts, axis=1)))
+            assert same >= agreement, (f"float and integer spike counts agree on {same:.0%} of "
+                                       f"the samples, fewer than {agreement:.0%}")
+
+        if firmware:
+            def test_host_firmware_matches_intsim(self, tmp_path):
+                from . import intsim
+
+                try:
+                    from tinysnn_serial import codegen, protocol
+                    from tinysnn_serial.boards import BOARDS
+                    from tinysnn_serial.transports import PtyTransport
+                except ImportError as exc:
+                    raise AssertionError(f"firmware parity needs tinysnn-serial ({exc}); pass "
+                                         "firmware=False to leave the board out") from None
+                m = intsim.from_network(neuron_network(name))
+                images = _synthetic_images(samples, seed=2)
+                ids = np.arange(samples) * 7 + 3
+                preds, counts = intsim.infer(m, images, 5, ids)
+                assert counts.sum() > 0, "no spikes at all: the comparison would prove little"
+                engine = codegen.generate(m, "conformance").write(tmp_path / "engine")
+                elf = BOARDS["host"].build(engine, tmp_path / "build")
+                with PtyTransport([str(elf)]) as link:
+                    dut = protocol.DeviceUnderTest(link, timeout=5.0)
+                    dut.connect()
+                    assert dut.profile()["engine"] == codegen.engine_name(m)
+                    for b, (image, sid) in enumerate(zip(images, ids)):
+                        res = dut.run_sample(image, 5, int(sid))
+                        assert res.counts == [int(c) for c in counts[b]], f"sample {sid}: counts"
+                        assert res.prediction == int(preds[b]), f"sample {sid}: prediction"
+
+    NeuronConformance.__name__ = f"NeuronConformance[{name}]"
+    return NeuronConformance

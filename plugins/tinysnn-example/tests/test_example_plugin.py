@@ -6,7 +6,7 @@ from tinysnn_core.config import Config
 from tinysnn_core.network import Network
 from tinysnn_core.ops import OpCounts
 from tinysnn_core.registry import Registry
-from tinysnn_core.testing import rounding_conformance
+from tinysnn_core.testing import neuron_conformance, rounding_conformance
 
 TestHalfEven = rounding_conformance("half-even", max_error_steps=0.5)
 
@@ -35,3 +35,7 @@ def test_a_network_learns_with_the_example_neuron():
     ops = OpCounts()
     NumpyBackend().run(net, images, np.arange(3), learn=True, seed=0, ops=ops)
     assert ops.exc_spikes > 0 and not np.array_equal(before, net.w)
+
+
+# -- the neuron model in integer mode and on the (host) board: the kit ------------------------
+TestNonLeakyIF = neuron_conformance("nonleaky-if", max_error_steps=0, agreement=1.0)

@@ -1,0 +1,92 @@
+"""A plugin's neuron model on the board: the generic engine (firmware/engine_generic) with the
+plugin's C step compiled in, against intsim on QEMU (the host board is the conformance kit's,
+tinysnn_core.testing.neuron_conformance); what the generator refuses; the fast engine and its
+calibration digest untouched."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from serial_test_tools import need_qemu
+
+from tinysnn_core import intsim
+from tinysnn_core.testing import _synthetic_images, neuron_network
+from tinysnn_serial import codegen
+from tinysnn_serial import protocol as P
+from tinysnn_serial.boards import BOARDS
+from tinysnn_serial.costmodel import engine_digest
+from tinysnn_serial.transports import SerialTransport
+
+pytest.importorskip("tinysnn_example", reason="the example plugin provides the neuron model")
+NEURON = "nonleaky-if"
+
+
+def test_the_generic_engine_runs_the_plugin_model_and_the_fast_engine_the_builtin_one():
+    m = intsim.from_network(neuron_network(NEURON, n_neurons=12))
+    exp = codegen.generate(m, "g")
+    assert exp.engine == codegen.engine_name(m) == codegen.GENERIC_ENGINE_NAME
+    assert "tsnn_neuron_step" in exp.files["neuron_step.h"]
+    assert f"#define TSNN_NEURON_FLOOR ({m.exc.constants['FLOOR']})" in exp.files["model_data.h"]
+    builtin = intsim.from_network(neuron_network("adaptive-lif", n_neurons=12))
+    fast = codegen.generate(builtin, "f")
+    assert fast.engine == codegen.ENGINE_NAME and "neuron_step.h" not in fast.files
+    # the fast engine's sources, hence every board calibration, are those they were fitted on
+    cal = json.loads((codegen.Path(codegen.__file__).parent / "calibration"
+                      / "qemu-mps2-an385.json").read_text())
+    assert cal["engine_digest"] == engine_digest()
+
+
+def test_the_digest_follows_the_plugin_constants():
+    m = intsim.from_network(neuron_network(NEURON, n_neurons=6))
+    other = dataclasses.replace(m, exc=dataclasses.replace(m.exc, constants={"FLOOR": -1}))
+    assert codegen.model_digest(m) != codegen.model_digest(other)
+
+
+def test_what_the_generic_engine_cannot_run_is_refused(monkeypatch):
+    m = intsim.from_network(neuron_network(NEURON, n_neurons=6))
+    with_inh = dataclasses.replace(m, inh=m.exc)
+    with pytest.raises(codegen.ExportError, match="direct lateral inhibition only"):
+        codegen.generate(with_inh)
+    from tinysnn_example.plugin import NonLeakyIF
+
+    monkeypatch.setattr(NonLeakyIF, "c_step", None)
+    with pytest.raises(codegen.ExportError, match="ships no C step"):
+        codegen.generate(m)
+
+
+def test_a_neuron_model_without_an_integer_mode_is_refused_by_name(monkeypatch):
+    from tinysnn_core.errors import TinySNNError
+    from tinysnn_example.plugin import NonLeakyIF
+
+    net = neuron_network(NEURON, n_neurons=6)
+    monkeypatch.delattr(NonLeakyIF, "integer_step")
+    with pytest.raises(TinySNNError, match="'nonleaky-if'.*lacks integer_step"):
+        intsim.from_network(net)
+
+
+def test_generic_engine_matches_intsim_on_qemu_m3(tmp_path):
+    need_qemu()
+    board = BOARDS["qemu-mps2-an385"]
+    m = dataclasses.replace(intsim.from_network(neuron_network(NEURON, n_neurons=20)),
+                            exit_margin=2)
+    images = _synthetic_images(4, seed=4)
+    ids = np.arange(4) * 5 + 1
+    preds, counts = intsim.infer(m, images, 9, ids)
+    assert counts.sum() > 0, "no spikes at all: the comparison would prove little"
+    elf = board.build(codegen.generate(m, "g").write(tmp_path / "engine"), tmp_path / "build")
+    with board.start(elf) as running:
+        link = SerialTransport(running.url)
+        link.open()
+        try:
+            dut = P.DeviceUnderTest(link, timeout=10.0, infer_timeout=120.0)
+            assert dut.connect() == board.profile.name
+            assert dut.profile()["engine"] == codegen.GENERIC_ENGINE_NAME
+            for b, (image, sid) in enumerate(zip(images, ids)):
+                res = dut.run_sample(image, 9, int(sid))
+                assert res.counts == [int(v) for v in counts[b]], f"sample {sid}: counts differ"
+                assert res.prediction == int(preds[b]), f"sample {sid}: prediction differs"
+        finally:
+            link.close()
