@@ -24,4 +24,10 @@
 int tsnn_infer(const uint8_t image[TSNN_IMAGE_BYTES], uint32_t seed, uint32_t sample_id,
                uint16_t *spike_counts, uint8_t *prediction);
 
+/* The label assignment the engine votes with (docs/fixed-point.md, section 7): the class of
+ * each neuron (-1: none) and the number of neurons of each class. The protocol reports the
+ * class scores of that vote (the EEMBC results line). */
+extern const int8_t tsnn_assign[TSNN_N_NEURONS];
+extern const uint16_t tsnn_class_size[TSNN_N_CLASSES];
+
 #endif

@@ -7,7 +7,8 @@
 
 #include <stdint.h>
 
-/* Bring up clocks, the UART, the cycle counter and the timestamp pin. */
+/* Bring up clocks, the UART, the cycle counter, the microsecond clock and the timestamp pin
+ * (released). */
 void port_init(void);
 
 /* Send one byte to the host (blocking until the transmitter accepts it). */
@@ -25,9 +26,19 @@ int port_uart_getc(void);
  * port is stated by port_cycle_source(). */
 uint32_t port_cycles(void);
 
-/* The timestamp pin that energy monitors use to mark the inference window:
- * 1 = window starts, 0 = window ends. */
-void port_timestamp_gpio(int level);
+/* A free-running microsecond clock for the m-lap-us lines (wraps at 2^32 us, about 71.6
+ * minutes; differences are valid across one wrap). What a microsecond is on each port (wall
+ * time, QEMU's virtual clock, a hardware timer) is in docs/boards.md. */
+uint32_t port_time_us(void);
+
+/* How long a timestamp pulse holds the pin low, in microseconds (at least this long). */
+#define PORT_TIMESTAMP_PULSE_US 20u
+
+/* One timestamp on the timestamp pin, in the EEMBC energy-mode convention: the pin is open
+ * drain and released (pulled high) when idle; a timestamp pulls it low for
+ * PORT_TIMESTAMP_PULSE_US, then releases it. The falling edge is the moment an energy monitor
+ * records. An inference window is marked by two timestamps (docs/protocol.md). */
+void port_timestamp_pulse(void);
 
 /* Short constant strings for the profile% reply (ASCII, no spaces, no '%'). */
 const char *port_board_name(void);

@@ -26,6 +26,7 @@ typedef struct {
     int engine_error;
     uint32_t r_sid, r_seed, r_n, r_w;
     uint32_t r_cycles, r_min, r_max, r_total;
+    uint32_t r_lap_start, r_lap_end; /* the window's two timestamps (microseconds) */
     uint8_t r_pred;
     uint16_t r_counts[TSNN_N_NEURONS];
     /* reply accounting for sequenced commands */
@@ -248,27 +249,125 @@ static void reply_infer_state(void)
     line_end();
 }
 
+/* The EEMBC name line (MLPerf Tiny's runner matches ^m-name-dut-\[([^]]+)]$), in both dialects
+ * (a sequenced reply is protected by its ack). */
 static void cmd_name(void)
 {
     line_start();
-    put_str("m-name-tinysnn-");
+    put_str("m-name-dut-[tinysnn-");
     put_str(port_board_name());
+    put_char(']');
+    line_end();
+}
+
+/* A profile line ends with its own CRC in the sequenced dialect, so that the host can rebuild
+ * the profile from the intact lines of several answers; the plain (EEMBC) lines stay bare for
+ * the runner's ^m-(model|profile)-\[([^]]+)]$. */
+static void profile_line_end(void)
+{
+    if (S.seq_mode)
+        put_line_crc();
     line_end();
 }
 
 static void cmd_profile(void)
 {
-    emit("m-profile-[tinysnn]");
-    line_start(); put_str("m-model-["); put_str(TSNN_MODEL_NAME); put_str("]"); line_end();
-    line_start(); put_str("m-engine-"); put_str(TSNN_ENGINE_NAME); line_end();
-    line_start(); put_str("m-board-"); put_str(port_board_name()); line_end();
-    line_start(); put_str("m-neurons-"); put_dec(TSNN_N_NEURONS); line_end();
-    line_start(); put_str("m-classes-"); put_dec(TSNN_N_CLASSES); line_end();
-    line_start(); put_str("m-clock-hz-"); put_dec(port_clock_hz()); line_end();
-    line_start(); put_str("m-cycles-"); put_str(port_cycle_source()); line_end();
-    line_start(); put_str("m-db-max-"); put_dec(TSNN_DB_MAX); line_end();
-    line_start(); put_str("m-cmd-max-"); put_dec(TSNN_CMD_MAX); line_end();
-    emit("m-proto-tinysnn-1");
+    line_start(); put_str("m-profile-[tinysnn]"); profile_line_end();
+    line_start(); put_str("m-model-["); put_str(TSNN_MODEL_NAME); put_str("]"); profile_line_end();
+    line_start(); put_str("m-engine-"); put_str(TSNN_ENGINE_NAME); profile_line_end();
+    line_start(); put_str("m-board-"); put_str(port_board_name()); profile_line_end();
+    line_start(); put_str("m-neurons-"); put_dec(TSNN_N_NEURONS); profile_line_end();
+    line_start(); put_str("m-classes-"); put_dec(TSNN_N_CLASSES); profile_line_end();
+    line_start(); put_str("m-clock-hz-"); put_dec(port_clock_hz()); profile_line_end();
+    line_start(); put_str("m-cycles-"); put_str(port_cycle_source()); profile_line_end();
+    line_start(); put_str("m-db-max-"); put_dec(TSNN_DB_MAX); profile_line_end();
+    line_start(); put_str("m-cmd-max-"); put_dec(TSNN_CMD_MAX); profile_line_end();
+    line_start(); put_str("m-proto-tinysnn-1"); profile_line_end();
+}
+
+static void cmd_help(void)
+{
+    static const char *const text[] = {
+        "m-help-tinysnn firmware, protocol tinysnn-1: plain EEMBC frames and sequenced ones",
+        "m-help-name            the board's name",
+        "m-help-profile         model, engine, board and limits",
+        "m-help-timestamp       m-lap-us-<us> and a pulse on the timestamp pin",
+        "m-help-db load N       start loading N bytes: 784 (an image) or 792 (image, seed, id)",
+        "m-help-db HEX          append bytes (hex digits)",
+        "m-help-infer N [W]     W warm-up inferences, then N timed ones",
+        "m-help-results         the last inference: class scores (plain) or spike counts",
+        "m-help-help            this text",
+    };
+    uint32_t i;
+    for (i = 0; i < (uint32_t)(sizeof text / sizeof text[0]); i++)
+        emit(text[i]);
+}
+
+/* A timestamp (EEMBC th_timestamp): the microsecond clock read just before the falling edge
+ * of a pulse on the timestamp pin. */
+static uint32_t timestamp(void)
+{
+    const uint32_t us = port_time_us();
+    port_timestamp_pulse();
+    return us;
+}
+
+static void reply_lap(uint32_t us)
+{
+    line_start();
+    put_str("m-lap-us-");
+    put_dec(us);
+    line_end();
+}
+
+/* Score decimals: distinct class votes S_a/n_a != S_b/n_b differ by at least 1/(n_a n_b) >=
+ * 1/N^2, so with 10^D >= N^2 their truncations to D decimals differ too, and the largest
+ * printed score is the engine's prediction (equal votes print equal: ties to the lowest class,
+ * as the engine breaks them and as an argmax does). */
+static uint32_t score_decimals(void)
+{
+    const uint64_t n2 = (uint64_t)TSNN_N_NEURONS * TSNN_N_NEURONS;
+    uint64_t p = 1;
+    uint32_t d = 0;
+    while (p < n2) {
+        p *= 10u;
+        d++;
+    }
+    return d;
+}
+
+/* 11 + per class up to 5 integer digits, '.', 10 decimals, ',' + ']' must fit one line */
+typedef char tsnn_check_results_line_fits[(TSNN_N_CLASSES * 17u + 12u <= LINE_MAX) ? 1 : -1];
+
+/* The EEMBC results line m-results-[s0,s1,...] of the last inference: the class scores of the
+ * engine's all-activity vote (docs/fixed-point.md, section 7), the mean spike count of each
+ * class's neurons S_c / n_c (0 for a class without neurons), truncated to score_decimals(). */
+static void reply_scores(void)
+{
+    uint32_t sums[TSNN_N_CLASSES];
+    const uint32_t decimals = score_decimals();
+    uint32_t c, j, k;
+    for (c = 0; c < TSNN_N_CLASSES; c++)
+        sums[c] = 0;
+    for (j = 0; j < TSNN_N_NEURONS; j++)
+        if (tsnn_assign[j] >= 0 && (uint32_t)tsnn_assign[j] < TSNN_N_CLASSES)
+            sums[(uint32_t)tsnn_assign[j]] += S.r_counts[j];
+    line_start();
+    put_str("m-results-[");
+    for (c = 0; c < TSNN_N_CLASSES; c++) {
+        const uint32_t n_c = tsnn_class_size[c];
+        uint32_t rest = n_c ? sums[c] % n_c : 0u;
+        if (c) put_char(',');
+        put_dec(n_c ? sums[c] / n_c : 0u);
+        put_char('.');
+        for (k = 0; k < decimals; k++) { /* long division: rest < n_c, no overflow */
+            rest *= 10u;
+            put_char((char)('0' + (n_c ? rest / n_c : 0u)));
+            if (n_c) rest %= n_c;
+        }
+    }
+    put_char(']');
+    line_end();
 }
 
 static void cmd_db_load(uint32_t n)
@@ -320,19 +419,33 @@ static void cmd_infer(uint32_t n, uint32_t w)
     uint32_t i, sid, seed;
     uint8_t pred = 0;
     int rc = 0;
-    if (S.db_expect != TSNN_SAMPLE_BYTES || S.db_len != S.db_expect) {
+    const int eembc = !S.seq_mode; /* a plain frame gets the EEMBC / MLPerf Tiny reply */
+    if ((S.db_expect != TSNN_SAMPLE_BYTES && S.db_expect != TSNN_IMAGE_BYTES) || S.db_len != S.db_expect) {
         emit("e-db-incomplete");
         return;
     }
-    seed = rd_le32(S.db + TSNN_IMAGE_BYTES);
-    sid = rd_le32(S.db + TSNN_IMAGE_BYTES + 4u);
+    if (S.db_expect == TSNN_SAMPLE_BYTES) {
+        seed = rd_le32(S.db + TSNN_IMAGE_BYTES);
+        sid = rd_le32(S.db + TSNN_IMAGE_BYTES + 4u);
+    } else {
+        seed = TSNN_IMAGE_ONLY_SEED;
+        sid = TSNN_IMAGE_ONLY_SAMPLE_ID;
+    }
+    if (eembc) {
+        line_start(); put_str("m-warmup-start-"); put_dec(w); line_end();
+    }
     for (i = 0; i < w && rc == 0; i++)
         rc = tsnn_infer(S.db, seed, sid, S.r_counts, &pred);
+    if (eembc) {
+        emit("m-warmup-done");
+        line_start(); put_str("m-infer-start-"); put_dec(n); line_end();
+    }
     S.r_min = 0xFFFFFFFFu;
     S.r_max = 0;
     S.r_total = 0;
     S.r_cycles = 0;
-    port_timestamp_gpio(1);
+    port_uart_flush(); /* the window holds inferences only, no line still being sent */
+    S.r_lap_start = timestamp();
     for (i = 0; i < n && rc == 0; i++) {
         uint32_t t0 = port_cycles();
         uint32_t dt;
@@ -343,7 +456,7 @@ static void cmd_infer(uint32_t n, uint32_t w)
         if (dt > S.r_max) S.r_max = dt;
         S.r_total += dt; /* wraps after 2^32 cycles; documented */
     }
-    port_timestamp_gpio(0);
+    S.r_lap_end = timestamp();
     if (rc != 0) {
         S.infer_status = 2;
         S.engine_error = rc;
@@ -355,6 +468,15 @@ static void cmd_infer(uint32_t n, uint32_t w)
         S.r_n = n;
         S.r_w = w;
     }
+    if (eembc) {
+        reply_lap(S.r_lap_start);
+        reply_lap(S.r_lap_end);
+        emit("m-infer-done");
+        if (S.infer_status == 1) {
+            reply_scores();
+            return;
+        }
+    }
     reply_infer_state();
 }
 
@@ -363,6 +485,10 @@ static void cmd_results(void)
     uint32_t i, sum = 0;
     if (S.infer_status != 1) {
         emit(S.infer_status == 0 ? "e-no-results" : "e-infer-failed");
+        return;
+    }
+    if (!S.seq_mode) {
+        reply_scores(); /* the EEMBC results */
         return;
     }
     for (i = 0; i < TSNN_N_NEURONS; i++)
@@ -410,6 +536,10 @@ static int dispatch(const char *body, uint32_t len, int dup)
         cmd_profile();
     } else if (t.count == 1 && tok_is(&t, 0, "results")) {
         cmd_results();
+    } else if (t.count == 1 && tok_is(&t, 0, "timestamp")) {
+        reply_lap(timestamp());
+    } else if (t.count == 1 && tok_is(&t, 0, "help")) {
+        cmd_help();
     } else if (t.count == 3 && tok_is(&t, 0, "db") && tok_is(&t, 1, "load")) {
         if (parse_dec(t.p[2], t.n[2], TSNN_DB_MAX, &a) != 0 || a == 0) {
             emit("e-db-size");

@@ -50,19 +50,35 @@ def _raw(t, data, until=b"m-ready\r\n"):
 
 
 def test_plain_eembc_flow(host_fw):
+    """Plain frames get the EEMBC answers (test_eembc_mode.py checks them line by line)."""
     with SubprocessTransport([str(host_fw)]) as t:
         _raw(t, b"")  # boot banner
-        assert b"m-name-tinysnn-host" in _raw(t, b"name%")
+        assert b"m-name-dut-[tinysnn-host]" in _raw(t, b"name%")
         assert b"m-profile-[tinysnn]" in _raw(t, b"profile%")
         payload = P.encode_sample(bytes(range(256)) * 3 + bytes(16), 7, 3)
         assert b"m-db-len-0-of-792" in _raw(t, b"db load 792%")
         for off in range(0, 792, 96):
             out = _raw(t, b"db " + payload[off:off + 96].hex().encode() + b"%")
         assert b"m-load-done" in out and f"m-db-crc-{P.crc32(payload):08x}".encode() in out
-        assert b"m-infer-n=1,w=0" in _raw(t, b"infer 1 0%")
-        out = _raw(t, b"results%").decode()
         counts, pred = P.protocol_test_engine(payload[:784], 7, 3)
-        assert f"pred={pred}" in out and "sid=3" in out
+        scores = "m-results-[" + ",".join(f"{c}.00" for c in counts) + "]"
+        assert scores.encode() in _raw(t, b"infer 1 0%")
+        assert _raw(t, b"results%").decode() == scores + "\r\nm-ready\r\n"
+
+
+def test_sequenced_infer_and_results_keep_the_tinysnn_answers(host_fw):
+    with SubprocessTransport([str(host_fw)]) as t:
+        _raw(t, b"")  # boot banner
+        _raw(t, b"name%")
+        payload = P.encode_sample(bytes(range(256)) * 3 + bytes(16), 7, 3)
+        _raw(t, P.frame("db load 792", 1))
+        for k, off in enumerate(range(0, 792, 96)):
+            _raw(t, P.frame("db " + payload[off:off + 96].hex(), 2 + k))
+        out = _raw(t, P.frame("infer 1 0", 20)).decode()
+        assert "m-infer-n=1,w=0" in out and "m-lap-us" not in out
+        out = _raw(t, P.frame("results", 21)).decode()
+        counts, pred = P.protocol_test_engine(payload[:784], 7, 3)
+        assert f"pred={pred}" in out and "sid=3" in out and "m-results-[" not in out
 
 
 def test_retransmission_is_not_applied_twice(host_fw):

@@ -106,7 +106,8 @@ void port_init(void) {}
 void port_uart_flush(void) {}
 int port_uart_getc(void) { return -1; }
 uint32_t port_cycles(void) { return 0; }
-void port_timestamp_gpio(int level) { (void)level; }
+uint32_t port_time_us(void) { return 0; }
+void port_timestamp_pulse(void) {}
 const char *port_board_name(void) { return "fuzz"; }
 const char *port_cycle_source(void) { return "none"; }
 uint32_t port_clock_hz(void) { return 1; }

@@ -5,8 +5,14 @@
  *   spike_counts[k] = (sum of image[i] for i % 10 == k) + (seed >> k & 0xFF) + sample_id % 7
  *                     (mod 65536)
  *   prediction      = (sum of all image bytes + seed + sample_id) mod 10
- * tinysnn_serial.protocol.test_engine_reference() computes the same on the host. */
+ *   assignment      neuron k votes for class k (one neuron a class), so the class scores
+ *                   of the EEMBC results line are the ten counts; the prediction is NOT
+ *                   their argmax
+ * tinysnn_serial.protocol.protocol_test_engine() computes the same on the host. */
 #include "engine.h"
+
+const int8_t tsnn_assign[TSNN_N_NEURONS] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+const uint16_t tsnn_class_size[TSNN_N_CLASSES] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
 
 int tsnn_infer(const uint8_t image[TSNN_IMAGE_BYTES], uint32_t seed, uint32_t sample_id,
                uint16_t *spike_counts, uint8_t *prediction)

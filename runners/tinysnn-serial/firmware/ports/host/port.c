@@ -61,7 +61,15 @@ uint32_t port_cycles(void)
     return (uint32_t)((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
 }
 
-void port_timestamp_gpio(int level) { (void)level; }
+uint32_t port_time_us(void)
+{
+    /* Wall time (the m-lap-us lines measure throughput, which is wall time on a host). */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint32_t)((uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
+}
+
+void port_timestamp_pulse(void) {} /* a process has no pin */
 
 const char *port_board_name(void) { return "host"; }
 const char *port_cycle_source(void) { return "host-process-cpu-ns"; }

@@ -7,7 +7,10 @@
  * tick (40 ns) is 40 instructions: port_cycles() returns ticks * 40 = instructions executed
  * (resolution 40), a deterministic count, not real Cortex-M3 cycles (docs/boards.md).
  * Waiting for input: WFI, woken by the UART0 RX interrupt (IRQ 0).
- * Timestamp GPIO: the AN385 FPGA GPIO0 at 0x40010000, pin 0 (QEMU models the register file). */
+ * Timestamp pin: the AN385 FPGA GPIO0 at 0x40010000, pin 0 (QEMU models the register file),
+ * high when idle, pulsed low for a timestamp.
+ * Microseconds (m-lap-us): QEMU's virtual clock from the same SysTick, 25 ticks a microsecond;
+ * under -icount shift=0 that is 1,000 guest instructions, not real Cortex-M3 time. */
 #include <stdint.h>
 
 #include "../../port.h"
@@ -52,8 +55,8 @@ void port_init(void)
     SYST_RVR = SYSTICK_RELOAD;
     SYST_CVR = 0;
     SYST_CSR = 0x7u; /* processor clock, interrupt on wrap, enable */
+    GPIO0_DATAOUT = 1u; /* the timestamp pin idles released (high) */
     GPIO0_OUTENSET = 1u;
-    GPIO0_DATAOUT = 0u;
 }
 
 void port_uart_putc(uint8_t c)
@@ -89,7 +92,29 @@ uint32_t port_cycles(void)
     return (hi * (SYSTICK_RELOAD + 1u) + (SYSTICK_RELOAD - lo)) * INSTR_PER_TICK;
 }
 
-void port_timestamp_gpio(int level) { GPIO0_DATAOUT = level ? 1u : 0u; }
+uint32_t port_time_us(void)
+{
+    /* QEMU's virtual clock: SysTick ticks at 25 MHz, 25 ticks a microsecond. One wrap is
+     * 2^24 = 25 * 671088 + 16 ticks, so no 64-bit division is needed (exact while
+     * wraps * 16 + 2^24 < 2^32, i.e. for the first 2.8 years of virtual time). */
+    uint32_t hi, lo, hi2;
+    do {
+        hi = systick_wraps;
+        lo = SYST_CVR;
+        hi2 = systick_wraps;
+    } while (hi != hi2);
+    return hi * 671088u + (hi * 16u + (SYSTICK_RELOAD - lo)) / 25u;
+}
+
+void port_timestamp_pulse(void)
+{
+    /* GPIO0 pin 0 released (1) when idle; low for the pulse width of virtual time */
+    const uint32_t t0 = port_time_us();
+    GPIO0_DATAOUT = 0u;
+    while (port_time_us() - t0 <= PORT_TIMESTAMP_PULSE_US) {
+    }
+    GPIO0_DATAOUT = 1u;
+}
 
 const char *port_board_name(void) { return "qemu-mps2-an385"; }
 const char *port_cycle_source(void) { return "qemu-icount-instructions"; }

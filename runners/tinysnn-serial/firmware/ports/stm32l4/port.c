@@ -3,9 +3,14 @@
  * Clock: HSI16 -> PLL (M=1, N=10, R=2) -> 80 MHz SYSCLK, voltage range 1, 4 flash wait
  * states, instruction/data caches and prefetch on (RM0351 sections 6.4, 3.3.3).
  * UART: USART2 (ST-LINK virtual COM port): PA2 TX (AF7), PA3 RX (AF7) on the Nucleo-L476RG,
- * PA2 TX / PA15 RX (AF7 / AF3) on the Nucleo-L432KC; 115200 8N1, polled.
+ * PA2 TX / PA15 RX (AF7 / AF3) on the Nucleo-L432KC; 8N1, polled, TSNN_UART_BAUD baud
+ * (115200; `make ... BAUD=9600` for the MLPerf Tiny runner's energy mode).
  * Cycles: DWT CYCCNT, the real core clock cycle counter.
- * Timestamp GPIO: PA5 (LD2 and Arduino D13 on the L476RG) / PB3 (LD3, D13 on the L432KC). */
+ * Microseconds (m-lap-us): TIM2, a 32-bit timer, prescaled from 80 MHz to 1 MHz.
+ * Timestamp pin: PA8, open drain with the internal pull-up, released when idle, pulled low
+ * for a timestamp. PA8 is Arduino D7 on the Nucleo-L476RG (the D7 that an LPM01A on the
+ * Arduino connector reads) and Arduino Nano D9 on the Nucleo-L432KC; no LED is on it (the
+ * user LEDs are PA5 / LD2 and PB3 / LD3). Wiring: docs/boards.md. */
 #include <stdint.h>
 
 #include "../../port.h"
@@ -23,9 +28,10 @@
 #define PWR_SR2 REG(0x40007014u)
 
 #define GPIOA_BASE 0x48000000u
-#define GPIOB_BASE 0x48000400u
 #define GPIO_MODER(b) REG((b) + 0x00u)
+#define GPIO_OTYPER(b) REG((b) + 0x04u)
 #define GPIO_OSPEEDR(b) REG((b) + 0x08u)
+#define GPIO_PUPDR(b) REG((b) + 0x0Cu)
 #define GPIO_BSRR(b) REG((b) + 0x18u)
 #define GPIO_AFRL(b) REG((b) + 0x20u)
 #define GPIO_AFRH(b) REG((b) + 0x24u)
@@ -39,13 +45,26 @@
 #define USART_TDR REG(USART2_BASE + 0x28u)
 #define ISR_ORE (1u << 3)
 #define ISR_RXNE (1u << 5)
+#define ISR_TC (1u << 6)
 #define ISR_TXE (1u << 7)
+
+#define TIM2_BASE 0x40000000u
+#define TIM2_CR1 REG(TIM2_BASE + 0x00u)
+#define TIM2_EGR REG(TIM2_BASE + 0x14u)
+#define TIM2_CNT REG(TIM2_BASE + 0x24u)
+#define TIM2_PSC REG(TIM2_BASE + 0x28u)
+#define TIM2_ARR REG(TIM2_BASE + 0x2Cu)
 
 #define DEMCR REG(0xE000EDFCu)
 #define DWT_CTRL REG(0xE0001000u)
 #define DWT_CYCCNT REG(0xE0001004u)
 
 #define SYSCLK_HZ 80000000u
+#ifndef TSNN_UART_BAUD
+#define TSNN_UART_BAUD 115200u
+#endif
+
+#define TIMESTAMP_PIN 8u /* PA8 */
 
 static void gpio_mode(uint32_t base, unsigned pin, uint32_t mode)
 {
@@ -89,24 +108,32 @@ static void clock_80mhz(void)
 void port_init(void)
 {
     clock_80mhz();
-    RCC_AHB2ENR |= 3u;        /* GPIOA, GPIOB */
-    RCC_APB1ENR1 |= 1u << 17; /* USART2 */
+    RCC_AHB2ENR |= 1u;               /* GPIOA */
+    RCC_APB1ENR1 |= (1u << 17) | 1u; /* USART2, TIM2 */
     (void)RCC_APB1ENR1;
     gpio_af(GPIOA_BASE, 2, 7u);
 #ifdef TSNN_NUCLEO_L432KC
     gpio_af(GPIOA_BASE, 15, 3u);
-    gpio_mode(GPIOB_BASE, 3, 1u);
 #else
     gpio_af(GPIOA_BASE, 3, 7u);
-    gpio_mode(GPIOA_BASE, 5, 1u);
 #endif
+    /* the timestamp pin: released (ODR = 1) before it becomes an open-drain output */
+    GPIO_BSRR(GPIOA_BASE) = 1u << TIMESTAMP_PIN;
+    GPIO_OTYPER(GPIOA_BASE) |= 1u << TIMESTAMP_PIN;
+    GPIO_PUPDR(GPIOA_BASE) = (GPIO_PUPDR(GPIOA_BASE) & ~(3u << (2 * TIMESTAMP_PIN))) |
+                             (1u << (2 * TIMESTAMP_PIN)); /* pull-up */
+    gpio_mode(GPIOA_BASE, TIMESTAMP_PIN, 1u);
+    /* TIM2 at 1 MHz (APB1 undivided: the timer clock is SYSCLK), counting up to 2^32 - 1 */
+    TIM2_PSC = SYSCLK_HZ / 1000000u - 1u;
+    TIM2_ARR = 0xFFFFFFFFu;
+    TIM2_EGR = 1u; /* UG: load the prescaler now */
+    TIM2_CR1 = 1u; /* CEN */
     USART_CR1 = 0;
-    USART_BRR = (SYSCLK_HZ + 115200u / 2u) / 115200u; /* oversampling by 16 */
+    USART_BRR = (SYSCLK_HZ + TSNN_UART_BAUD / 2u) / TSNN_UART_BAUD; /* oversampling by 16 */
     USART_CR1 = (1u << 3) | (1u << 2) | 1u;          /* TE, RE, UE */
     DEMCR |= 1u << 24;                                /* TRCENA */
     DWT_CYCCNT = 0;
     DWT_CTRL |= 1u;                                   /* CYCCNTENA */
-    port_timestamp_gpio(0);
 }
 
 void port_uart_putc(uint8_t c)
@@ -116,7 +143,11 @@ void port_uart_putc(uint8_t c)
     USART_TDR = c;
 }
 
-void port_uart_flush(void) {}
+void port_uart_flush(void)
+{
+    while (!(USART_ISR & ISR_TC)) { /* the last byte has left the shift register */
+    }
+}
 
 int port_uart_getc(void)
 {
@@ -131,13 +162,15 @@ int port_uart_getc(void)
 
 uint32_t port_cycles(void) { return DWT_CYCCNT; }
 
-void port_timestamp_gpio(int level)
+uint32_t port_time_us(void) { return TIM2_CNT; }
+
+void port_timestamp_pulse(void)
 {
-#ifdef TSNN_NUCLEO_L432KC
-    GPIO_BSRR(GPIOB_BASE) = level ? (1u << 3) : (1u << (3 + 16));
-#else
-    GPIO_BSRR(GPIOA_BASE) = level ? (1u << 5) : (1u << (5 + 16));
-#endif
+    const uint32_t t0 = TIM2_CNT;
+    GPIO_BSRR(GPIOA_BASE) = 1u << (TIMESTAMP_PIN + 16u); /* drive low */
+    while (TIM2_CNT - t0 <= PORT_TIMESTAMP_PULSE_US) {
+    }
+    GPIO_BSRR(GPIOA_BASE) = 1u << TIMESTAMP_PIN; /* release: the pull-ups take it high */
 }
 
 const char *port_board_name(void)
