@@ -301,19 +301,24 @@ class QemuBoard(Board):
         if log_path:
             log.close()
         deadline = time.monotonic() + startup_timeout
-        while True:  # wait until QEMU listens
-            if proc.poll() is not None:
-                raise BoardError(f"qemu-system-arm exited with code {proc.returncode}"
-                                 + (f"; see {log_path}" if log_path else ""))
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    proc.kill()
-                    raise BoardError(f"QEMU did not open its serial port {port} in "
-                                     f"{startup_timeout:g} s") from None
-                time.sleep(0.05)
+        try:
+            while True:  # wait until QEMU listens
+                if proc.poll() is not None:
+                    raise BoardError(f"qemu-system-arm exited with code {proc.returncode}"
+                                     + (f"; see {log_path}" if log_path else ""))
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise BoardError(f"QEMU did not open its serial port {port} in "
+                                         f"{startup_timeout:g} s") from None
+                    time.sleep(0.05)
+        except BaseException:  # a timeout, Ctrl-C or a stop signal: no QEMU left behind
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            raise
         return RunningBoard(self.profile.name, f"socket://127.0.0.1:{port}", proc,
                             log_path=Path(log_path) if log_path else None)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -64,6 +66,14 @@ def register_commands(register):
              "host integer simulator, accuracy, cycles, memory, energy; resumable")
     register("measure", MeasureCommand(), summary="run the test samples on a board that is "
              "already running the model (any serial URL); resumable")
+
+
+class _StopSignal(Exception):
+    """SIGTERM or SIGHUP arrived while ``board start`` was serving a board."""
+
+
+def _stop_on_signal(signum, frame):
+    raise _StopSignal(signal.Signals(signum).name)
 
 
 class BoardCommand:
@@ -160,15 +170,34 @@ class BoardCommand:
         if action == "flash":
             print(board.flash(elf, mount=args.mount, probe=args.probe))
             return 0
-        running = board.start(elf)
-        print(f"{board.profile.name} running: {running.url}   (Ctrl-C stops it)", flush=True)
+        return self._serve(board, elf)
+
+    @staticmethod
+    def _serve(board, elf) -> int:
+        """Start an emulated board and keep it running until Ctrl-C, SIGTERM or SIGHUP (a
+        closed terminal), then stop the emulator: Python's default action for the last two
+        would end this process at once and leave QEMU running."""
+        handled = (signal.SIGTERM, signal.SIGHUP)
+        main = threading.current_thread() is threading.main_thread()  # signal() needs it
+        previous = {s: signal.signal(s, _stop_on_signal) for s in handled} if main else {}
+        running = None
         try:
+            running = board.start(elf)
+            print(f"{board.profile.name} running: {running.url}   (Ctrl-C, SIGTERM or SIGHUP "
+                  "stops it)", flush=True)
             while running.alive():
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass
+        except _StopSignal as stop:
+            print(f"{board.profile.name}: {stop}, stopping", flush=True)
         finally:
-            running.stop()
+            for s in previous:  # a second signal must not cut the clean-up short
+                signal.signal(s, signal.SIG_IGN)
+            if running is not None:
+                running.stop()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
         return 0
 
     @staticmethod
