@@ -7,16 +7,23 @@ that determines it (the point and the base model's checksum); a rerun skips the 
 the file, so a killed exploration resumes with nothing lost or repeated.
 
 Workers are local processes, or the workers of an existing Dask distributed cluster
-(``scheduler="tcp://host:port"``). Only the parent process writes the results file.
+(``scheduler="tcp://host:port"``). Only the parent process writes the results file, and it holds
+an exclusive lock on it while it runs, so that a second exploration on the same file stops with a
+message instead of doubling every row. Local workers die with the parent (killed or terminated),
+and an exploration on a Dask cluster that has had no workers for ``no_workers_timeout`` seconds
+stops with a message instead of waiting forever.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
@@ -411,15 +418,128 @@ def cost_fields(net, test_ops, plan, train_ops, train_plan) -> dict:
 ASIC_ENERGY_LABEL = "ASIC 45 nm model (operation counts x Horowitz ISSCC 2014), not a board"
 
 
-def _worker_init():
+#: seconds a Dask cluster may have no workers before the exploration stops (dask config
+#: ``tinysnn.no-workers-timeout`` overrides it, ``explore --no-workers-timeout`` overrides both)
+NO_WORKERS_TIMEOUT = 60.0
+#: Linux prctl option: the signal a process gets when its parent dies
+_PR_SET_PDEATHSIG = 1
+
+
+def _worker_init(parent_pid: int):
     # one BLAS thread per worker process: the workers already use every core
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    die_with_parent(parent_pid)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this process when the process ``parent_pid`` ends, however it ends (SIGKILL too):
+    an orphaned worker would go on computing points that nobody records. On Linux the kernel
+    signals it (``prctl(PR_SET_PDEATHSIG)``); elsewhere a thread watches the parent id."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent_pid:      # the parent died before the call took effect
+                os._exit(1)
+            return
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="tinysnn-parent-watch", daemon=True).start()
+
+
+@contextlib.contextmanager
+def results_lock(path: Path):
+    """Hold an exclusive lock on the results file (``flock``) while an exploration writes it;
+    another holder is a one-line error. The lock goes with the process, so a killed
+    exploration leaves none behind."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TinySNNError(f"{path} is being written by another tinysnn explore (it holds "
+                               "the file's lock): wait for it to finish, or give another "
+                               "--results") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def no_workers_timeout_default() -> float:
+    """The dask config value ``tinysnn.no-workers-timeout`` (seconds), else 60."""
+    import dask.config
+
+    value = dask.config.get("tinysnn.no-workers-timeout", NO_WORKERS_TIMEOUT)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"dask config tinysnn.no-workers-timeout must be a number of seconds, "
+                          f"got {value!r}") from None
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"dask config tinysnn.no-workers-timeout must be positive, got {value}")
+    return value
+
+
+def run_on_dask(scheduler: str, fn, tasks: list, args: tuple, on_done, *,
+                no_workers_timeout: float, poll: float = 1.0) -> None:
+    """``fn(task, *args)`` for every task on the Dask cluster at ``scheduler``;
+    ``on_done(task, future)`` as each finishes. When the cluster has had no workers for
+    ``no_workers_timeout`` seconds, the rest is cancelled and a ``TinySNNError`` says so."""
+    try:
+        from dask.distributed import Client, wait
+    except ImportError:
+        raise TinySNNError("--scheduler needs dask[distributed]: pip install "
+                           "'dask[distributed]'") from None
+    with Client(scheduler, timeout="20s") as client:
+        futures = {client.submit(fn, t, *args, pure=False): t for t in tasks}
+        pending, idle_since, warned = set(futures), None, False
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=poll, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            for fut in done:
+                on_done(futures[fut], fut)
+            if not pending or client.scheduler_info().get("workers"):
+                idle_since, warned = None, False
+                continue
+            now = time.monotonic()
+            idle_since = idle_since or now
+            if not warned:
+                print(f"explore: the Dask cluster at {scheduler} has no workers; waiting up "
+                      f"to {no_workers_timeout:g} s for one", file=sys.stderr)
+                warned = True
+            if now - idle_since >= no_workers_timeout:
+                client.cancel(list(pending))
+                raise TinySNNError(
+                    f"the Dask cluster at {scheduler} has had no workers for "
+                    f"{no_workers_timeout:g} s; {len(pending)} of {len(futures)} tasks were not "
+                    "run: start workers (dask worker ADDRESS) and rerun to resume")
 
 
 def run_exploration(points: list[Point], base_model: str, results: str, *, workers: int = 1,
                     scheduler: str | None = None, options: dict | None = None,
-                    progress: bool = True) -> list[dict]:
-    """Evaluate every point not yet in ``results``; append each as it finishes."""
+                    progress: bool = True, no_workers_timeout: float | None = None) -> list[dict]:
+    """Evaluate every point not yet in ``results``; append each as it finishes. The results
+    file is locked for the whole run. ``no_workers_timeout``: with ``scheduler``, seconds
+    without a worker before it stops (default: ``no_workers_timeout_default()``)."""
+    results = Path(results)
+    with results_lock(results):
+        return _explore_locked(points, base_model, results, workers=workers,
+                               scheduler=scheduler, options=options, progress=progress,
+                               no_workers_timeout=no_workers_timeout)
+
+
+def _explore_locked(points, base_model, results: Path, *, workers, scheduler, options,
+                    progress, no_workers_timeout) -> list[dict]:
     from tqdm import tqdm
 
     options = dict(options or {})
@@ -427,8 +547,6 @@ def run_exploration(points: list[Point], base_model: str, results: str, *, worke
     if options.get("assign_limit"):  # a different assignment makes different points
         digest += f"/assign{int(options['assign_limit'])}"
     options["base_digest"] = digest
-    results = Path(results)
-    results.parent.mkdir(parents=True, exist_ok=True)
     repair_results(results)
     done = {row.get("key") for row in read_results(results)}
     base_key = hashlib.sha256(f"baseline:{digest}".encode()).hexdigest()[:20]
@@ -458,21 +576,20 @@ def run_exploration(points: list[Point], base_model: str, results: str, *, worke
                file=sys.stderr, dynamic_ncols=True)
     failures = []
     if scheduler:
+        def on_done(task, fut):
+            try:
+                record(task, fut.result())
+            except Exception as exc:  # noqa: BLE001 - report and go on with the others
+                failures.append((task[0].label, repr(exc)))
+            bar.update(len(task))
+
+        if no_workers_timeout is None:
+            no_workers_timeout = no_workers_timeout_default()
         try:
-            from dask.distributed import Client, as_completed as dask_completed
-        except ImportError:
-            raise TinySNNError("--scheduler needs dask[distributed]: pip install "
-                               "'dask[distributed]'") from None
-        with Client(scheduler, timeout="20s") as client:
-            futures = {client.submit(evaluate_points, t, base_model, options, pure=False): t
-                       for t in tasks}
-            for fut in dask_completed(list(futures)):
-                task = futures[fut]
-                try:
-                    record(task, fut.result())
-                except Exception as exc:  # noqa: BLE001 - report and go on with the others
-                    failures.append((task[0].label, repr(exc)))
-                bar.update(len(task))
+            run_on_dask(scheduler, evaluate_points, tasks, (base_model, options), on_done,
+                        no_workers_timeout=no_workers_timeout)
+        finally:
+            bar.close()
     elif workers <= 1:
         for task in tasks:
             try:
@@ -486,6 +603,7 @@ def run_exploration(points: list[Point], base_model: str, results: str, *, worke
         import multiprocessing
 
         with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
+                                 initargs=(os.getpid(),),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(evaluate_points, t, base_model, options): t for t in tasks}
             for fut in as_completed(futures):

@@ -126,6 +126,7 @@ def train(net: Network, data: Dataset, *, backend=None, checkpoint: Path | None 
     seed = stream_seed(cfg.seed, "train")
     every = cfg.train.checkpoint_every
     started = time.perf_counter()
+    spent = float(net.progress.get("train_seconds") or 0.0)  # by the runs this one resumes
     with _progress(total, done, "train", progress) as bar:
         while done < total:
             epoch, i = divmod(done, n)
@@ -135,9 +136,11 @@ def train(net: Network, data: Dataset, *, backend=None, checkpoint: Path | None 
             bar.update(stop - i)
             done += stop - i
             net.progress["samples_done"] = done
+            # every checkpoint carries the time so far: a killed run's time is counted too
+            net.progress["train_seconds"] = spent + time.perf_counter() - started
             if checkpoint is not None and (done % every == 0 or done == total):
                 save_network(net, checkpoint)
-    net.progress["train_seconds"] = net.progress.get("train_seconds", 0.0) + time.perf_counter() - started
+    net.progress["train_seconds"] = spent + time.perf_counter() - started
     return finish_training(net)
 
 

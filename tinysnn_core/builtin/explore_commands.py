@@ -43,6 +43,10 @@ def _check_flags(args, reg) -> None:
                           f"{args.assign_limit}")
     if args.scheduler is not None and not args.scheduler.strip():
         raise ConfigError("--scheduler is empty: give an address such as tcp://127.0.0.1:8786")
+    timeout = args.no_workers_timeout
+    if timeout is not None and not 0 < timeout < float("inf"):
+        raise ConfigError(f"--no-workers-timeout must be a positive number of seconds, got "
+                          f"{timeout}")
     if args.backend is not None:
         reg.get_entry("backend", args.backend)       # an unknown name lists the known ones
     for flag, path in (("--results", args.results), ("--save-models", args.save_models)):
@@ -98,6 +102,9 @@ class ExploreCommand:
         p.add_argument("--workers", type=int, default=1, help="local worker processes")
         p.add_argument("--scheduler", help="address of a Dask distributed scheduler, "
                                            "e.g. tcp://127.0.0.1:8786")
+        p.add_argument("--no-workers-timeout", type=float, metavar="SECONDS",
+                       help="with --scheduler: stop when the cluster has had no workers this "
+                            "long (default: dask config tinysnn.no-workers-timeout, else 60)")
         p.add_argument("--backend", help="simulation backend for the points (default: the model's)")
         p.add_argument("--save-models", metavar="DIR",
                        help="also save the model of every in-training (ITQ) point here, so that "
@@ -153,7 +160,8 @@ class ExploreCommand:
                       file=sys.stderr)
             rows = run_exploration(points, path, args.results, workers=args.workers,
                                    scheduler=args.scheduler, options=options,
-                                   progress=not args.quiet)
+                                   progress=not args.quiet,
+                                   no_workers_timeout=args.no_workers_timeout)
         print(f"{len([r for r in rows if r.get('kind') != 'baseline'])} points in {args.results}")
         return 0
 
