@@ -36,6 +36,7 @@ MAX_BODY = 256 - 14  # the device's command buffer minus the sequence suffix
 ACK_RE = re.compile(rb"^m-ack-([0-9a-f]{4})-(\d{1,6})-([0-9a-f]{8})\r\n$")
 DB_LEN_RE = re.compile(r"^m-db-len-(\d+)-of-(\d+)$")
 DB_CRC_RE = re.compile(r"^m-db-crc-([0-9a-f]{8})$")
+NAME_RE = re.compile(r"^m-name-dut-\[tinysnn-([^]]+)\]$")
 
 
 class ProtocolError(TinySNNError):
@@ -359,7 +360,7 @@ class DeviceUnderTest:
     # -- session --------------------------------------------------------------------------
     def connect(self) -> str:
         """Greet the board with a plain ``name%`` (which also resets its retransmission
-        memory); returns the board name from ``m-name-tinysnn-<board>``."""
+        memory); returns the board name from ``m-name-dut-[tinysnn-<board>]``."""
         for _ in range(self.retries + 1):
             self.resync()
             self._send(b"name%")
@@ -368,8 +369,8 @@ class DeviceUnderTest:
             while time.monotonic() < deadline:
                 raw = self._readline(deadline - time.monotonic())
                 line = raw.decode("ascii", "replace").rstrip("\r\n")
-                if line.startswith("m-name-tinysnn-") and raw.endswith(b"\r\n"):
-                    name = line[len("m-name-tinysnn-"):]
+                if NAME_RE.match(line) and raw.endswith(b"\r\n"):
+                    name = NAME_RE.match(line).group(1)
                 elif line == "m-ready" and name is not None:
                     self.board_name = name
                     return name
@@ -381,14 +382,15 @@ class DeviceUnderTest:
     def name(self) -> str:
         lines = self.command("name")
         for line in lines:
-            if line.startswith("m-name-tinysnn-"):
-                return line[len("m-name-tinysnn-"):]
+            if NAME_RE.match(line):
+                return NAME_RE.match(line).group(1)
         raise ProtocolError(f"no m-name line in {lines}")
 
     def profile(self) -> dict[str, str]:
         """The profile lines as a dict, e.g. {'engine': ..., 'neurons': '10', ...}."""
         out: dict[str, str] = {}
         for line in self.command("profile"):
+            line = strip_crc(line)  # each profile line carries its CRC
             m = re.match(r"^m-(profile|model|engine|board|neurons|classes|clock-hz|cycles|"
                          r"db-max|cmd-max|proto)-(.*)$", line)
             if m:
