@@ -330,32 +330,69 @@ class QemuM4Board(QemuBoard):
     machine = "mps2-an386"
 
 
+#: files that the ST-LINK/V2-1 of a Nucleo shows on its USB drive (docs/deploy.md)
+STLINK_DRIVE_FILES = ("MBED.HTM", "DETAILS.TXT")
+#: the name the firmware gets on that drive (FAT 8.3); the ST-LINK flashes any .bin copied there
+DRIVE_IMAGE_NAME = "TINYSNN.BIN"
+
+
+def check_mount(mount) -> Path:
+    """The mount point of a board's ST-LINK USB drive, checked: a writable directory that holds
+    the drive's own files (a wrong folder would take the copy and flash nothing)."""
+    dest = Path(mount)
+    if not dest.is_dir():
+        raise BoardError(f"--mount {mount}: not a directory; give the mount point of the board's "
+                         "ST-LINK USB drive (e.g. /media/$USER/NODE_L476RG)")
+    if not any((dest / name).is_file() for name in STLINK_DRIVE_FILES):
+        raise BoardError(f"--mount {mount}: no {' or '.join(STLINK_DRIVE_FILES)} there, so not an "
+                         "ST-LINK drive; give the mount point of the board's USB drive")
+    if not os.access(dest, os.W_OK):
+        raise BoardError(f"--mount {mount}: not writable by this user (see docs/deploy.md, "
+                         "'Real boards')")
+    return dest
+
+
 class PhysicalBoard(Board):
     """A real board: build, then flash with pyocd or by copying the .bin to the board's
     mass-storage drive; talk to it through its serial port (e.g. /dev/ttyACM0)."""
 
     def start(self, elf):
         raise BoardError(f"{self.profile.name} is a physical board: flash it "
-                         f"(tinysnn board flash {self.profile.name}) and use its serial port, "
-                         "e.g. --port /dev/ttyACM0")
+                         f"(tinysnn board flash {self.profile.name}) and talk to its serial "
+                         "port (tinysnn measure MODEL --port /dev/ttyACM0)")
 
     def flash(self, elf, *, mount: str | None = None, probe: str | None = None) -> str:
         elf = Path(elf)
         if mount:
-            dest = Path(mount)
-            if not dest.is_dir():
-                raise BoardError(f"{mount} is not a directory (the board's mass-storage drive)")
-            shutil.copyfile(elf.with_suffix(".bin"), dest / "TINYSNN.BIN")
-            return f"copied {elf.with_suffix('.bin').name} to {dest}"
+            dest = check_mount(mount)
+            image = elf.with_suffix(".bin")
+            if not image.is_file():
+                raise BoardError(f"{image} is missing: build the board's firmware first")
+            # The ST-LINK programs the flash as the bytes arrive and resets the board at the
+            # end; the copy is complete only once it is on the device, hence the fsync.
+            with open(image, "rb") as src, open(dest / DRIVE_IMAGE_NAME, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+                dst.flush()
+                os.fsync(dst.fileno())
+            return (f"copied {image.name} ({image.stat().st_size:,} B) to {dest / DRIVE_IMAGE_NAME}"
+                    "; the ST-LINK flashes it and resets the board (a FAIL.TXT on the drive "
+                    "afterwards says why it did not)")
         if shutil.which("pyocd") is None:
-            raise BoardError("pyocd is not installed (pip install 'tinysnn-serial[flash]'), or "
-                             "pass the board's mass-storage mount point")
+            raise BoardError("pyocd is not installed (pip install 'tinysnn-serial[flash]'); or "
+                             "flash by copying to the board's USB drive with --mount DIR")
         argv = ["pyocd", "flash", "-t", self.profile.pyocd_target or "", str(elf)]
         if probe:
             argv[2:2] = ["-u", probe]
         proc = subprocess.run(argv, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise BoardError(f"pyocd flash failed: {proc.stderr.strip()[-2000:]}")
+            lines = (proc.stderr or proc.stdout).strip().splitlines()
+            why = lines[-1].strip() if lines else f"exit code {proc.returncode}"
+            if "not recognized" in why or "target" in why.lower():
+                # the target comes from ST's device pack, which pyocd does not ship
+                why += (f"; the STM32L4 targets come from ST's device pack: pyocd pack install "
+                        f"{self.profile.pyocd_target} (docs/deploy.md, 'Real boards'), or "
+                        "flash with --mount DIR")
+            raise BoardError(f"pyocd flash -t {self.profile.pyocd_target} failed: {why}")
         return f"flashed {elf} with pyocd ({self.profile.pyocd_target})"
 
 
@@ -386,7 +423,7 @@ PROFILES = {
         toolchain="arm-none-eabi", supply_v=3.3, run_ua_per_mhz=100.0,
         power_source="STM32L476xx datasheet DS10198, features (page 1): 100 uA/MHz run mode; "
                      "see docs/boards.md",
-        cycle_source="DWT CYCCNT (core clock cycles)", pyocd_target="stm32l476rg",
+        cycle_source="DWT CYCCNT (core clock cycles)", pyocd_target="stm32l476rgtx",
         notes="not yet tried on hardware; RAM is SRAM1 (96 KiB), SRAM2 unused"),
     "nucleo-l432kc": BoardProfile(
         name="nucleo-l432kc", port="nucleo-l432kc", cpu="Cortex-M4F (STM32L432KC)",
@@ -394,7 +431,7 @@ PROFILES = {
         toolchain="arm-none-eabi", supply_v=3.3, run_ua_per_mhz=84.0,
         power_source="STM32L432KB/KC datasheet DS11451, features (page 1): 84 uA/MHz run mode; "
                      "see docs/boards.md",
-        cycle_source="DWT CYCCNT (core clock cycles)", pyocd_target="stm32l432kc",
+        cycle_source="DWT CYCCNT (core clock cycles)", pyocd_target="stm32l432kcux",
         notes="not yet tried on hardware; the 256 KiB-flash profile of the fit checks"),
 }
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from tinysnn_core.errors import TinySNNError
 
 from . import codegen
-from .boards import BOARDS, BoardFitError, BoardError
+from .boards import BOARDS, BoardFitError, BoardError, check_mount
 from .meters import METERS, MeterError
 from .protocol import DeviceUnderTest, LinkError
 from .transports import FlakyTransport, PtyTransport, SerialTransport, TransportError
@@ -376,8 +376,8 @@ def default_paths(stem: str, board: str, results=None):
 def execute(*, model_path, board_name: str | None, samples: int | None, meter_name: str | None,
             meter_options: dict, results_path, port: str | None, build: bool, build_dir=None,
             flash: bool = True, flaky: float = 0.0, flaky_seed: int = 0, int_defaults=False,
-            timeout: float = 5.0, n: int = 1, warmup: int = 0, on_sample=None,
-            on_target=None, out=sys.stdout) -> dict:
+            mount=None, probe=None, timeout: float = 5.0, n: int = 1, warmup: int = 0,
+            on_sample=None, on_target=None, out=sys.stdout) -> dict:
     """The whole flow behind both commands (``build`` False: ``measure`` on a running board)."""
     stem, sha = model_id(model_path)
     board = BOARDS.get(board_name) if board_name else None
@@ -388,6 +388,13 @@ def execute(*, model_path, board_name: str | None, samples: int | None, meter_na
     name = firmware_model_name(stem, digest)
     images, labels, seed, dataset = test_split(net, samples)
     results_path, transcript_path = default_paths(stem, board_name or "port", results_path)
+
+    if mount is not None:  # before the build: a wrong drive must not cost a build first
+        if board is None or board.profile.emulated:
+            raise DeployError(f"--mount flashes a physical board; {board_name} is emulated")
+        if not flash:
+            raise DeployError("--mount and --no-flash contradict each other: give one")
+        check_mount(mount)
 
     target = None
     if build:
@@ -401,7 +408,7 @@ def execute(*, model_path, board_name: str | None, samples: int | None, meter_na
             transport = SerialTransport(running.url)
         else:
             if flash:
-                print(board.flash(elf), file=out)
+                print(board.flash(elf, mount=mount, probe=probe), file=out)
             if not port:
                 raise DeployError(f"{board.profile.name} is flashed; give its serial port "
                                   "with --port (e.g. /dev/ttyACM0)")
@@ -574,6 +581,10 @@ class DeployCommand:
         p.add_argument("--board", required=True, help="board name (tinysnn board list)")
         p.add_argument("--port", help="serial port of a physical board (after flashing)")
         p.add_argument("--no-flash", action="store_true", help="physical board: already flashed")
+        p.add_argument("--mount", metavar="DIR", help="physical board: flash by copying the .bin "
+                       "to its ST-LINK USB drive mounted at DIR (e.g. /media/$USER/NODE_L476RG) "
+                       "instead of pyocd")
+        p.add_argument("--probe", help="physical board: the pyocd probe's unique id (pyocd list)")
         p.add_argument("--build-dir", help="default build/tinysnn-deploy/MODEL-BOARD")
 
     def run(self, args) -> int:
@@ -582,6 +593,7 @@ class DeployCommand:
                               meter_name=args.meter, meter_options=_meter_options(args),
                               results_path=args.results, port=args.port, build=True,
                               build_dir=args.build_dir, flash=not args.no_flash,
+                              mount=args.mount, probe=args.probe,
                               flaky=args.flaky, flaky_seed=args.flaky_seed,
                               int_defaults=args.int_defaults, timeout=args.timeout,
                               n=args.repeat)
