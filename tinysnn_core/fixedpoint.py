@@ -122,8 +122,41 @@ def round_codes(values, fmt: QFormat | str, rounding="nearest", rng=None) -> np.
     fmt = QFormat.parse(fmt)
     arr = check_finite(values)
     fn = _rounding_fn(rounding)
-    codes = fn(arr * (2.0 ** fmt.frac_bits), rng)
+    codes = _checked_codes(fn(arr * (2.0 ** fmt.frac_bits), rng), arr.shape, fn)
     return np.clip(codes, fmt.code_min, fmt.code_max).astype(np.int64)
+
+
+def _checked_codes(codes, shape, fn) -> np.ndarray:
+    """A rounding scheme's output, refused unless it is one finite integer per input: the cast
+    to int64 would silently truncate a fraction and turn NaN into an arbitrary code."""
+    codes = np.asarray(codes)
+    problem = None
+    if codes.shape != shape:
+        problem = f"an array of shape {list(codes.shape)} for an input of shape {list(shape)}"
+    elif codes.dtype.kind not in "iuf":
+        problem = f"values of dtype {codes.dtype}"
+    elif codes.dtype.kind == "f" and codes.size:
+        if not np.isfinite(codes).all():
+            problem = f"non-finite values (e.g. {codes[~np.isfinite(codes)].flat[0]})"
+        elif not np.all(codes == np.floor(codes)):
+            problem = f"non-integer values (e.g. {codes[codes != np.floor(codes)].flat[0]})"
+    if problem is not None:
+        from .errors import PluginError
+
+        raise PluginError(f"rounding scheme {_scheme_name(fn)} returned {problem}; a rounding "
+                          "scheme must return one integer-valued, finite number per input")
+    return codes
+
+
+def _scheme_name(fn) -> str:
+    """The registered name of rounding function ``fn`` (for an error message)."""
+    from .registry import get_registry
+
+    registry = get_registry()
+    for name in registry.names("rounding"):
+        if registry.get("rounding", name) is fn:
+            return repr(name)
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 def quantize(values, fmt: QFormat | str, rounding="nearest", rng=None) -> np.ndarray:
