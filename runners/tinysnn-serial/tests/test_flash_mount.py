@@ -108,4 +108,5 @@ def test_deploy_cli_mount_error_is_one_line(model_file, tmp_path, capsys):
                  str(tmp_path / "absent"), "--build-dir", str(tmp_path / "build")])
     err = [line for line in capsys.readouterr().err.splitlines() if "warning: plugin" not in line]
     assert code == 2
-    assert len(err) == 1 and err[0].startswith("tinysnn deploy: --mount ") and "NODE_L476RG" in err[0]
+    assert len(err) == 1, err
+    assert err[0].startswith("tinysnn deploy: --mount ") and "NODE_L476RG" in err[0]
