@@ -136,6 +136,7 @@ def test_a_clash_is_reported_per_name_and_the_rest_of_the_plugin_is_kept():
     assert reg.get("rounding", "tr") is reg.get("rounding", "truncation")
     assert reg.get_entry("neuron_model", "lif-copy").distribution == "mixed-dist"
     assert [f.source for f in reg.failures] == ["mixed-dist", "mixed-dist"]
+    assert reg.failures[0].error.startswith("rounding name 'nearest' clashes")
 
 
 def test_a_mistyped_hook_name_is_caught_with_the_nearest_hook():

@@ -168,8 +168,9 @@ class Registry:
                         self.aliases[kind].pop(alias.lower(), None)
             self.pm.unregister(plugin)
             raise
-        for problem in problems:
-            self._report(LoadFailure(distribution, problem), problem)
+        for problem in problems:    # the listing shows the source apart: not twice
+            self._report(LoadFailure(distribution,
+                                     problem.removeprefix(f"plugin {distribution}: ")), problem)
         return problems
 
     def _unknown_hooks(self, plugin) -> list[str]:
