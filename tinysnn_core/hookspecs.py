@@ -6,14 +6,14 @@ Each hook receives a single argument, ``register``, a callable::
 
 ``name`` is the public name users type (in a config file or on the command line), ``obj`` is the
 plugin object of that kind; what it must provide is its kind's contract
-(``tinysnn_core.contracts``, below). Names are unique per kind, case-insensitively, aliases
-included. The registry checks each registration on its own: a name that clashes with one
-already registered, or an object that does not meet its kind's contract, is refused with a
-message naming the distribution, the kind, the name and what is wrong, and the plugin's other
-registrations are kept. A hook implementation whose name is no hook here
-(``register_rounding_scheme`` for ``register_rounding_schemes``) is reported too. Under ``TINYSNN_STRICT_PLUGINS=1`` each of
-these is a one-line error instead of a warning. Nothing is merged from return values, so a hook
-implementation returns ``None``.
+(``tinysnn_core.contracts``; each kind's section of ``docs/hooks.md``). Names are unique per kind,
+case-insensitively, aliases included. The registry checks each registration on its own: a name that
+clashes with one already registered, or an object that does not meet its kind's contract, is
+refused with a message naming the distribution, the kind, the name and what is wrong, and the
+plugin's other registrations are kept. A hook implementation whose name is no hook here
+(``register_rounding_scheme`` for ``register_rounding_schemes``) is reported too. Under
+``TINYSNN_STRICT_PLUGINS=1`` each of these is a one-line error instead of a warning. Nothing is
+merged from return values, so a hook implementation returns ``None``.
 
 Our own reference plugins (``tinysnn_core.builtin``) register through exactly these hooks, and so
 does every third-party distribution that declares an entry point in the group ``tinysnn``::
