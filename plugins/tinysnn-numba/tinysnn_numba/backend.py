@@ -99,7 +99,10 @@ def _quant_problems(net, learn: bool) -> list[str]:
                 f"rounding {spec.rounding!r} of quant group {group!r} (a rounding plugin, "
                 f"{getattr(fns.get(group), '__module__', '?')}."
                 f"{getattr(fns.get(group), '__qualname__', '?')}): only 'truncation', "
-                "'nearest' and 'stochastic' are compiled")
+                "'nearest' and 'stochastic' are compiled, because the kernels round this group "
+                "inside every compiled time step and a rounding plugin is a Python function "
+                "they cannot call; a constant group (decay, inhibition) or integer inference "
+                "with this rounding runs compiled")
     return problems
 
 
@@ -352,6 +355,14 @@ def pack_integer_model(model):
     """An ``IntegerModel`` as the integer kernel's arrays:
     (w codes, rate units, lp int64 [2, N_LP], mp int64 [N_MP], TH exc, TH inh, assignments,
     class sizes). Raises ``UnsupportedNetwork`` for what the kernel cannot reproduce exactly."""
+    from tinysnn_core.intsim import NeuronCodes
+
+    for L in (model.exc, model.inh):
+        if isinstance(L, NeuronCodes):  # intsim.run_integer leaves such a model to intsim
+            raise UnsupportedNetwork(f"integer model: neuron model {L.model!r} is a plugin's; "
+                                     "the integer kernel has the leaky step only (run it with "
+                                     "tinysnn_core.intsim.run_integer, which falls back to "
+                                     "intsim)")
     k = _kernels()
     N, n_in = int(model.n_neurons), int(model.n_inputs)
     wc = np.ascontiguousarray(model.w_codes, dtype=np.int64)
