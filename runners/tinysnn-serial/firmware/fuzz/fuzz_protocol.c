@@ -39,9 +39,11 @@ static unsigned long inputs_run, inputs_with_results, results_replies;
 int __real_tsnn_infer(const uint8_t image[TSNN_IMAGE_BYTES], uint32_t seed, uint32_t sample_id,
                       uint16_t *spike_counts, uint8_t *prediction);
 
+static unsigned long frame_no; /* frames fed so far: one frame's command cannot change the db */
 static struct {
     int valid;
     unsigned runs;
+    unsigned long frame; /* the frame in which the image was last compared or computed */
     uint8_t image[TSNN_IMAGE_BYTES];
     uint32_t seed, sample_id;
     uint16_t counts[TSNN_N_NEURONS];
@@ -52,9 +54,17 @@ static unsigned long engine_runs, engine_calls;
 int __wrap_tsnn_infer(const uint8_t image[TSNN_IMAGE_BYTES], uint32_t seed, uint32_t sample_id,
                       uint16_t *spike_counts, uint8_t *prediction)
 {
-    const int same = last.valid && last.seed == seed && last.sample_id == sample_id &&
-                     memcmp(last.image, image, TSNN_IMAGE_BYTES) == 0;
+    int same;
     engine_calls++;
+    if (last.valid && last.frame == frame_no && last.runs >= TSNN_FUZZ_ENGINE_RUNS) {
+        /* the same `infer` again: skip even the comparison (N may be 100,000) */
+        memcpy(spike_counts, last.counts, sizeof last.counts);
+        *prediction = last.prediction;
+        return 0;
+    }
+    same = last.valid && last.seed == seed && last.sample_id == sample_id &&
+           memcmp(last.image, image, TSNN_IMAGE_BYTES) == 0;
+    last.frame = frame_no;
     if (same && last.runs >= TSNN_FUZZ_ENGINE_RUNS) {
         memcpy(spike_counts, last.counts, sizeof last.counts);
         *prediction = last.prediction;
@@ -150,9 +160,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     last.valid = 0; /* each input on its own: a crash reproduces from that input alone */
 #endif
     for (i = 0; i < size; i++) {
-        tsnn_proto_feed(data[i]);
-        if (data[i] == '%')
+        if (data[i] == '%') {
             frames++;
+#ifdef TSNN_FUZZ_REAL_ENGINE
+            frame_no++;
+#endif
+        }
+        tsnn_proto_feed(data[i]);
     }
     if (readies > frames)
         abort(); /* at most one m-ready per frame */
