@@ -265,3 +265,24 @@ def test_the_hook_reference_is_generated_from_the_contracts(tmp_path):
     stale.write_text(text.replace("*optional*", "*required*"))
     assert hookdoc.main(["--check", str(stale)]) == 1
     assert hookdoc.main(["--check", str(DOCS / "hooks.md")]) == 0
+
+
+def test_an_attribute_the_constructor_should_set_is_named_when_the_network_is_built(monkeypatch):
+    from tinysnn_core.builtin.learning import PostPre
+    from tinysnn_core.config import Config
+    from tinysnn_core.network import Network
+
+    class Forgetful(PostPre):
+        """Its constructor forgets the trace decay."""
+
+        def __init__(self, params, n_pre, n_post, dt):
+            super().__init__(params, n_pre, n_post, dt)
+            del self.trace_decay
+
+    reg = Registry(load_entry_points=False)
+    assert reg.add_plugin(plugin_with("register_learning_rules", ("forgetful", Forgetful))) == []
+    monkeypatch.setattr(registry, "_REGISTRY", reg)
+    with pytest.raises(PluginError, match=r"learning_rule 'forgetful' \(Forgetful\) was built "
+                                          r"without the attribute\(s\) trace_decay"):
+        Network.build(Config.from_dict({"n_neurons": 4, "learning": {"name": "forgetful"}}))
+    assert Network.build(Config.from_dict({"n_neurons": 4, "learning": "postpre"})).rule

@@ -7,7 +7,8 @@ core does without it. ``docs/hooks.md`` is generated from these classes
 its kind's contract (``check``): the form (a class, a callable or an instance), the required
 methods with call signatures that accept what the core passes, and the required class-level
 attributes and ``Params`` fields. Attributes that a constructor sets (``p``, ``trace_decay``...)
-cannot be seen before an object is built and are not checked at registration.
+cannot be seen before an object is built: the network checks those of its neuron models,
+learning rule and encoder when it builds them (``check_built``).
 
 To extend a contract, add a member to its protocol; mark it ``@optional`` unless every plugin of
 that kind already has it, and say in its docstring what the core does when it is missing.
@@ -632,3 +633,17 @@ def check(kind: str, obj) -> list[str]:
         methods = ", ".join(m + "()" for m in contract.one_of)
         problems.append(f"it needs one of the methods {methods}")
     return problems
+
+
+def check_built(kind: str, name: str, obj) -> None:
+    """After the core built a plugin object: the required attributes that its constructor sets
+    (the protocol's properties), which registration cannot see. Raises ``PluginError``."""
+    from .errors import PluginError
+
+    contract = CONTRACTS[kind]
+    missing = [member for member, spec, required in contract.members()
+               if required and isinstance(spec, property) and not hasattr(obj, member)]
+    if missing:
+        raise PluginError(f"{kind} {name!r} ({type(obj).__name__}) was built without the "
+                          f"attribute(s) {', '.join(missing)} that "
+                          f"contracts.{contract.protocol.__name__} requires (docs/hooks.md)")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import contracts
 from .config import Config
 from .ops import OpCounts
 from .registry import get_registry
@@ -59,6 +60,13 @@ class Network:
             cfg.plugin_params("learning"), self.w.shape[0], n, dt)
         self.encoder = reg.get("encoder", cfg.plugin_name("encoder"))(
             cfg.plugin_params("encoder"), dt)
+        # what the constructors set, which registration could not check
+        for kind, slot, obj in (("neuron_model", "exc_neuron", self.exc),
+                                ("neuron_model", "inh_neuron", self.inh),
+                                ("learning_rule", "learning", self.rule),
+                                ("encoder", "encoder", self.encoder)):
+            if obj is not None:
+                contracts.check_built(kind, cfg.plugin_name(slot), obj)
 
     @property
     def n_inputs(self) -> int:
