@@ -411,6 +411,34 @@ def _board_section(rows, board, selection, base, out, *, max_latency_ms=None) ->
     return md, images
 
 
+def _cost_models_section(rows, chosen) -> list[str]:
+    """A table per cost model in the rows' ``costs`` (every registered one that explore ran, a
+    third party's included): each candidate's numeric figures, the chosen one marked."""
+    from .select import cost_figures
+
+    md = []
+    cands = [r for r in rows if r.get("kind") == "grid"]
+    for name, figures in cost_figures(cands).items():
+        costed = [r for r in cands if isinstance((r.get("costs") or {}).get(name), dict)]
+        labels = sorted({str(r["costs"][name]["label"]) for r in costed
+                         if r["costs"][name].get("label")})
+        md += [f"### {_cell(name)}", ""]
+        if labels:
+            md += ["Cost model: " + "; ".join(_cell(x) for x in labels), ""]
+        md += ["| point | accuracy | " + " | ".join(figures) + " |",
+               "|---|---|" + "---|" * len(figures)]
+        for r in sorted(costed, key=lambda r: (-r["accuracy"], r["label"])):
+            c = r["costs"][name]
+            cells = [f"{c[f]:.6g}" if f in c and not isinstance(c[f], bool) else ""
+                     for f in figures]
+            mark = " **chosen**" if chosen is not None and _is(r, chosen) else ""
+            md.append(f"| {_cell(r['label'])}{mark} | {100 * r['accuracy']:.1f} | "
+                      + " | ".join(cells) + " |")
+        md.append("")
+    return (["## Cost models", "", "The figures of every cost model the exploration ran "
+             "(tinysnn explore --cost-models), per candidate.", ""] + md) if md else []
+
+
 def write_report(rows, selection, out_dir, *, float_w=None, chosen_w=None,
                  title="tinySNN exploration", board: str | None = None,
                  max_latency_ms: float | None = None):
@@ -468,6 +496,7 @@ def write_report(rows, selection, out_dir, *, float_w=None, chosen_w=None,
            + (energy_model or "operation counts x energies per operation of a 45 nm ASIC, "
               "not a board") + ".", ""]
     md += ["## Grid", ""] + _table(grid, base) + [""]
+    md += _cost_models_section(rows, chosen)
     if sens:
         md += ["## Sensitivity (one group quantized, the others float)", ""] + _table(sens, base) + [""]
     md += ["## Plots", ""] + [f"![{i}]({i})" for i in images] + [""]

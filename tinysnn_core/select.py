@@ -11,6 +11,12 @@
 
    Ties go to the lower energy per inference.
 
+With a cost model (``select_by_cost``, any registered one whose figures ``tinysnn explore
+--cost-models`` put in the rows' ``costs[NAME]``, a third party's included): the candidates must
+meet the accuracy target and the optional budget on the chosen figure; the front is over
+(accuracy high, the figure low, memory low) and the choice is the point of the front with the
+least figure, ties to the more accurate, then the smaller.
+
 With a board (``select_for_board``), cost means cost on that board: the candidates must fit its
 flash and RAM and meet the latency or energy budget under the board's cost model (the row's
 ``costs["board-NAME"]``); the front is over (accuracy high, board latency or energy low, flash
@@ -148,6 +154,98 @@ def select_for_board(rows: list[dict], board: str, *, target: float | None = Non
     return Selection(chosen, base, front, feasible, target, why)
 
 
+def _is_figure(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def cost_figures(rows: list[dict]) -> dict[str, list[str]]:
+    """Every cost model in the rows' ``costs`` and its numeric figures (sorted names)."""
+    out: dict[str, set] = {}
+    for r in rows:
+        for name, figures in (r.get("costs") or {}).items():
+            if isinstance(figures, dict):
+                out.setdefault(name, set()).update(k for k, v in figures.items() if _is_figure(v))
+    return {name: sorted(f) for name, f in sorted(out.items())}
+
+
+def default_figure(figures: list[str]) -> str | None:
+    """The figure a cost model is chosen by when none is named: its first median, else its
+    first figure."""
+    medians = [f for f in figures if f.endswith("_median")]
+    return (medians or figures or [None])[0]
+
+
+def costs_line(row: dict) -> str:
+    """The row's figures of every cost model, medians first (for an explanation)."""
+    parts = []
+    for name, figures in sorted((row.get("costs") or {}).items()):
+        if not isinstance(figures, dict):
+            continue
+        shown = [f for f in sorted(figures) if f.endswith("_median") and _is_figure(figures[f])]
+        if shown:
+            parts.append(f"{name}: " + ", ".join(f"{f} {figures[f]:.4g}" for f in shown))
+    return ("Cost models: " + "; ".join(parts) + ".") if parts else ""
+
+
+def select_by_cost(rows: list[dict], cost_model: str, figure: str | None = None, *,
+                   target: float | None = None, within_pp: float | None = None,
+                   max_cost: float | None = None, base_model: str | None = None) -> Selection:
+    """The model with the least ``figure`` of cost model ``cost_model`` that meets the accuracy
+    target and ``figure <= max_cost`` (module docstring)."""
+    known = cost_figures(rows)
+    if cost_model not in known:
+        raise TinySNNError(f"no row of the results has figures of the cost model {cost_model!r}"
+                           f" (in the rows: {', '.join(known) or 'none'}): run tinysnn explore "
+                           f"with --cost-models {cost_model}")
+    figure = figure or default_figure(known[cost_model])
+    if figure not in known[cost_model]:
+        raise TinySNNError(f"cost model {cost_model!r} gives no figure {figure!r}; its figures: "
+                           f"{', '.join(known[cost_model])}")
+    base = reference_baseline(rows, base_model)
+    target = _target(base, target, within_pp)
+
+    def cost(r):
+        return r["costs"][cost_model][figure]
+
+    costed = [r for r in rows if r.get("kind") == "grid" and r.get("deployable")
+              and _is_figure((r.get("costs") or {}).get(cost_model, {}).get(figure))]
+    accurate = [r for r in costed if r["accuracy"] >= target - 1e-12]
+    feasible = [r for r in accurate if max_cost is None or cost(r) <= max_cost]
+    if not feasible:
+        best = max(costed, key=lambda r: r["accuracy"], default=None)
+        raise TinySNNError(
+            f"no candidate reaches {100 * target:.2f}% with {cost_model} {figure} <= "
+            f"{max_cost if max_cost is not None else 'any'}: {len(accurate)} of {len(costed)} "
+            "costed candidates are accurate enough"
+            + (f"; the most accurate: {best['label']} at {100 * best['accuracy']:.2f}%"
+               if best else ""))
+
+    def dominates(a, b):
+        ge = (a["accuracy"] >= b["accuracy"] and cost(a) <= cost(b)
+              and a["memory_model_bits"] <= b["memory_model_bits"])
+        gt = (a["accuracy"] > b["accuracy"] or cost(a) < cost(b)
+              or a["memory_model_bits"] < b["memory_model_bits"])
+        return ge and gt
+
+    front = [r for r in feasible if not any(dominates(o, r) for o in feasible if o is not r)]
+    chosen = min(front, key=lambda r: (cost(r), -r["accuracy"], r["memory_model_bits"]))
+    label = chosen["costs"][cost_model].get("label")
+    why = (f"Cost model {cost_model}" + (f" ({label})" if label else "") + f", figure {figure}. "
+           f"Target accuracy {100 * target:.2f}% (float baseline {100 * base['accuracy']:.2f}%). "
+           f"Of {len(costed)} candidates with that figure, {len(accurate)} meet the target"
+           + (f" and {len(feasible)} the budget {figure} <= {max_cost:g}"
+              if max_cost is not None else "")
+           + f"; {len(front)} are Pareto-optimal in accuracy, {figure} and memory. Chosen, as the "
+           f"one with the least {figure}: {chosen['label']} with "
+           f"{100 * chosen['accuracy']:.2f}% accuracy "
+           f"({100 * (chosen['accuracy'] - base['accuracy']):+.2f} points), {figure} = "
+           f"{cost(chosen):.6g}, {chosen['memory_model_bits'] / 8 / 1024:.1f} KiB of weights and "
+           f"neuron parameters and {chosen['energy_inference_pj'] / 1e6:.3f} uJ per inference "
+           "in the ASIC 45 nm model.")
+    extra = costs_line(chosen)
+    return Selection(chosen, base, front, feasible, target, why + (" " + extra if extra else ""))
+
+
 def select(rows: list[dict], *, target: float | None = None, within_pp: float | None = None,
            max_memory_bits: float | None = None, max_energy_pj: float | None = None,
            reward_kind: str = "ratio", mu: float = 1.0, tau: float = 0.01,
@@ -181,4 +279,5 @@ def select(rows: list[dict], *, target: float | None = None, within_pp: float | 
            f"per inference in the ASIC 45 nm model ({e_ratio:.2f}x less), because it has the highest reward "
            f"({reward_kind}, mu={mu}) on the front: "
            f"{reward(chosen, base, reward_kind, mu, tau):.3f}.")
-    return Selection(chosen, base, front, feasible, target, why)
+    extra = costs_line(chosen)
+    return Selection(chosen, base, front, feasible, target, why + (" " + extra if extra else ""))

@@ -166,6 +166,25 @@ class ExploreCommand:
         return 0
 
 
+def _cost_model_arguments(p) -> None:
+    p.add_argument("--cost-model", help="choose by this cost model's figure (one whose figures "
+                   "tinysnn explore --cost-models put in the rows, a third party's included): "
+                   "meet the target and the budget, the least figure")
+    p.add_argument("--figure", help="with --cost-model: the figure to choose by (default: its "
+                   "first median, e.g. bytes_median)")
+    p.add_argument("--max-cost", type=float, help="with --cost-model: budget on the figure")
+
+
+def _check_cost_model_arguments(args) -> None:
+    if args.cost_model is None and (args.figure is not None or args.max_cost is not None):
+        raise ConfigError("--figure and --max-cost choose by a cost model: give --cost-model")
+    if args.cost_model is not None and args.board:
+        raise ConfigError("--cost-model and --board are two ways to choose: give one")
+    v = args.max_cost
+    if v is not None and not (v > 0 and v != float("inf")):
+        raise ConfigError(f"--max-cost must be a positive number, got {v}")
+
+
 class SelectCommand:
     """Choose the Pareto-optimal model that meets an accuracy target (and budgets); write it."""
 
@@ -187,6 +206,7 @@ class SelectCommand:
         p.add_argument("--reward", default="ratio", choices=["ratio", "gap"])
         p.add_argument("--mu", type=float, default=1.0, help="weight of the memory saving (ratio)")
         p.add_argument("--tau", type=float, default=0.01, help="accuracy-gap scale (gap)")
+        _cost_model_arguments(p)
         p.add_argument("--out", "-o", default="runs/selected.tsnn", help="chosen model file")
         p.add_argument("--json", help="write the selection as JSON too")
         p.add_argument("--quiet", "-q", action="store_true")
@@ -195,7 +215,7 @@ class SelectCommand:
         from tinysnn_core.explore import read_results
         from tinysnn_core.select import select
 
-        from tinysnn_core.select import select_for_board
+        from tinysnn_core.select import select_by_cost, select_for_board
 
         rows = read_results(args.results)
         if not rows:
@@ -204,7 +224,12 @@ class SelectCommand:
             v = getattr(args, name)
             if v is not None and not (v > 0 and v != float("inf")):
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, got {v}")
-        if args.board:
+        _check_cost_model_arguments(args)
+        if args.cost_model:
+            sel = select_by_cost(rows, args.cost_model, args.figure, target=args.target,
+                                 within_pp=args.within, max_cost=args.max_cost,
+                                 base_model=args.model)
+        elif args.board:
             sel = select_for_board(rows, args.board, target=args.target, within_pp=args.within,
                                    max_latency_ms=args.latency_ms, max_energy_uj=args.energy_uj,
                                    base_model=args.model)
@@ -279,6 +304,7 @@ class ReportCommand:
         p.add_argument("--latency-ms", type=float, help="with --board: latency budget")
         p.add_argument("--energy-uj", type=float, help="with --board: energy budget (board "
                        "model: cycles x datasheet current x VDD)")
+        _cost_model_arguments(p)
         p.add_argument("--out", "-o", default="runs/report", help="output directory")
         p.add_argument("--title", default="tinySNN exploration")
 
@@ -286,11 +312,12 @@ class ReportCommand:
         from tinysnn_core.explore import read_results
         from tinysnn_core.modelfile import load_network
         from tinysnn_core.report import write_report
-        from tinysnn_core.select import select, select_for_board
+        from tinysnn_core.select import select, select_by_cost, select_for_board
 
         rows = read_results(args.results)
         if not rows:
             raise TinySNNError(f"{args.results} has no results")
+        _check_cost_model_arguments(args)
         for name in ("latency_ms", "energy_uj"):
             v = getattr(args, name)
             if v is not None and not (v > 0 and v != float("inf")):
@@ -299,7 +326,11 @@ class ReportCommand:
             raise ConfigError("--latency-ms and --energy-uj are board budgets: give --board")
         sel = None
         if args.target is not None or args.within is not None:
-            if args.board:
+            if args.cost_model:
+                sel = select_by_cost(rows, args.cost_model, args.figure, target=args.target,
+                                     within_pp=args.within, max_cost=args.max_cost,
+                                     base_model=args.model)
+            elif args.board:
                 sel = select_for_board(rows, args.board, target=args.target,
                                        within_pp=args.within, max_latency_ms=args.latency_ms,
                                        max_energy_uj=args.energy_uj, base_model=args.model)
@@ -308,6 +339,8 @@ class ReportCommand:
         elif args.latency_ms is not None or args.energy_uj is not None:
             raise ConfigError("--latency-ms and --energy-uj budget a selection: give --target "
                               "or --within too")
+        elif args.cost_model is not None:
+            raise ConfigError("--cost-model chooses a model: give --target or --within too")
         fw = load_network(args.model).w if args.model else None
         cw = load_network(args.selected).w if args.selected else None
         path = write_report(rows, sel, args.out, float_w=fw, chosen_w=cw, title=args.title,
