@@ -90,3 +90,16 @@ def test_generic_engine_matches_intsim_on_qemu_m3(tmp_path):
                 assert res.prediction == int(preds[b]), f"sample {sid}: prediction differs"
         finally:
             link.close()
+
+
+def test_the_board_cost_model_calls_a_generic_engine_model_uncalibrated():
+    """The board cost model was fitted on the fast engine: for a plugin's neuron model its
+    figures are estimates only, which select --board leaves out."""
+    from tinysnn_serial.costmodel import BoardCostModel
+
+    m = intsim.from_network(neuron_network(NEURON, n_neurons=12))
+    ops = {k: np.array([5, 7]) for k in intsim.INFER_OPS}
+    cost = BoardCostModel("qemu-mps2-an385").integer_inference_cost(m, ops)
+    assert cost["calibrated"] is False and codegen.GENERIC_ENGINE_NAME in cost["label"]
+    builtin = intsim.from_network(neuron_network("adaptive-lif", n_neurons=12))
+    assert BoardCostModel("qemu-mps2-an385").integer_inference_cost(builtin, ops)["calibrated"]

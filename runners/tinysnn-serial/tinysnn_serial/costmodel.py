@@ -198,8 +198,13 @@ class BoardCostModel:
     def integer_inference_cost(self, model, ops: dict) -> dict:
         """Predicted per-inference figures (medians and means over the samples of ``ops``) and
         whether the model fits the board."""
+        from .codegen import ENGINE_NAME, engine_name
+
         instr = self.predict_instructions(model, ops)
         note = self.coefficients(int(model.w_format.bits))[1]
+        if engine_name(model) != ENGINE_NAME:  # a plugin's neuron model runs on another engine
+            note = (f"fitted on the engine {ENGINE_NAME}, not on {engine_name(model)} that this "
+                    "model's neuron model runs on: an estimate only")
         out = {"label": self.label + (f"; {note}" if note else ""), "board": self.profile.name,
                "calibrated": not note,
                "instructions_median": float(np.median(instr)),
