@@ -44,7 +44,6 @@ class NonLeakyIF:
 
     Params = NonLeakyIFParams
     state_groups = {"v": "potential", "theta": "theta"}
-    decay = 1.0                 # leak factor per step: none
     #: the C step the firmware compiles in when a model uses this neuron (integer mode)
     c_step = Path(__file__).with_name("nonleaky_if.h")
 
