@@ -122,6 +122,9 @@ def round_codes(values, fmt: QFormat | str, rounding="nearest", rng=None) -> np.
     fmt = QFormat.parse(fmt)
     arr = check_finite(values)
     fn = _rounding_fn(rounding)
+    # a value more than a step outside the range saturates whatever the scheme does; clipped
+    # first, a huge finite value (1e308) cannot overflow to infinity when scaled
+    arr = np.clip(arr, fmt.min - fmt.step, fmt.max + fmt.step)
     codes = _checked_codes(fn(arr * (2.0 ** fmt.frac_bits), rng), arr.shape, fn)
     return np.clip(codes, fmt.code_min, fmt.code_max).astype(np.int64)
 

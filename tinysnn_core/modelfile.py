@@ -302,14 +302,17 @@ def load_network(path) -> Network:
     w, theta = arrays["w"], arrays["theta"]
     if not (np.isfinite(w).all() and np.isfinite(theta).all()):
         raise ModelFileError(f"{path}: weights or thresholds contain NaN or infinity")
+    topo = header["topology"]
+    if w.size and (w.min() < topo["wmin"] or w.max() > topo["wmax"]):   # training clamps them
+        raise ModelFileError(f"{path}: weights in [{w.min():g}, {w.max():g}], outside the "
+                             f"topology's [{topo['wmin']:g}, {topo['wmax']:g}]")
     if "proportions" in arrays:
         n_classes = arrays["proportions"].shape[1]
-        if not np.isfinite(arrays["proportions"]).all():
-            raise ModelFileError(f"{path}: proportions contain NaN or infinity")
+        if not ((arrays["proportions"] >= 0) & (arrays["proportions"] <= 1)).all():
+            raise ModelFileError(f"{path}: proportions outside [0, 1] (or NaN)")
         a = arrays["assignments"]
         if a.size and (a.min() < -1 or a.max() >= n_classes):
             raise ModelFileError(f"{path}: assignments outside -1..{n_classes - 1}")
-    topo = header["topology"]
     try:
         topology = Topology(np.empty((0, 0)), topo["inhibitory_layer"], float(topo["w_exc_inh"]),
                             float(topo["w_lateral"]), float(topo["wmin"]), float(topo["wmax"]))
@@ -317,7 +320,8 @@ def load_network(path) -> Network:
                       topology, arrays.get("assignments"), arrays.get("proportions"),
                       {p: OpCounts.from_dict(o) for p, o in header.get("ops", {}).items()},
                       dict(header.get("progress", {})))
-    except TinySNNError as exc:
+    except (TinySNNError, ArithmeticError, ValueError, TypeError, KeyError) as exc:
+        # a plugin's constructor refusing (or failing on) the stored parameters
         raise ModelFileError(f"{path}: invalid model: {exc}") from None
     net.metrics = dict(header.get("metrics", {}))
     net.header = header
@@ -378,10 +382,15 @@ def _check_network_header(header: dict, table: list[ArrayEntry], path) -> Config
                              f"got {_short(progress['samples_done'])}")
     for key, value in [("progress.train_seconds", progress.get("train_seconds"))] + [
             (f"metrics.{k}", v) for k, v in header.get("metrics", {}).items()
-            if k.startswith("accuracy") or k.endswith("seconds") or k == "n_test"]:
-        if value is not None and not (_is_number(value) and value >= 0):
-            raise ModelFileError(f"{path}: {key} must be a non-negative number, got "
+            if k.startswith("accuracy") or k.endswith("seconds")]:
+        top = 1 if key.startswith("metrics.accuracy") else math.inf
+        if value is not None and not (_is_number(value) and 0 <= value <= top):
+            raise ModelFileError(f"{path}: {key} must be a number in 0..{top:g}, got "
                                  f"{_short(value)}")
+    n_test = header.get("metrics", {}).get("n_test")
+    if n_test is not None and not _is_count(n_test):
+        raise ModelFileError(f"{path}: metrics.n_test must be a non-negative integer, got "
+                             f"{_short(n_test)}")
     _check_network_arrays({e.name: e for e in table}, config.n_neurons, path)
     return config
 
@@ -411,6 +420,10 @@ def _check_topology(topo: dict, path) -> None:
         if not _is_number(topo[key]):
             raise ModelFileError(f"{path}: topology.{key} must be a finite number, got "
                                  f"{_short(topo[key])}")
+    if not (topo["w_lateral"] <= 0 <= topo["w_exc_inh"] and topo["wmin"] < topo["wmax"]):
+        raise ModelFileError(f"{path}: topology needs w_lateral <= 0 (an inhibition), "
+                             f"w_exc_inh >= 0 and wmin < wmax, got {topo['w_lateral']:g}, "
+                             f"{topo['w_exc_inh']:g}, {topo['wmin']:g} / {topo['wmax']:g}")
 
 
 def _check_network_arrays(table: dict[str, ArrayEntry], n: int, path) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinysnn_core import counter_rng, hookimpl
+from tinysnn_core.errors import ConfigError
 
 
 @dataclass
@@ -29,6 +30,11 @@ class PoissonParams:
             raise ValueError(f"max_rate_hz must be in (0, 1000], got {self.max_rate_hz}")
         if self.retry_rate_hz < 0 or self.retry_min_spikes < 0 or self.max_retries < 0:
             raise ValueError("retry_rate_hz, retry_min_spikes and max_retries must be >= 0")
+        # the board's counters: a retry count is 8 bits (as inference.max_retries), spikes 16
+        if self.retry_rate_hz > 1000 or self.retry_min_spikes > 65535 or self.max_retries > 254:
+            raise ValueError(f"retry_rate_hz must be at most 1000, retry_min_spikes at most "
+                             f"65535, max_retries at most 254; got {self.retry_rate_hz}, "
+                             f"{self.retry_min_spikes}, {self.max_retries}")
 
 
 def presentation_step_keys(seed: int, sample: int, retry: int, n_steps: int) -> np.ndarray:
@@ -47,7 +53,7 @@ class PoissonEncoder:
         self.dt = dt
         top = 255 * self.rate_unit(params.max_retries)
         if top >= 2 ** 32:
-            raise ValueError(
+            raise ConfigError(   # a ValueError too, for callers that catch those
                 f"encoder: {params.max_rate_hz} Hz + {params.max_retries} retries x "
                 f"{params.retry_rate_hz} Hz at dt={dt} ms exceeds a spike probability of 1 per step")
 

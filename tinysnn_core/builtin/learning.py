@@ -22,6 +22,11 @@ class PostPreParams:
     nu_post: float = 1e-2       # potentiation per postsynaptic spike (times the pre trace)
     tc_trace: float = 20.0      # ms
 
+    def check(self):
+        if self.tc_trace <= 0 or self.nu_pre < 0 or self.nu_post < 0:
+            raise ValueError(f"tc_trace must be positive and nu_pre, nu_post >= 0, got "
+                             f"{self.tc_trace}, {self.nu_pre}, {self.nu_post}")
+
 
 class PostPre:
     """Pair-based STDP (BindsNET PostPre): depress on every input spike, potentiate on every
@@ -85,6 +90,12 @@ class TinySNNSTDPParams:
     tc_trace: float = 20.0
 
     def check(self):
+        if self.tc_trace <= 0 or self.nu_post < 0 or self.mu < 0 or self.target_spikes <= 0:
+            raise ValueError(f"tc_trace and target_spikes must be positive, nu_post and mu >= 0; "
+                             f"got {self.tc_trace}, {self.target_spikes}, {self.nu_post}, "
+                             f"{self.mu}")
+        if self.min_post_spikes < 0:
+            raise ValueError(f"min_post_spikes must be >= 0, got {self.min_post_spikes}")
         if not 0 < self.k_min <= self.k_max:
             raise ValueError(f"need 0 < k_min <= k_max, got {self.k_min}, {self.k_max}")
         if not 0 <= self.weight_decay < 1:

@@ -35,8 +35,8 @@ class LIFParams:
     def check(self):
         if self.tc_decay <= 0:
             raise ValueError(f"tc_decay must be positive, got {self.tc_decay}")
-        if self.refrac < 0:
-            raise ValueError(f"refrac must be >= 0, got {self.refrac}")
+        if not 0 <= self.refrac <= 65535:       # a 16-bit counter on a board
+            raise ValueError(f"refrac must be in 0..65535 steps, got {self.refrac}")
 
 
 @dataclass
@@ -45,6 +45,13 @@ class AdaptiveLIFParams(LIFParams):
     theta_plus: float = 0.05    # mV added to theta per spike while learning
     tc_theta_decay: float = 1e7  # ms
     one_spike: bool = True      # at most one spike per step in the layer
+
+    def check(self):
+        super().check()
+        if self.tc_theta_decay <= 0:
+            raise ValueError(f"tc_theta_decay must be positive, got {self.tc_theta_decay}")
+        if self.theta_plus < 0:
+            raise ValueError(f"theta_plus must be >= 0, got {self.theta_plus}")
 
 
 class LIF:
