@@ -106,6 +106,19 @@ def test_signatures_that_accept_the_core_calls_pass():
     assert contracts.check("dataset", lambda seed, path="x": None) == []
 
 
+def test_a_class_the_core_builds_bare_must_take_no_arguments():
+    class NeedsArgs:
+        in_training = False
+
+        def __init__(self, bits):
+            pass
+
+        def prepare(self, net, plan):
+            return net
+    assert contracts.check("quantizer", NeedsArgs) == [
+        "the core builds it with cls(), but its constructor needs arguments"]
+
+
 def test_a_cost_model_needs_one_of_its_methods_and_a_factory_is_accepted():
     assert contracts.check("cost_model", type("Nothing", (), {})) == [
         "it needs one of the methods estimate(), integer_inference_cost()"]

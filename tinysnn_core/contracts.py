@@ -471,6 +471,7 @@ class Contract:
     class_attributes: tuple[str, ...] = ()     # present on the registered class itself
     params_fields: tuple[str, ...] | None = None  # required fields of a required Params
     one_of: tuple[str, ...] = ()               # optional methods of which one is required
+    built_bare: bool = False                   # a registered class is built with cls()
 
     def members(self) -> list[tuple[str, Any, bool]]:
         """(name, function or property, required) in definition order, constructor first."""
@@ -493,12 +494,13 @@ CONTRACTS: dict[str, Contract] = {c.kind: c for c in (
     Contract("learning_rule", LearningRule, CLASS),
     Contract("topology", TopologyPlugin, CLASS),
     Contract("encoder", Encoder, CLASS, ("Params",), ("max_retries", "retry_min_spikes")),
-    Contract("quantizer", Quantizer, CLASS, ("in_training",)),
+    Contract("quantizer", Quantizer, CLASS, ("in_training",), built_bare=True),
     Contract("rounding", RoundingScheme, CALLABLE),
-    Contract("cost_model", CostModel, FACTORY, one_of=("estimate", "integer_inference_cost")),
-    Contract("backend", Backend, CLASS),
+    Contract("cost_model", CostModel, FACTORY, one_of=("estimate", "integer_inference_cost"),
+             built_bare=True),
+    Contract("backend", Backend, CLASS, built_bare=True),
     Contract("dataset", DatasetLoader, CALLABLE),
-    Contract("command", Command, CLASS_OR_INSTANCE),
+    Contract("command", Command, CLASS_OR_INSTANCE, built_bare=True),
     Contract("board", Board, INSTANCE),
     Contract("transport", Transport, CLASS),
     Contract("energy_meter", EnergyMeter, CLASS),
@@ -600,6 +602,8 @@ def check(kind: str, obj) -> list[str]:
     if form == CALLABLE:
         problem = _signature_problem(obj, contract.protocol.__call__, "the function")
         return [problem] if problem else []
+    if contract.built_bare and is_class and not _accepts(obj, 0, set()):
+        problems.append("the core builds it with cls(), but its constructor needs arguments")
     for name in contract.class_attributes:
         if not hasattr(obj, name):
             problems.append(f"missing the class attribute {name}")
