@@ -1,6 +1,7 @@
 """The plugin contracts (tinysnn_core/contracts.py) are checked at registration, per name."""
 
 import dataclasses
+import os
 import re
 import types
 from pathlib import Path
@@ -299,3 +300,50 @@ def test_an_attribute_the_constructor_should_set_is_named_when_the_network_is_bu
                                           r"without the attribute\(s\) trace_decay"):
         Network.build(Config.from_dict({"n_neurons": 4, "learning": {"name": "forgetful"}}))
     assert Network.build(Config.from_dict({"n_neurons": 4, "learning": "postpre"})).rule
+
+
+THIRD_PARTY = '''
+import numpy as np
+from tinysnn_core import hookimpl
+
+
+@hookimpl
+def register_rounding_scheme(register):          # mistyped: no such hook
+    register("never-seen", np.rint)
+
+
+@hookimpl
+def register_rounding_schemes(register):
+    register("nearest", np.rint)                  # clashes with the built-in
+    register("toward-zero", np.trunc)             # fine
+'''
+
+
+def test_an_installed_third_party_distribution_end_to_end(tmp_path):
+    """A real distribution on the path (dist-info with an entry point), loaded by the CLI:
+    reported per problem and kept otherwise; under strict mode a one-line error."""
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    info = site / "tinysnn_typo-0.1.dist-info"
+    info.mkdir(parents=True)
+    (site / "tinysnn_typo.py").write_text(THIRD_PARTY)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinysnn-typo\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[tinysnn]\ntypo = tinysnn_typo\n")
+
+    def plugins(strict):
+        env = {**os.environ, "PYTHONPATH": str(site), "TINYSNN_STRICT_PLUGINS": strict}
+        return subprocess.run([sys.executable, "-m", "tinysnn_core.cli", "plugins",
+                               "--kind", "rounding"], capture_output=True, text=True, env=env,
+                              timeout=120)
+
+    relaxed = plugins("0")
+    assert relaxed.returncode == 0
+    assert "toward-zero" in relaxed.stdout and "tinysnn-typo" in relaxed.stdout
+    assert "register_rounding_scheme is not a tinysnn hook" in relaxed.stderr
+    assert "rounding name 'nearest' clashes with the one from tinysnn" in relaxed.stderr
+    strict = plugins("1")
+    assert strict.returncode == 2 and "Traceback" not in strict.stderr
+    assert strict.stderr.count("\n") == 1
+    assert strict.stderr.startswith("tinysnn: error: plugin tinysnn-typo: ")
