@@ -8,6 +8,8 @@ hang or multi-line message.
     .venv/bin/python scripts/fuzz_modelfile.py --cases 20000 [--model runs/x.tsnn] [--seed 0]
 
 Without --model it mutates a small quantized and a small float model that it writes itself.
+Then a 3 GiB sparse model file (--big-gib) with a valid checksum is loaded under a 1 GiB
+address-space limit (--as-limit-gib), by ``tinysnn eval`` and by the generic reader.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, seed, settings
 
 from tinysnn_core.fuzzing import (header_paths, load_outcome, model_file_mutations,
-                                  sample_model_file, split, systematic_mutations)
+                                  sample_model_file, sparse_model_file, split,
+                                  systematic_mutations)
 
 
 def campaign(base: bytes, cases: int, workdir: Path, rng_seed: int, limit_s: float):
@@ -79,12 +82,52 @@ def report(name: str, what: str, counts, failures, seconds: float) -> None:
         print(f"  {kind}: {label}\n{text}", file=sys.stderr)
 
 
+def big_file_check(work: Path, base: bytes, gib: float, limit_gib: float) -> int:
+    """A sparse model file declaring ``gib`` GiB of weights (valid checksum), loaded by
+    ``tinysnn eval`` and by the generic ``read_file`` under an address-space limit; prints each
+    one's exit status, stderr, time and peak memory. Returns the number of failures."""
+    import resource
+    import subprocess
+
+    path = work / "big.tsnn"
+    sparse_model_file(path, base, int(gib * (1 << 30)))
+    limit = int(limit_gib * (1 << 30))
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    generic = ("import sys\nfrom tinysnn_core.modelfile import read_file\n"
+               "from tinysnn_core.errors import TinySNNError\n"
+               "try:\n    read_file(sys.argv[1])\nexcept TinySNNError as exc:\n"
+               "    sys.exit(f'tinysnn: error: {exc}')\n")
+    failures = 0
+    for what, cmd in (("tinysnn eval", [str(Path(sys.executable).with_name("tinysnn")), "eval",
+                                        str(path)]),
+                      ("modelfile.read_file", [sys.executable, "-c", generic, str(path)])):
+        started = time.perf_counter()
+        run = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limited)
+        seconds = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        lines = run.stderr.strip().splitlines()
+        ok = run.returncode != 0 and len(lines) == 1 and "Traceback" not in run.stderr
+        failures += not ok
+        print(f"{gib:g} GiB file ({path.stat().st_blocks * 512 / 2**20:.1f} MiB on disk), "
+              f"{what} under a {limit_gib:g} GiB address-space limit: exit {run.returncode} in "
+              f"{seconds:.1f} s, peak RSS so far {peak:.0f} MiB, {len(lines)} stderr line(s): "
+              f"{run.stderr.strip()[-300:]}")
+    return failures
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=20000, help="cases per base model")
     parser.add_argument("--model", action="append", help="a model file to mutate (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit-s", type=float, default=10.0, help="time limit of one load")
+    parser.add_argument("--big-gib", type=float, default=3.0,
+                        help="size of the sparse big-file check (0: skip it)")
+    parser.add_argument("--as-limit-gib", type=float, default=1.0,
+                        help="address-space limit of the big-file check")
     args = parser.parse_args(argv)
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,6 +147,8 @@ def main(argv=None) -> int:
             report(name, f"hypothesis campaign (seed {args.seed})", counts, failures,
                    time.perf_counter() - started)
             failed += len(failures)
+        if args.big_gib:
+            failed += big_file_check(work, bases[0][1], args.big_gib, args.as_limit_gib)
     return 1 if failed else 0
 
 

@@ -208,3 +208,26 @@ def sample_model_file(path, *, quantized: bool = True) -> bytes:
     save_network(net, path, metrics={"accuracy": 0.5, "n_test": 10})
     with open(path, "rb") as fh:
         return fh.read()
+
+
+def sparse_model_file(path, base: bytes, array_bytes: int) -> None:
+    """Write a model file whose weights ``w`` declare ``array_bytes`` bytes (float64, [784, n])
+    of zeros, kept as a hole of a sparse file, with a valid checksum: a huge model that costs no
+    disk, for the bounded-memory checks."""
+    head, block = split(base)
+    header = json.loads(head)
+    n = array_bytes // (784 * 8)
+    for entry in header["arrays"]:
+        if entry["name"] == "w":
+            entry.update(shape=[784, n], offset=len(block), nbytes=784 * n * 8)
+    head = json.dumps(header, sort_keys=True).encode()
+    body = _PREFIX.pack(b"TSNNMDL\x00", 1, len(head)) + head + block
+    digest = hashlib.sha256(body)
+    zeros, left = bytes(1 << 20), 784 * n * 8
+    while left:
+        digest.update(zeros[:min(left, len(zeros))])
+        left -= min(left, len(zeros))
+    with open(path, "wb") as fh:
+        fh.write(body)
+        fh.seek(len(body) + 784 * n * 8)
+        fh.write(digest.digest())
