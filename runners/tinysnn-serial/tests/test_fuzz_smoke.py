@@ -49,9 +49,10 @@ def test_fuzz_parser_with_a_400_neuron_engine_briefly(tmp_path):
     run = subprocess.run([str(tmp_path / "fuzz_engine"), "-runs=3000", "-max_len=4096",
                           "-timeout=10", str(corpus)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    stats = re.search(r"fuzz_protocol: (\d+) inputs run, (\d+) reached results .*engine "
-                      r"fuzz400, 400 neurons: (\d+) inferences asked, (\d+) computed", run.stderr)
+    stats = re.search(r"fuzz_protocol: (\d+) inputs run, (\d+) reached results with spike "
+                      r"counts .*, (\d+) reached class scores .*engine fuzz400, 400 neurons: "
+                      r"(\d+) inferences asked, (\d+) computed", run.stderr)
     assert stats, run.stderr[-2000:]
-    inputs, reached, asked, computed = map(int, stats.groups())
-    assert inputs >= 3000 and reached >= seeds > 0
+    inputs, counts, scores, asked, computed = map(int, stats.groups())
+    assert inputs >= 3000 and counts > 0 and scores > 0 and counts + scores >= seeds
     assert 0 < computed <= asked

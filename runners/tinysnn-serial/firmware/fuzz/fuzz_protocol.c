@@ -19,12 +19,15 @@ static size_t line_len;
 static size_t max_line;
 static unsigned long readies;
 
-/* Proof that the fuzzer gets through whole inferences: inputs whose replies hold an
- * m-results line (the start of each line is compared with the prefix). */
-static const char RESULTS_PREFIX[] = "m-results-sid=";
-static char line_head[sizeof RESULTS_PREFIX - 1];
-static int input_reached_results;
-static unsigned long inputs_run, inputs_with_results, results_replies;
+/* Proof that the fuzzer gets through whole inferences: inputs whose replies hold a results
+ * line, of either kind (the start of each line is compared with the prefixes): the sequenced
+ * `results` (spike counts of every neuron) and the EEMBC class scores (plain `results` or
+ * `infer`). */
+enum { RESULTS_COUNTS, RESULTS_SCORES, RESULTS_KINDS };
+static const char *const RESULTS_PREFIX[RESULTS_KINDS] = {"m-results-sid=", "m-results-["};
+static char line_head[16];
+static int input_reached[RESULTS_KINDS];
+static unsigned long inputs_run, inputs_reaching[RESULTS_KINDS], results_lines[RESULTS_KINDS];
 
 #ifdef TSNN_FUZZ_REAL_ENGINE
 /* The real engine is linked with -Wl,--wrap=tsnn_infer: protocol.c calls __wrap_tsnn_infer.
@@ -95,8 +98,10 @@ int __wrap_tsnn_infer(const uint8_t image[TSNN_IMAGE_BYTES], uint32_t seed, uint
 
 static void print_stats(void)
 {
-    fprintf(stderr, "fuzz_protocol: %lu inputs run, %lu reached results (%lu m-results lines)",
-            inputs_run, inputs_with_results, results_replies);
+    fprintf(stderr, "fuzz_protocol: %lu inputs run, %lu reached results with spike counts "
+            "(%lu m-results-sid lines), %lu reached class scores (%lu m-results-[ lines)",
+            inputs_run, inputs_reaching[RESULTS_COUNTS], results_lines[RESULTS_COUNTS],
+            inputs_reaching[RESULTS_SCORES], results_lines[RESULTS_SCORES]);
 #ifdef TSNN_FUZZ_REAL_ENGINE
     fprintf(stderr, "; engine %s, %u neurons: %lu inferences asked, %lu computed",
             TSNN_MODEL_NAME, (unsigned)TSNN_N_NEURONS, engine_calls, engine_runs);
@@ -133,11 +138,14 @@ void port_uart_putc(uint8_t c)
         line_len = 0;
     } else {
         if (line_len < sizeof line_head) {
+            int k;
             line_head[line_len] = (char)c;
-            if (line_len + 1 == sizeof line_head &&
-                memcmp(line_head, RESULTS_PREFIX, sizeof line_head) == 0) {
-                results_replies++;
-                input_reached_results = 1;
+            for (k = 0; k < RESULTS_KINDS; k++) {
+                if (line_len + 1 == strlen(RESULTS_PREFIX[k]) &&
+                    memcmp(line_head, RESULTS_PREFIX[k], line_len + 1) == 0) {
+                    results_lines[k]++;
+                    input_reached[k] = 1;
+                }
             }
         }
         line_len++;
@@ -155,7 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tsnn_proto_init();
     readies = 0;
     line_len = 0;
-    input_reached_results = 0;
+    memset(input_reached, 0, sizeof input_reached);
 #ifdef TSNN_FUZZ_REAL_ENGINE
     last.valid = 0; /* each input on its own: a crash reproduces from that input alone */
 #endif
@@ -171,6 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (readies > frames)
         abort(); /* at most one m-ready per frame */
     inputs_run++;
-    inputs_with_results += (unsigned long)input_reached_results;
+    for (i = 0; i < (size_t)RESULTS_KINDS; i++)
+        inputs_reaching[i] += (unsigned long)input_reached[i];
     return 0;
 }

@@ -1,8 +1,8 @@
 """Write the seed corpus of the real-engine fuzz target (make fuzz-engine) to corpus-engine/.
 
 Each seed is a whole session that reaches `results`: `db load 792`, the sample's `db` frames,
-`infer N W` and `results`, as plain EEMBC frames and as the host's sequenced frames (with
-retransmissions). The samples are mnist-5k test images when the data set is there (else fixed
+`infer N W` and `results`, as plain EEMBC frames (class scores), as the host's sequenced frames
+(spike counts; with retransmissions), and mixed. The samples are mnist-5k test images when the data set is there (else fixed
 sparse random images): the engine's paths depend on the pixels, not on where they came from.
 
     .venv/bin/python runners/tinysnn-serial/firmware/fuzz/make_engine_corpus.py
@@ -66,6 +66,9 @@ def seeds() -> dict[str, bytes]:
                                    "results"]),
         "session-two-samples": plain(db_bodies(sample_a, PLAIN_CHUNK) + ["infer 1 0", "results"]
                                      + db_bodies(sample_b, PLAIN_CHUNK) + ["infer 1 0", "results"]),
+        # plain load (cheap to mutate), sequenced infer and results (the spike-count reply)
+        "session-mixed": plain(db_bodies(sample_b, PLAIN_CHUNK))
+                         + sequenced(["infer 1 0", "results"]),
         "session-blank": plain(db_bodies(blank, PLAIN_CHUNK) + ["infer 1 0", "results"]),
         "session-full": plain(db_bodies(full, PLAIN_CHUNK) + ["infer 1 0", "results"]),
     }
