@@ -550,9 +550,9 @@ class CupyBackend:
         return launch_config(net.n_neurons, net.n_inputs, self.neurons_per_thread)
 
     def run(self, net, images, sample_ids, *, learn: bool, seed: int, ops: OpCounts) -> np.ndarray:
+        images, ids = as_batch(images, sample_ids, net.n_inputs)   # bad input first, CuPy or not
         ex = self._get_executor()
         check_supported(net, learn)
-        images, ids = as_batch(images, sample_ids, net.n_inputs)
         if len(images) == 0:
             return np.zeros((0, net.n_neurons), dtype=np.int64)
         if not learn:
