@@ -2,8 +2,9 @@
 
 Each seed is a whole session that reaches `results`: `db load 792`, the sample's `db` frames,
 `infer N W` and `results`, as plain EEMBC frames (class scores), as the host's sequenced frames
-(spike counts; with retransmissions), and mixed. The samples are mnist-5k test images when the data set is there (else fixed
-sparse random images): the engine's paths depend on the pixels, not on where they came from.
+(spike counts; with retransmissions), and mixed. The samples are mnist-5k test images when the
+data set is there (else fixed sparse random images): the engine's paths depend on the pixels,
+not on where they came from.
 
     .venv/bin/python runners/tinysnn-serial/firmware/fuzz/make_engine_corpus.py
 """
