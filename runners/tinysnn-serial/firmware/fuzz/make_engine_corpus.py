@@ -2,7 +2,8 @@
 
 Each seed is a whole session that reaches `results`: `db load 792`, the sample's `db` frames,
 `infer N W` and `results`, as plain EEMBC frames (class scores), as the host's sequenced frames
-(spike counts; with retransmissions), and mixed. The samples are mnist-5k test images when the
+(spike counts; with retransmissions), mixed, and as the MLPerf Tiny runner sends them (`help`,
+`timestamp`, a bare 784-byte image). The samples are mnist-5k test images when the
 data set is there (else fixed sparse random images): the engine's paths depend on the pixels,
 not on where they came from.
 
@@ -70,6 +71,9 @@ def seeds() -> dict[str, bytes]:
         # plain load (cheap to mutate), sequenced infer and results (the spike-count reply)
         "session-mixed": plain(db_bodies(sample_b, PLAIN_CHUNK))
                          + sequenced(["infer 1 0", "results"]),
+        # what the MLPerf Tiny runner sends: a bare 784-byte image, the default seed and id
+        "session-eembc": plain(["name", "help", "timestamp"] + db_bodies(a, PLAIN_CHUNK)
+                               + ["infer 1 1", "results"]),
         "session-blank": plain(db_bodies(blank, PLAIN_CHUNK) + ["infer 1 0", "results"]),
         "session-full": plain(db_bodies(full, PLAIN_CHUNK) + ["infer 1 0", "results"]),
     }
