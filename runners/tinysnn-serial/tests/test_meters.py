@@ -2,8 +2,9 @@
 that answers the documented commands and replays a byte stream synthesised from the
 instrument's documented data format (PPK2: 4-byte little-endian samples, ADC bits 0-13, range
 bits 14-16, logic inputs bits 24-31, calibration metadata ending in END; LPM01A: 'ack <cmd>'
-replies, ascii_dec samples 'MMMM-EE' in amperes, 'event N ris/fal' lines). The meters' answers
-are checked against the energy of that stream; a stream without a window gives no result."""
+replies, ascii_dec samples 'MMMM-EE' in amperes, 'event N ...' lines at the timestamps). The
+meters' answers are checked against the energy of that stream; a stream without a window gives
+no result."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import pytest
 
 from tinysnn_serial.boards import BOARDS
 from tinysnn_serial.meters import (LPM01AMeter, MeterError, ModelMeter, PPK2Meter,
-                                   parse_lpm01a_stream)
+                                   falling_edges, integrate_window, parse_lpm01a_stream,
+                                   timestamp_window)
 
 
 def test_model_meter_uses_the_datasheet_figures():
@@ -93,14 +95,25 @@ def ppk2_sample(amps: float, logic: int, rng: int = 2) -> tuple[bytes, float]:
     return word.to_bytes(4, "little"), raw * 4 * (1.8 / 163840) / R[rng]
 
 
-def ppk2_stream(window: int, idle: int, amps_in=8e-3, amps_out=1e-3, logic_bit=0):
+def ppk2_stream(window: int, idle: int, pulses: int = 2, amps_in=8e-3, amps_out=1e-3,
+                logic_bit=0, pulse_samples=2):
+    """Idle (pin high), a timestamp pulse (low for ``pulse_samples``), the window, the end
+    pulse, idle; returns the stream and the decoded current summed from the first falling edge
+    to the second (the start pulse's samples included, as on the board)."""
+    def span(n, amps, low):
+        return [(amps, 0 if low else 1 << logic_bit)] * n
+    plan = span(idle, amps_out, False)
+    if pulses >= 1:
+        plan += span(pulse_samples, amps_in, True)
+    plan += span(window, amps_in, False)
+    if pulses >= 2:
+        plan += span(pulse_samples, amps_out, True)
+    plan += span(idle, amps_out, False)
     data, energy_a = b"", 0.0
-    for k in range(idle + window + idle):
-        inside = idle <= k < idle + window
-        raw, decoded = ppk2_sample(amps_in if inside else amps_out, (1 << logic_bit) if inside
-                                   else 0)
+    for k, (amps, logic) in enumerate(plan):
+        raw, decoded = ppk2_sample(amps, logic)
         data += raw
-        if inside:
+        if idle <= k < idle + pulse_samples + window and pulses >= 2:
             energy_a += decoded
     return data, energy_a
 
@@ -127,20 +140,21 @@ def test_ppk2_meter_through_ppk2_api_replay():
     finally:
         dev.close()
     assert e["energy_j"] == pytest.approx(amps_sum * 3.0 * 1e-5 / 2, rel=1e-9)
-    assert "500 samples" in e["source"]
+    assert "502 samples" in e["source"]  # the window and the start pulse
     assert any(r[:1] == b"\x0d" for r in dev.requests)  # REGULATOR_SET: the supply voltage
 
 
-def test_ppk2_without_the_window_gives_no_result():
+@pytest.mark.parametrize("pulses,why", [(0, "never pulsed"), (1, "one timestamp pulse")])
+def test_ppk2_without_the_window_gives_no_result(pulses, why):
     pytest.importorskip("ppk2_api")
-    stream, _ = ppk2_stream(window=0, idle=200)
+    stream, _ = ppk2_stream(window=100, idle=200, pulses=pulses)
     dev = FakeInstrument(lambda req: METADATA if req[0] == 0x19 else
                          (stream if req[0] == 0x06 else b""), line_mode=False)
     try:
         meter = PPK2Meter(port=dev.path)
         meter.open(BOARDS["nucleo-l476rg"].profile)
         meter.begin()
-        with pytest.raises(MeterError, match="never went high"):
+        with pytest.raises(MeterError, match=why):
             meter.end({"cycles": 1})
         meter.close()
     finally:
@@ -163,7 +177,7 @@ def lpm01a_handler(acquisition: list[str]):
 
 def test_lpm01a_meter_replay_with_d7_events():
     acquisition = (["TimeStamp: 0000s 000ms, buff 000%"] + ["1000-06"] * 20
-                   + ["event 1 ris"] + ["8000-06"] * 50 + ["event 2 fal"] + ["1000-06"] * 20)
+                   + ["event 1 ris"] + ["8000-06"] * 50 + ["event 2 ris"] + ["1000-06"] * 20)
     dev = FakeInstrument(lpm01a_handler(acquisition), line_mode=True)
     try:
         meter = LPM01AMeter(port=dev.path, voltage_mv=3300, freq="5k", baudrate=115200)
@@ -175,12 +189,24 @@ def test_lpm01a_meter_replay_with_d7_events():
         dev.close()
     assert e["energy_j"] == pytest.approx(50 * 8e-3 * 3.3 / 5000)
     sent = [r.decode().strip() for r in dev.requests]
-    assert sent[0] == "htc" and "format ascii_dec" in sent and "eventsrc d7 ris" in sent
+    assert sent[0] == "htc" and "format ascii_dec" in sent and "eventsrc d7 fal" in sent
 
 
 def test_lpm01a_stream_parsing():
-    cur, lvl = parse_lpm01a_stream(["6409-07", "event 3 ris", "1234-05", "event 3 fal", "0001+00"])
-    assert cur == pytest.approx([640.9e-6, 12.34e-3, 1.0]) and lvl == [0, 1, 0]
-    cur, lvl = parse_lpm01a_stream(["TimeStamp: 0000s 000ms, buff 000%", "0500-06", "0500-06"])
-    assert lvl == [1, 1]  # no events: the whole acquisition is the window
+    cur, marks = parse_lpm01a_stream(["6409-07", "event 3 ris", "1234-05", "event 4 fal",
+                                      "0001+00"])
+    assert cur == pytest.approx([640.9e-6, 12.34e-3, 1.0]) and marks == [1, 2]
+    cur, marks = parse_lpm01a_stream(["TimeStamp: 0000s 000ms, buff 000%", "0500-06", "0500-06"])
+    assert marks == [] and len(cur) == 2
     assert parse_lpm01a_stream(["TimeStamp: 0000s 000ms, buff 000%"]) == ([], [])
+
+
+def test_window_is_between_the_first_two_falling_edges():
+    levels = [1, 1, 0, 0, 1, 1, 1, 0, 1, 0, 1]
+    assert falling_edges(levels) == [2, 7, 9]
+    assert timestamp_window(falling_edges(levels)) == (2, 7)
+    assert integrate_window([1.0] * 11, 2, 7, 0.5, 2.0, 5) == (pytest.approx(1.0), 5)
+    with pytest.raises(MeterError, match="one timestamp"):
+        timestamp_window(falling_edges([1, 0, 0, 0]))
+    with pytest.raises(MeterError, match="never pulsed"):
+        timestamp_window(falling_edges([0, 0, 1, 1]))  # low from the start is no edge

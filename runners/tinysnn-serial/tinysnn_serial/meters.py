@@ -15,14 +15,19 @@ Meters:
   measured cycles: ``E = cycles x I_per_MHz x V / 1e6`` (docs/boards.md has the sources). For a
   board without figures (QEMU) there is no result.
 - ``ppk2``: a Nordic Power Profiler Kit II through the PyPI package ``ppk2-api`` (optional:
-  ``pip install 'tinysnn-serial[ppk2]'``), in source-meter mode; the inference window is where
-  the board's timestamp GPIO, wired to one of the PPK2's logic inputs (``channel``, default
-  D0), is high.
+  ``pip install 'tinysnn-serial[ppk2]'``), in source-meter mode; the board's timestamp pin is
+  wired to one of the PPK2's logic inputs (``channel``, default D0).
 - ``lpm01a``: an ST X-NUCLEO-LPM01A (PowerShield) over its serial text commands (``htc``,
   ``volt``, ``freq``, ``acqtime``, ``output current``, ``format ascii_dec``, ``eventsrc``,
-  ``start``/``stop``); samples are ASCII ``MMMM-EE`` (M x 10^-EE amperes); the window is
-  between the timestamp pin's ``event N ris`` and ``event N fal`` lines (D7), else the whole
-  acquisition from ``start`` to ``stop``.
+  ``start``/``stop``); samples are ASCII ``MMMM-EE`` (M x 10^-EE amperes); the timestamp pin
+  is wired to its D7 input, configured to report falling edges (``eventsrc d7 fal``, as the
+  MLPerf Tiny runner does) as ``event N ...`` lines; without event lines the window is the
+  whole acquisition from ``start`` to ``stop``.
+
+The window (the EEMBC energy-mode convention): the firmware pulses its timestamp pin low (open
+drain, released high when idle) for 20 us at the start and at the end of the timed inferences;
+the window is from the first falling edge to the next, the start pulse's 20 us included
+(docs/protocol.md, "Timing and the timestamp pin").
 """
 
 from __future__ import annotations
@@ -73,24 +78,34 @@ class ModelMeter:
         pass
 
 
-def integrate_window(currents_a, levels, dt_s: float, volts: float, n: int) -> tuple[float, int]:
-    """Energy per inference from current samples (A) and the timestamp level of each sample:
-    the samples where the level is high, times V and dt, divided by n. Returns (J, samples)."""
-    total, count = 0.0, 0
-    for i, lvl in zip(currents_a, levels):
-        if lvl:
-            total += i
-            count += 1
-    if count == 0:
-        raise MeterError("the timestamp GPIO never went high during the capture: check the "
-                         "wiring of the board's timestamp pin to the meter's logic input")
-    return total * volts * dt_s / max(n, 1), count
+def falling_edges(levels) -> list[int]:
+    """The sample indices where the timestamp pin's level goes from high to low."""
+    return [k for k in range(1, len(levels)) if levels[k - 1] and not levels[k]]
+
+
+def timestamp_window(marks: list[int]) -> tuple[int, int]:
+    """(first, stop) sample indices of the window between the first two timestamps."""
+    if not marks:
+        raise MeterError("the timestamp pin never pulsed during the capture: check the wiring "
+                         "of the board's timestamp pin to the meter's input (docs/boards.md)")
+    if len(marks) < 2:
+        raise MeterError("one timestamp pulse in the capture, not two: the capture ended "
+                         "before the window's end pulse")
+    return marks[0], marks[1]
+
+
+def integrate_window(currents_a, start: int, stop: int, dt_s: float, volts: float,
+                     n: int) -> tuple[float, int]:
+    """Energy per inference from current samples (A): samples start..stop-1, times V and dt,
+    divided by n. Returns (J, samples)."""
+    window = currents_a[start:stop]
+    return sum(window) * volts * dt_s / max(n, 1), len(window)
 
 
 class PPK2Meter:
-    """Nordic PPK2 through ``ppk2-api`` (source meter; window = timestamp GPIO high)."""
+    """Nordic PPK2 through ``ppk2-api`` (source meter; window = two timestamp pulses)."""
 
-    description = "Nordic PPK2 via ppk2-api; window = timestamp GPIO on a logic input"
+    description = "Nordic PPK2 via ppk2-api; window = timestamp pulses on a logic input"
     SAMPLE_S = 1e-5  # the PPK2 streams 100 k samples per second
 
     def __init__(self, port: str | None = None, voltage_mv: int = 3300, channel: int = 0,
@@ -143,10 +158,11 @@ class PPK2Meter:
             raise MeterError("the PPK2 sent no samples")
         samples_ua, raw_bits = self.ppk.get_samples(data)
         levels = [(b >> self.channel) & 1 for b in raw_bits]
-        energy, count = integrate_window([s * 1e-6 for s in samples_ua], levels, self.SAMPLE_S,
-                                         self.voltage_mv / 1000.0, n)
+        start, stop = timestamp_window(falling_edges(levels))
+        energy, count = integrate_window([s * 1e-6 for s in samples_ua], start, stop,
+                                         self.SAMPLE_S, self.voltage_mv / 1000.0, n)
         return {"energy_j": energy, "source": f"ppk2 {self.port}: {count} samples at 100 kHz "
-                f"with D{self.channel} high, {self.voltage_mv} mV"}
+                f"between the timestamps on D{self.channel}, {self.voltage_mv} mV"}
 
     def close(self) -> None:
         if self.ppk is not None:
@@ -162,32 +178,26 @@ EVENT_RE = re.compile(r"event\s+\d+\s+(ris|fal)")
 
 
 def parse_lpm01a_stream(lines) -> tuple[list[float], list[int]]:
-    """Current samples (A) and a level per sample from an LPM01A ascii_dec acquisition: the
-    level is 1 between an ``event N ris`` line and the next ``event N fal`` line. When the
-    stream has no event lines at all, every sample is in the window."""
-    currents, levels, level, seen_event = [], [], 0, False
+    """Current samples (A) of an LPM01A ascii_dec acquisition and, per ``event N ...`` line (a
+    timestamp: a falling edge on D7), the index of the first sample after it."""
+    currents, marks = [], []
     for line in lines:
         line = line.strip()
-        m = EVENT_RE.search(line)
-        if m:
-            seen_event = True
-            level = 1 if m.group(1) == "ris" else 0
+        if EVENT_RE.search(line):
+            marks.append(len(currents))
             continue
         if line.startswith(("TimeStamp", "ack", "error", "PowerShield", "Acquisition")):
             continue
         for mm in SAMPLE_RE.finditer(line):
             mant, sign, exp = int(mm.group(1)), mm.group(2), int(mm.group(3))
             currents.append(mant * 10.0 ** (exp if sign == "+" else -exp))
-            levels.append(level)
-    if not seen_event:
-        levels = [1] * len(currents)
-    return currents, levels
+    return currents, marks
 
 
 class LPM01AMeter:
     """ST X-NUCLEO-LPM01A (PowerShield) over its serial text commands."""
 
-    description = "ST LPM01A PowerShield over serial commands; window = D7 events or start/stop"
+    description = "ST LPM01A PowerShield over serial commands; window = D7 timestamps or start/stop"
     PROMPT = "PowerShield > "
 
     def __init__(self, port: str | None = None, voltage_mv: int = 3300, freq: str = "5k",
@@ -222,7 +232,7 @@ class LPM01AMeter:
 
         self.ser = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.2)
         for cmd in ("htc", f"volt {self.voltage_mv}m", f"freq {self.freq}", "acqtime 0",
-                    "output current", "format ascii_dec", "trigsrc sw", "eventsrc d7 ris",
+                    "output current", "format ascii_dec", "trigsrc sw", "eventsrc d7 fal",
                     "pwr on"):
             self._command(cmd)
 
@@ -241,12 +251,16 @@ class LPM01AMeter:
             lines.append(line)
         else:
             raise MeterError("LPM01A did not end the acquisition ('Acquisition completed')")
-        currents, levels = parse_lpm01a_stream(lines)
+        currents, marks = parse_lpm01a_stream(lines)
         if not currents:
             raise MeterError("the LPM01A sent no samples")
-        energy, count = integrate_window(currents, levels, self.dt_s, self.voltage_mv / 1000.0, n)
+        # no D7 events at all: the whole acquisition is the window (documented)
+        start, stop = timestamp_window(marks) if marks else (0, len(currents))
+        energy, count = integrate_window(currents, start, stop, self.dt_s,
+                                         self.voltage_mv / 1000.0, n)
+        where = "between the D7 timestamps" if marks else "(no D7 events: the whole acquisition)"
         return {"energy_j": energy, "source": f"lpm01a {self.port}: {count} samples at "
-                f"{self.freq}Hz in the window, {self.voltage_mv} mV"}
+                f"{self.freq}Hz {where}, {self.voltage_mv} mV"}
 
     def close(self) -> None:
         if self.ser is not None:
