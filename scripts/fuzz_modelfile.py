@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import sys
 import tempfile
 import time
@@ -105,16 +106,19 @@ def big_file_check(work: Path, base: bytes, gib: float, limit_gib: float) -> int
                                         str(path)]),
                       ("modelfile.read_file", [sys.executable, "-c", generic, str(path)])):
         started = time.perf_counter()
-        run = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limited)
+        child = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 text=True, preexec_fn=limited)
+        stderr = child.stderr.read()
+        _, status, usage = os.wait4(child.pid, 0)       # this child's own peak memory
         seconds = time.perf_counter() - started
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        lines = run.stderr.strip().splitlines()
-        ok = run.returncode != 0 and len(lines) == 1 and "Traceback" not in run.stderr
+        code = os.waitstatus_to_exitcode(status)
+        lines = stderr.strip().splitlines()
+        ok = code != 0 and len(lines) == 1 and "Traceback" not in stderr
         failures += not ok
         print(f"{gib:g} GiB file ({path.stat().st_blocks * 512 / 2**20:.1f} MiB on disk), "
-              f"{what} under a {limit_gib:g} GiB address-space limit: exit {run.returncode} in "
-              f"{seconds:.1f} s, peak RSS so far {peak:.0f} MiB, {len(lines)} stderr line(s): "
-              f"{run.stderr.strip()[-300:]}")
+              f"{what} under a {limit_gib:g} GiB address-space limit: exit {code} in "
+              f"{seconds:.1f} s, peak RSS {usage.ru_maxrss / 1024:.0f} MiB, {len(lines)} stderr "
+              f"line(s): {stderr.strip()[-300:]}")
     return failures
 
 
