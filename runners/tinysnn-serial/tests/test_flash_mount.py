@@ -110,3 +110,12 @@ def test_deploy_cli_mount_error_is_one_line(model_file, tmp_path, capsys):
     assert code == 2
     assert len(err) == 1, err
     assert err[0].startswith("tinysnn deploy: --mount ") and "NODE_L476RG" in err[0]
+
+
+def test_board_flash_cli_checks_the_mount_before_building(tmp_path, capsys):
+    from tinysnn_core.cli import main
+
+    code = main(["board", "flash", "nucleo-l432kc", "--mount", str(tmp_path / "absent"),
+                 "--build-dir", str(tmp_path / "fw")])
+    assert code != 0 and "not a directory" in capsys.readouterr().err
+    assert not (tmp_path / "fw").exists()

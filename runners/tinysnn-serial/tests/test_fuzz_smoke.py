@@ -42,6 +42,8 @@ def test_fuzz_parser_with_a_400_neuron_engine_briefly(tmp_path):
                               "fuzz400").write(tmp_path / "engine")
     build = subprocess.run(["make", "-C", str(fw), "fuzz-engine", f"ENGINE_DIR={engine}",
                             f"FUZZ_BUILD={tmp_path}"], capture_output=True, text=True)
+    if build.returncode != 0 and "fuzzer" in build.stderr:
+        pytest.skip(f"clang without libFuzzer: {build.stderr[-300:]}")
     assert build.returncode == 0, build.stderr[-3000:]
     corpus = tmp_path / "corpus"
     shutil.copytree(fw / "fuzz" / "corpus-engine", corpus)

@@ -157,6 +157,8 @@ class BoardCommand:
 
             return CyclesCommand.run(args)
         board = tinysnn_core.registry.lookup("board", args.name)
+        if action == "flash" and args.mount:
+            _boards.check_mount(args.mount)  # before the build: a wrong drive costs nothing
         if args.model:
             elf = self._build_model(board, args.model, args.build_dir)
         else:
