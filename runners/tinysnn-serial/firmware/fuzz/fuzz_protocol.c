@@ -3,7 +3,7 @@
  * Every input is fed byte by byte to a freshly initialised protocol; the port writes into a
  * sink that checks the output's own invariants (lines end in CRLF, no line longer than the
  * protocol's line buffer, every frame answered with m-ready at most once per '%').
- * At exit it prints how many inputs ran and how many reached the results reply.
+ * At exit it prints how many inputs ran and how many reached each results reply.
  * Build: clang -fsanitize=fuzzer,address,undefined (see the Makefile). */
 #include <stddef.h>
 #include <stdint.h>
@@ -34,8 +34,8 @@ static unsigned long inputs_run, inputs_reaching[RESULTS_KINDS], results_lines[R
  * One inference of a 400-neuron model takes milliseconds, and `infer 100000 100000` would run
  * it 200,000 times; the engine is a pure function of (image, seed, sample id), so after
  * TSNN_FUZZ_ENGINE_RUNS real runs on an unchanged sample within one input (each repeat checked
- * equal to the first) the stored result is returned. A new sample costs at least the 1,584 hex
- * digits of its db frames, so -max_len bounds the real runs of one input. */
+ * equal to the first) the stored result is returned. A new sample needs new bytes in the db
+ * buffer, sent as hex digits in frames, so -max_len bounds the real runs of one input. */
 #ifndef TSNN_FUZZ_ENGINE_RUNS
 #define TSNN_FUZZ_ENGINE_RUNS 2
 #endif
