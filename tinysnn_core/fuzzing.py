@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
-import struct
 import traceback
 from contextlib import contextmanager
 
@@ -24,7 +23,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from .errors import TinySNNError
-from .modelfile import _PREFIX
+from .modelfile import _PREFIX, FORMAT_VERSION, MAGIC
 
 #: JSON texts that once broke a reader: deep nesting, long integers, huge or fractional sizes,
 #: wrong types; each replaces one header value as raw text
@@ -47,9 +46,10 @@ def split(data: bytes) -> tuple[bytes, bytes]:
     return data[_PREFIX.size:_PREFIX.size + head_len], data[_PREFIX.size + head_len:-32]
 
 
-def assemble(head: bytes, block: bytes, *, version: int = 1, head_len: int | None = None) -> bytes:
+def assemble(head: bytes, block: bytes, *, version: int = FORMAT_VERSION,
+             head_len: int | None = None) -> bytes:
     """A model file around ``head`` (JSON bytes) and ``block``, with a valid checksum."""
-    body = _PREFIX.pack(b"TSNNMDL\x00", version, len(head) if head_len is None else head_len)
+    body = _PREFIX.pack(MAGIC, version, len(head) if head_len is None else head_len)
     body += head + block
     return body + hashlib.sha256(body).digest()
 
@@ -221,7 +221,7 @@ def sparse_model_file(path, base: bytes, array_bytes: int) -> None:
         if entry["name"] == "w":
             entry.update(shape=[784, n], offset=len(block), nbytes=784 * n * 8)
     head = json.dumps(header, sort_keys=True).encode()
-    body = _PREFIX.pack(b"TSNNMDL\x00", 1, len(head)) + head + block
+    body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(head)) + head + block
     digest = hashlib.sha256(body)
     zeros, left = bytes(1 << 20), 784 * n * 8
     while left:
