@@ -25,7 +25,7 @@ def _rows():
     return [_row("base", 0.90, 8000, kind="baseline"),
             _row("a", 0.895, 2000, traffic(900)), _row("b", 0.89, 1000, traffic(400)),
             _row("c", 0.70, 500, traffic(100)), _row("d", 0.893, 1500, traffic(400)),
-            _row("e", 0.90, 900, {"other": {"ms_median": 3.0}})]
+            _row("e", 0.90, 900, {"other": {"ms_median": 3.0, "calibrated": False}})]
 
 
 def test_figures_of_every_cost_model_in_the_rows():
@@ -58,7 +58,7 @@ def test_unknown_cost_model_or_figure_lists_the_known_ones():
 def test_the_reward_selection_shows_the_cost_models_figures_too():
     sel = select(_rows(), within_pp=1.0)
     assert sel.chosen["label"] == "e"
-    assert sel.explanation.endswith("Cost models: other: ms_median 3.")
+    assert sel.explanation.endswith("Cost models: other (uncalibrated estimate): ms_median 3.")
 
 
 def test_report_shows_every_cost_models_figures(tmp_path):

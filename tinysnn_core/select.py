@@ -183,7 +183,9 @@ def costs_line(row: dict) -> str:
             continue
         shown = [f for f in sorted(figures) if f.endswith("_median") and _is_figure(figures[f])]
         if shown:
-            parts.append(f"{name}: " + ", ".join(f"{f} {figures[f]:.4g}" for f in shown))
+            parts.append(f"{name}" + (" (uncalibrated estimate)"
+                                      if figures.get("calibrated") is False else "")
+                         + ": " + ", ".join(f"{f} {figures[f]:.4g}" for f in shown))
     return ("Cost models: " + "; ".join(parts) + ".") if parts else ""
 
 
