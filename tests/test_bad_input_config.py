@@ -169,3 +169,38 @@ def test_any_value_of_any_setting_is_accepted_or_refused_cleanly(where, value):
         assert got is None or (isinstance(got, int) and not isinstance(got, bool))
     elif isinstance(default, float):
         assert isinstance(got, (int, float)) and not isinstance(got, bool) and got == got
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--within", "-5"], "--within is percentage points in 0..100, got -5.0"),
+    (["--within", "nan"], "--within is percentage points in 0..100, got nan"),
+    (["--target", "1.5"], "--target is an accuracy in 0..1 (e.g. 0.85), got 1.5"),
+    (["--target", "nan"], "--target is an accuracy in 0..1"),
+    (["--within", "1", "--mu", "nan"], "--mu must be a non-negative number, got nan"),
+    (["--within", "1", "--mu", "-1"], "--mu must be a non-negative number, got -1.0"),
+    (["--within", "1", "--tau", "0"], "--tau must be a positive number, got 0.0"),
+])
+def test_bad_select_and_report_flags(argv, words, tmp_path):
+    results = tmp_path / "r.jsonl"
+    assert words in cli_error("select", str(results), "-q", "--out", str(tmp_path / "s.tsnn"),
+                              *argv)
+    if "--mu" not in argv and "--tau" not in argv:
+        assert words in cli_error("report", str(results), "-o", str(tmp_path / "rep"), *argv)
+
+
+@pytest.mark.parametrize("lines, words", [
+    (["[1, 2]"], "line 1 is a JSON list, not a results row (an object)"),
+    (['{"kind": "baseline"}'], "line 1 is not a results row of tinysnn explore: field 'label'"),
+    (['{"kind": "grid", "label": "x", "scheme": "ptq", "rounding": "nearest", "group_set": '
+      '"weights", "bits": 4, "groups": {}, "accuracy": 7}'], "field 'accuracy' is 7, not an "
+                                                             "accuracy in 0..1"),
+    (['{"kind": "grid", "label": "x", "scheme": "ptq", "rounding": "nearest", "group_set": '
+      '"weights", "bits": true, "groups": {}, "accuracy": 0.5}'], "field 'bits' is True"),
+])
+def test_results_files_that_explore_did_not_write(lines, words, tmp_path):
+    results = tmp_path / "r.jsonl"
+    results.write_text("\n".join(lines) + "\n")
+    assert words in cli_error("select", str(results), "--within", "1", "-q")
+    assert words in cli_error("report", str(results), "-o", str(tmp_path / "rep"))
+    assert "is a directory, not a results file" in cli_error("select", str(tmp_path),
+                                                             "--within", "1")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, TinySNNError
+from .errors import ConfigError, InputError, TinySNNError
 from .quant import QuantPlan, default_format
 
 #: groups quantized together in a "weights + neuron parameters" point
@@ -198,20 +198,49 @@ def file_digest(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:20]
 
 
+#: what every results row holds (select and report read these of every row)
+ROW_FIELDS = {"kind": str, "label": str, "scheme": str, "rounding": str,
+              "group_set": str, "bits": int, "groups": dict, "accuracy": float}
+
+
+def _row_problem(row: dict) -> str | None:
+    for name, kind in ROW_FIELDS.items():
+        value = row.get(name)
+        if kind is float:
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and 0 <= value <= 1)
+        else:
+            ok = isinstance(value, kind) and not isinstance(value, bool)
+        if not ok:
+            what = "an accuracy in 0..1" if kind is float else f"a JSON {kind.__name__}"
+            return f"field {name!r} is {value!r}, not {what}"
+    return None
+
+
 def read_results(path) -> list[dict]:
     """The finished points of a results file; a torn last line (killed writer) is ignored."""
     path = Path(path)
     if not path.exists():
         return []
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not a results file")
     rows = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         line = line.strip()
         if not line:
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
             continue
+        if not isinstance(row, dict):
+            raise InputError(f"{path}: line {number} is a JSON {type(row).__name__}, not a "
+                             "results row (an object)")
+        problem = _row_problem(row)
+        if problem:
+            raise InputError(f"{path}: line {number} is not a results row of tinysnn explore: "
+                             f"{problem}")
+        rows.append(row)
     return rows
 
 

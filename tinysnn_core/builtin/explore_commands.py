@@ -185,6 +185,14 @@ def _check_cost_model_arguments(args) -> None:
         raise ConfigError(f"--max-cost must be a positive number, got {v}")
 
 
+def _check_target(args) -> None:
+    """--target is an accuracy (a fraction), --within percentage points; both finite."""
+    if args.target is not None and not 0 <= args.target <= 1:
+        raise ConfigError(f"--target is an accuracy in 0..1 (e.g. 0.85), got {args.target}")
+    if args.within is not None and not 0 <= args.within <= 100:
+        raise ConfigError(f"--within is percentage points in 0..100, got {args.within}")
+
+
 class SelectCommand:
     """Choose the Pareto-optimal model that meets an accuracy target (and budgets); write it."""
 
@@ -217,6 +225,11 @@ class SelectCommand:
 
         from tinysnn_core.select import select_by_cost, select_for_board
 
+        _check_target(args)
+        if not 0 <= args.mu < float("inf"):
+            raise ConfigError(f"--mu must be a non-negative number, got {args.mu}")
+        if not 0 < args.tau < float("inf"):
+            raise ConfigError(f"--tau must be a positive number, got {args.tau}")
         rows = read_results(args.results)
         if not rows:
             raise TinySNNError(f"{args.results} has no results")
@@ -314,6 +327,7 @@ class ReportCommand:
         from tinysnn_core.report import write_report
         from tinysnn_core.select import select, select_by_cost, select_for_board
 
+        _check_target(args)
         rows = read_results(args.results)
         if not rows:
             raise TinySNNError(f"{args.results} has no results")
