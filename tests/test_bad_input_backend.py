@@ -146,3 +146,21 @@ def test_the_kit_catches_a_scheme_that_is_not_monotone_inside_a_cell():
     kit.test_error_bound_inside_the_range()
     with pytest.raises(AssertionError, match="rounds to"):
         kit.test_monotone()
+
+
+def test_the_integer_simulator_checks_its_batch_too(net):
+    from tinysnn_core import intsim
+    from tinysnn_core.quant import prepare_quantized, quantizer_for
+
+    cfg = net.config.with_overrides(["quant.scheme=ptq", "quant.groups.weights.format=uQ0.4",
+                                     "quant.groups.potential.format=sQ7.8"])
+    qnet = Network(cfg, net.w.copy(), net.theta.copy(), net.topology,
+                   np.arange(10) % 10, np.eye(10))
+    quantizer, plan = quantizer_for(cfg)
+    model = intsim.from_network(prepare_quantized(quantizer, qnet, plan))
+    with pytest.raises(InputError, match="images contain NaN"):
+        intsim.infer(model, np.full((1, 784), np.nan), 0)
+    with pytest.raises(InputError, match="2 images but sample ids of shape"):
+        intsim.infer(model, IMAGES, 0, [0])
+    preds, counts = intsim.infer(model, IMAGES.reshape(2, 28, 28), 0)
+    assert preds.shape == (2,) and counts.shape == (2, 10)

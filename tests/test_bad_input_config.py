@@ -23,26 +23,27 @@ def model(tmp_path_factory):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["--set", "n_neurons=true"], "n_neurons must be an integer in 1..100000, got True"),
-    (["--set", "seed=true"], "seed must be an integer in 0..9223372036854775807, got True"),
-    (["--seed", "-3"], "seed must be an integer"),
-    (["--n-train", "-1"], "train.n_train must be an integer in 1..1000000000"),
-    (["--n-train", "0"], "train.n_train must be an integer in 1..1000000000"),
-    (["--n-test", "0"], "train.n_test must be an integer in 1..1000000000"),
-    (["--set", 'train.n_train="abc"'], "train.n_train must be an integer in 1..1000000000 "
+    (["--set", "n_neurons=true"], "n_neurons must be in 1..100000, an integer, got True"),
+    (["--set", "seed=true"], "seed must be in 0..9223372036854775807, an integer, got True"),
+    (["--seed", "-3"], "seed must be in 0..9223372036854775807, an integer, got -3"),
+    (["--n-train", "-1"], "train.n_train must be in 1..1000000000, an integer"),
+    (["--n-train", "0"], "train.n_train must be in 1..1000000000, an integer"),
+    (["--n-test", "0"], "train.n_test must be in 1..1000000000, an integer"),
+    (["--set", 'train.n_train="abc"'], "train.n_train must be in 1..1000000000, an integer "
                                        "(leave it out to use every sample), got 'abc'"),
-    (["--set", "train.n_test=2.5"], "train.n_test must be an integer"),
-    (["--set", "train.time_steps=1000000000"], "train.time_steps must be an integer in 1..65535"),
+    (["--set", "train.n_test=2.5"], "train.n_test must be in 1..1000000000, an integer"),
+    (["--set", "train.time_steps=1000000000"], "train.time_steps must be in 1..65535, an integer"),
     (["--set", "train.time_steps=1e9"], "time_steps must be an integer, got 1000000000.0"),
-    (["--set", "train.epochs=0"], "train.epochs must be an integer in 1..10000"),
+    (["--set", "train.epochs=0"], "train.epochs must be in 1..10000, an integer"),
     (["--set", "train.dt=nan"], "dt must be finite"),
-    (["--set", "train.dt=-1.0"], "train.dt must be a number in (0, 1000]"),
+    (["--set", "train.dt=-1.0"], "train.dt must be in (0, 1000]"),
     (["--set", "train.normalize=1"], "normalize must be true or false"),
-    (["--set", "train.norm=0"], "train.norm must be a number in (0, 1e+09]"),
+    (["--set", "train.norm=0"], "train.norm must be in (0, 1e+09]"),
     (["--set", "train.classifier=best"], "train.classifier must be 'all-activity'"),
     (["--set", 'inference.rate_hz="x"'], "rate_hz must be a number, got 'x'"),
     (["--set", "inference.max_retries=true"], "max_retries must be a number, got True"),
-    (["--set", "inference.exit_margin=-1"], "inference.exit_margin must be an integer in 0..65535"),
+    (["--set", "inference.exit_margin=-1"],
+     "inference.exit_margin must be in 0..65535, an integer"),
     (["--set", "quant.scheme=5"], "quant.scheme must be a quantizer name"),
     (["--set", "quant.groups.weights=5"], "quant.groups.weights must be a table with 'format'"),
     (["--set", "quant.groups.weights.format=uQ0.99"], "word length of 99 bits"),
@@ -68,18 +69,18 @@ def test_bad_run_settings(argv, words, tmp_path):
 def test_bad_configuration_files(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("n_neurons = true\n")
-    assert "n_neurons must be an integer" in cli_error("train", "-q", "--config", str(bad))
+    assert "n_neurons must be in 1..100000, an integer" in cli_error("train", "-q", "--config", str(bad))
     bad.write_text("n_neurons = \n")
     assert "is not valid TOML" in cli_error("train", "-q", "--config", str(bad))
     bad.write_text("[train]\nn_train = -5\n")
-    assert "train.n_train must be an integer" in cli_error("train", "-q", "--config", str(bad))
+    assert "train.n_train must be in 1..1000000000, an integer" in cli_error("train", "-q", "--config", str(bad))
     assert "does not exist" in cli_error("train", "--config", str(tmp_path / "none.toml"))
 
 
 def test_eval_refuses_an_empty_test_set(model):
-    assert "train.n_test must be an integer in 1..1000000000" in cli_error(
+    assert "train.n_test must be in 1..1000000000, an integer" in cli_error(
         "eval", model, "--n-test", "0", "-q")
-    assert "train.n_test must be an integer" in cli_error("eval", model, "--n-test", "-4", "-q")
+    assert "train.n_test must be in 1..1000000000, an integer" in cli_error("eval", model, "--n-test", "-4", "-q")
 
 
 def test_set_overrides_a_quantization_group_as_the_guide_says():
@@ -112,11 +113,11 @@ def test_set_overrides_a_quantization_group_as_the_guide_says():
     (["--group-sets", ""], "--group-sets gives no values"),
     (["--group-sets", "some"], "unknown group set 'some'; known: weights, all, mixed"),
     (["--time-steps", ""], "--time-steps gives no values"),
-    (["--time-steps", "70000"], "inference.time_steps must be an integer in 0..65535"),
+    (["--time-steps", "70000"], "inference.time_steps must be in 0..65535, an integer"),
     (["--rates", "nan"], "--rates: nan is not a number"),
-    (["--rates", "2000"], "inference.rate_hz must be a number in 0..1000"),
-    (["--retries", "999"], "inference.max_retries must be an integer in -1..254"),
-    (["--exit-margins", "-1"], "inference.exit_margin must be an integer in 0..65535"),
+    (["--rates", "2000"], "inference.rate_hz must be in 0..1000"),
+    (["--retries", "999"], "inference.max_retries must be in -1..254, an integer"),
+    (["--exit-margins", "-1"], "inference.exit_margin must be in 0..65535, an integer"),
     (["--train-time-steps", ""], "--train-time-steps gives no values"),
     (["--train-time-steps", "0"], "--train-time-steps: 0 is outside 1..65535"),
     (["--cost-models", "joules"], "unknown cost model 'joules'; known:"),

@@ -257,7 +257,7 @@ class Config:
 
 def _check_int(where: str, value, lo: int, hi: int, note: str = "") -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(f"{where} must be an integer in {lo}..{hi}{note}, got {value!r}")
+        raise ConfigError(f"{where} must be in {lo}..{hi}, an integer{note}, got {value!r}")
 
 
 def _check_number(where: str, value, lo: float, hi: float, unit: str = "", *,
@@ -266,7 +266,7 @@ def _check_number(where: str, value, lo: float, hi: float, unit: str = "", *,
           and (lo < value if low_open else lo <= value) and value <= hi)   # NaN fails too
     if not ok:
         span = f"({lo:g}, {hi:g}]" if low_open else f"{lo:g}..{hi:g}"
-        raise ConfigError(f"{where} must be a number in {span}{unit}, got {value!r}")
+        raise ConfigError(f"{where} must be in {span}{unit}, a number, got {value!r}")
 
 
 def _dataclass_from(cls, values: Any, where: str):

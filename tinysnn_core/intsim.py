@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import counter_rng
+from .data import check_batch
 from .errors import TinySNNError
 from .fixedpoint import QFormat, round_codes
 from .quant import QuantPlan, default_format, model_ranges
@@ -396,7 +397,7 @@ def infer(m: IntegerModel, images: np.ndarray, seed: int, sample_ids=None, *,
           with_ops: bool = False):
     """Predictions and spike counts of integer inference over a batch; ``with_ops`` adds the
     per-sample operation counts as a dict of int64 arrays [B], one per name of ``INFER_OPS``."""
-    ids = np.arange(len(images)) if sample_ids is None else np.asarray(sample_ids)
+    images, ids = check_batch(images, sample_ids, int(m.n_inputs))   # as every backend's run
     counts = np.zeros((len(images), m.n_neurons), dtype=np.int64)
     preds = np.zeros(len(images), dtype=np.int64)
     ops = {k: np.zeros(len(images), dtype=np.int64) for k in INFER_OPS}
