@@ -69,18 +69,21 @@ def test_bad_run_settings(argv, words, tmp_path):
 def test_bad_configuration_files(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("n_neurons = true\n")
-    assert "n_neurons must be in 1..100000, an integer" in cli_error("train", "-q", "--config", str(bad))
+    assert "n_neurons must be in 1..100000, an integer" in cli_error("train", "-q", "--config",
+                                                                     str(bad))
     bad.write_text("n_neurons = \n")
     assert "is not valid TOML" in cli_error("train", "-q", "--config", str(bad))
     bad.write_text("[train]\nn_train = -5\n")
-    assert "train.n_train must be in 1..1000000000, an integer" in cli_error("train", "-q", "--config", str(bad))
+    assert "train.n_train must be in 1..1000000000, an integer" in cli_error(
+        "train", "-q", "--config", str(bad))
     assert "does not exist" in cli_error("train", "--config", str(tmp_path / "none.toml"))
 
 
 def test_eval_refuses_an_empty_test_set(model):
     assert "train.n_test must be in 1..1000000000, an integer" in cli_error(
         "eval", model, "--n-test", "0", "-q")
-    assert "train.n_test must be in 1..1000000000, an integer" in cli_error("eval", model, "--n-test", "-4", "-q")
+    assert "train.n_test must be in 1..1000000000, an integer" in cli_error(
+        "eval", model, "--n-test", "-4", "-q")
 
 
 def test_set_overrides_a_quantization_group_as_the_guide_says():
