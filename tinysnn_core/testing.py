@@ -179,7 +179,7 @@ def quantizer_conformance(name: str, *, examples: int = 15):
     return QuantizerConformance
 
 
-def _synthetic_images(n: int, seed: int) -> np.ndarray:
+def synthetic_images(n: int, seed: int) -> np.ndarray:
     """``n`` 28x28 uint8 images of a few bright bars each (reproducible; no data set needed)."""
     rng = np.random.default_rng(seed)
     images = np.zeros((n, 28, 28), dtype=np.uint8)
@@ -289,7 +289,7 @@ def neuron_conformance(name: str, *, max_error_steps: float = 0.0, agreement: fl
             from .ops import OpCounts
 
             net = neuron_network(name)
-            images = _synthetic_images(samples, seed=1)
+            images = synthetic_images(samples, seed=1)
             ids = np.arange(samples)
             float_counts = NumpyBackend().run(net, images, ids, learn=False, seed=3,
                                               ops=OpCounts())
@@ -311,7 +311,7 @@ def neuron_conformance(name: str, *, max_error_steps: float = 0.0, agreement: fl
                     raise AssertionError(f"firmware parity needs tinysnn-serial ({exc}); pass "
                                          "firmware=False to leave the board out") from None
                 m = intsim.from_network(neuron_network(name))
-                images = _synthetic_images(samples, seed=2)
+                images = synthetic_images(samples, seed=2)
                 ids = np.arange(samples) * 7 + 3
                 preds, counts = intsim.infer(m, images, 5, ids)
                 assert counts.sum() > 0, "no spikes at all: the comparison would prove little"

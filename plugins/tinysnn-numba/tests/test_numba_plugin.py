@@ -121,14 +121,14 @@ def test_a_plugin_neuron_in_integer_mode_falls_back_to_intsim_and_says_so(capsys
     pytest.importorskip("numba")
     pytest.importorskip("tinysnn_example")
     from tinysnn_core import intsim
-    from tinysnn_core.testing import _synthetic_images, neuron_network
+    from tinysnn_core.testing import synthetic_images, neuron_network
     from tinysnn_numba.backend import pack_integer_model
 
     m = intsim.from_network(neuron_network("nonleaky-if", n_neurons=10, time_steps=30))
     assert "neuron:nonleaky-if" in m.features
     with pytest.raises(UnsupportedNetwork, match="'nonleaky-if' is a plugin's"):
         pack_integer_model(m)
-    images = _synthetic_images(3, seed=0)
+    images = synthetic_images(3, seed=0)
     intsim._REPORTED.clear()
     preds, counts = intsim.run_integer(m, images, 1, [0, 1, 2], NumbaBackend())
     ref_preds, ref_counts = intsim.infer(m, images, 1, [0, 1, 2])

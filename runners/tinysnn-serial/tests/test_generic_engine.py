@@ -13,7 +13,7 @@ import pytest
 from serial_test_tools import need_qemu
 
 from tinysnn_core import intsim
-from tinysnn_core.testing import _synthetic_images, neuron_network
+from tinysnn_core.testing import synthetic_images, neuron_network
 from tinysnn_serial import codegen
 from tinysnn_serial import protocol as P
 from tinysnn_serial.boards import BOARDS
@@ -72,7 +72,7 @@ def test_generic_engine_matches_intsim_on_qemu_m3(tmp_path):
     board = BOARDS["qemu-mps2-an385"]
     m = dataclasses.replace(intsim.from_network(neuron_network(NEURON, n_neurons=20)),
                             exit_margin=2)
-    images = _synthetic_images(4, seed=4)
+    images = synthetic_images(4, seed=4)
     ids = np.arange(4) * 5 + 1
     preds, counts = intsim.infer(m, images, 9, ids)
     assert counts.sum() > 0, "no spikes at all: the comparison would prove little"
