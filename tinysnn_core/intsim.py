@@ -269,7 +269,11 @@ def _layer_step(L: LayerCodes | NeuronCodes, u, refrac, current, rand: int):
     plugin's population takes its model's ``integer_step`` instead of the leaky one."""
     if isinstance(L, NeuronCodes):
         u, refrac, crossed = neuron_class(L.model).integer_step(L, u, refrac, current)
-        crossed = np.asarray(crossed, dtype=bool)
+        u, refrac, crossed = np.asarray(u), np.asarray(refrac), np.asarray(crossed)
+        if u.dtype.kind != "i" or refrac.dtype.kind != "i" or crossed.dtype != bool:
+            raise TinySNNError(f"neuron model {L.model!r}: integer_step returned {u.dtype} "
+                               f"potentials, {refrac.dtype} refractory counts and "
+                               f"{crossed.dtype} spikes, not integers, integers and booleans")
     else:
         u = mul_shift(u, L.decay, L.decay_frac, L.decay_round)
         u = np.where(refrac <= 0, u + current, u)

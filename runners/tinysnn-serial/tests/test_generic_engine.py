@@ -103,3 +103,16 @@ def test_the_board_cost_model_calls_a_generic_engine_model_uncalibrated():
     assert cost["calibrated"] is False and codegen.GENERIC_ENGINE_NAME in cost["label"]
     builtin = intsim.from_network(neuron_network("adaptive-lif", n_neurons=12))
     assert BoardCostModel("qemu-mps2-an385").integer_inference_cost(builtin, ops)["calibrated"]
+
+
+def test_an_integer_step_that_returns_floats_is_refused_by_name(monkeypatch):
+    from tinysnn_core.errors import TinySNNError
+    from tinysnn_example.plugin import NonLeakyIF
+
+    m = intsim.from_network(neuron_network(NEURON, n_neurons=6))
+    step = NonLeakyIF.integer_step
+    monkeypatch.setattr(NonLeakyIF, "integer_step",
+                        staticmethod(lambda c, u, r, i: (step(c, u, r, i)[0] * 1.0,
+                                                         *step(c, u, r, i)[1:])))
+    with pytest.raises(TinySNNError, match="'nonleaky-if': integer_step returned float64"):
+        intsim.infer(m, synthetic_images(1, seed=0), 0)
