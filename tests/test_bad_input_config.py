@@ -59,6 +59,14 @@ def model(tmp_path_factory):
     (["--set", "train.epochs.x=1"], "'epochs' is not a configuration table"),
     (["--set", "novalue"], "must look like key=value"),
     (["--topology", "mesh"], "unknown topology 'mesh'; known:"),
+    (["--set", "dataset.n_train=abc"], "(mnist-5k) n_train must be an integer, got 'abc'"),
+    (["--set", "dataset.n_train=true"], "n_train must be an integer, got True"),
+    (["--set", "dataset.n_train=0"], "mnist-5k n_train must be in 1..4999, got 0"),
+    (["--set", "dataset.path=5"], "path must be a string (a path), got 5"),
+    (["--set", 'dataset.path="missing.csv.gz"'], "missing.csv.gz: cannot read it"),
+    (["--set", "dataset.validation=true"], "validation must be an integer, got True"),
+    (["--set", "dataset.validation=5000"], "mnist-5k: validation must be in 1..3999, got 5000"),
+    (["--set", "dataset.seed=3"], "unknown option(s) ['seed']"),
 ])
 def test_bad_run_settings(argv, words, tmp_path):
     line = cli_error("run", "-q", "--out", str(tmp_path / "m.tsnn"), *argv)

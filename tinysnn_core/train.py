@@ -76,17 +76,37 @@ def load_dataset(config: Config) -> Dataset:
     loader = get_registry().get("dataset", name)
     options = dict(params) if isinstance(params, dict) else {}
     validation = options.pop("validation", 0)
-    accepted = set(inspect.signature(loader).parameters) - {"seed"}
+    signature = inspect.signature(loader).parameters
+    accepted = set(signature) - {"seed"}
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise ConfigError(f"[dataset] ({name}) unknown option(s) {unknown}; accepted: "
                           f"{sorted(accepted | {'validation'})}")
+    for key, value in options.items():
+        _check_dataset_option(name, key, value, signature[key].default)
     data = loader(config.seed, **options)
     if validation:
         if not isinstance(validation, int) or isinstance(validation, bool):
             raise ConfigError(f"[dataset] validation must be an integer, got {validation!r}")
         data = data.validation_split(validation)
     return data.subset(config.train.n_train, config.train.n_test)
+
+
+def _check_dataset_option(name: str, key: str, value, default) -> None:
+    """A data-set option of the type of its loader's default (None or a string: a path)."""
+    if isinstance(default, bool):
+        ok, what = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, what = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+        what = "a number"
+    elif default is None or isinstance(default, str):
+        ok, what = value is None or isinstance(value, str), "a string (a path)"
+    else:
+        return
+    if not ok:
+        raise ConfigError(f"[dataset] ({name}) {key} must be {what}, got {value!r}")
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool):
