@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinysnn_core.config import Config, InferenceSettings, TrainSettings
-from tinysnn_core.errors import ConfigError
+from tinysnn_core.errors import ConfigError, TinySNNError
 from tinysnn_core.fuzzing import sample_model_file
+from tinysnn_core.network import Network
 
 
 @pytest.fixture(scope="module")
@@ -216,3 +217,28 @@ def test_results_files_that_explore_did_not_write(lines, words, tmp_path):
     assert words in cli_error("report", str(results), "-o", str(tmp_path / "rep"))
     assert "is a directory, not a results file" in cli_error("select", str(tmp_path),
                                                              "--within", "1")
+
+
+def _plugin_parameters():
+    resolved = Config.from_dict({"topology": {"name": "diehl-cook"}}).resolved().to_dict()
+    tinysnn = Config().resolved().to_dict()
+    return sorted({(slot, key) for cfg in (resolved, tinysnn)
+                   for slot in ("encoder", "topology", "exc_neuron", "inh_neuron", "learning")
+                   for key in cfg[slot] if key != "name"})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_plugin_parameters()), _VALUES, st.sampled_from(["tinysnn", "diehl-cook"]))
+def test_any_plugin_parameter_builds_a_network_or_is_refused_cleanly(where, value, topology):
+    """A plugin parameter of any type and size: the configuration is refused in one line, or
+    a network builds from it (the plugins' constructors raise nothing else)."""
+    slot, key = where
+    data = {"n_neurons": 4, "topology": {"name": topology}, slot: {key: value}}
+    if slot == "topology":
+        data["topology"][key] = value
+    try:
+        cfg = Config.from_dict(data)
+        cfg.resolved()
+        Network.build(cfg)
+    except TinySNNError as exc:
+        assert "\n" not in str(exc)
