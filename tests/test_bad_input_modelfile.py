@@ -226,3 +226,12 @@ def test_read_file_gives_back_what_was_written(files):
     header, arrays = read_file(files[0] / "q.tsnn")
     assert header["quantized"] is True and arrays["w"].shape == (784, 10)
     assert arrays["w"].flags.writeable and arrays["w"].dtype == np.float64
+
+
+def test_a_damaged_checkpoint_says_how_to_start_over(tmp_path):
+    out = tmp_path / "m.tsnn"
+    (tmp_path / "m.tsnn.ckpt").write_bytes(MAGIC + b"\x00" * 100)
+    line = cli_error("run", "-q", "-n", "4", "--n-train", "1", "--n-test", "1",
+                     "--out", str(out))
+    assert "failed its checksum" in line and "pass --fresh to start over" in line
+    assert not out.exists()

@@ -88,7 +88,11 @@ class RunCommand:
         ckpt = out.with_name(out.name + ".ckpt")
         net = None
         if ckpt.exists() and not args.fresh:
-            net = load_network(ckpt)
+            try:
+                net = load_network(ckpt)
+            except ModelFileError as exc:
+                raise ModelFileError(f"{exc} (the checkpoint of an interrupted run: pass --fresh "
+                                     "to start over)") from None
             if net.config.resolved().to_dict() != cfg.resolved().to_dict():
                 raise ConfigError(f"checkpoint {ckpt} was made with a different configuration; "
                                   "pass --fresh to start over or choose another --out")
