@@ -20,7 +20,11 @@ import traceback
 from contextlib import contextmanager
 
 import numpy as np
-from hypothesis import strategies as st
+
+try:
+    from hypothesis import strategies as st
+except ImportError as exc:  # pragma: no cover - the fuzz needs the test extra
+    raise ImportError("tinysnn_core.fuzzing needs hypothesis: pip install 'tinysnn[test]'") from exc
 
 from .errors import TinySNNError
 from .modelfile import _PREFIX, FORMAT_VERSION, MAGIC
