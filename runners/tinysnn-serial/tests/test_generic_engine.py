@@ -10,15 +10,18 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from serial_test_tools import need_qemu
 
 from tinysnn_core import intsim
+from tinysnn_core.fixedpoint import QFormat
 from tinysnn_core.testing import synthetic_images, neuron_network
 from tinysnn_serial import codegen
 from tinysnn_serial import protocol as P
 from tinysnn_serial.boards import BOARDS
 from tinysnn_serial.costmodel import engine_digest
-from tinysnn_serial.transports import SerialTransport
+from tinysnn_serial.transports import PtyTransport, SerialTransport
 
 pytest.importorskip("tinysnn_example", reason="the example plugin provides the neuron model")
 NEURON = "nonleaky-if"
@@ -116,3 +119,57 @@ def test_an_integer_step_that_returns_floats_is_refused_by_name(monkeypatch):
                                                          *step(c, u, r, i)[1:])))
     with pytest.raises(TinySNNError, match="'nonleaky-if': integer_step returned float64"):
         intsim.infer(m, synthetic_images(1, seed=0), 0)
+
+
+@st.composite
+def plugin_models(draw):
+    """Small integer models of the example's neuron straight from the contract's constants, with
+    the corners a trained model rarely reaches: saturation, a floor above the reset or below the
+    format, negative thresholds and reset, no refractory period, 32-bit potentials, several
+    presentations, early exit, empty classes."""
+    n = draw(st.integers(1, 12))
+    w_bits = draw(st.integers(1, 16))
+    v_bits = draw(st.sampled_from([6, 8, 12, 16, 24, 32]))
+    u_min, u_max = -(1 << (v_bits - 1)), (1 << (v_bits - 1)) - 1
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    w = rng.integers(0, 1 << w_bits, (784, n))
+    w[rng.random((784, n)) < draw(st.floats(0, 0.9))] = 0
+    th_scale = max(1, u_max // draw(st.sampled_from([1, 4, 64, 1024])))
+    exc = intsim.NeuronCodes(
+        model=NEURON, v_frac=draw(st.integers(0, v_bits - 2)), u_min=u_min, u_max=u_max,
+        reset=int(rng.integers(u_min // 4, u_max // 4 + 1)),
+        thresh=rng.integers(-th_scale // 8, th_scale, n), refrac=draw(st.integers(0, 6)),
+        one_spike=draw(st.booleans()),
+        constants={"FLOOR": int(rng.integers(u_min, u_max // 2 + 1))})
+    rates = sorted(int(r) for r in rng.integers(1, (1 << 32) // 256, draw(st.integers(1, 4))))
+    return intsim.IntegerModel(
+        n_inputs=784, n_neurons=n, time_steps=draw(st.integers(1, 40)), w_codes=w,
+        w_format=QFormat(0, w_bits, False), theta_codes=np.zeros(n, dtype=np.int64),
+        theta_format=QFormat(7, 4, False), exc=exc, inh=None,
+        lateral=int(rng.integers(-(u_max // 8) - 1, 1)), exc_to_inh=0,
+        rate_units=np.array(rates, dtype=np.uint64), retry_min_spikes=draw(st.integers(0, 3 * n)),
+        assignments=rng.integers(-1, 10, n), formats={}, exit_margin=draw(st.integers(0, 3)))
+
+
+@settings(max_examples=5, deadline=None,   # a firmware build each: about 3 s
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(m=plugin_models(), seed=st.integers(0, 2**32 - 1))
+def test_random_plugin_models_match_intsim_on_the_host(tmp_path_factory, m, seed):
+    tmp = tmp_path_factory.mktemp("plugin")
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (2, 784)).astype(np.uint8)
+    images[rng.random((2, 784)) < 0.7] = 0
+    ids = np.array([3, 11])
+    preds, counts = intsim.infer(m, images, seed, ids)
+    engine = codegen.generate(m, "r").write(tmp / "engine")
+    try:   # UBSan: no overflow, no bad shift (a compiler without the runtimes builds plainly)
+        elf = BOARDS["host"].build(engine, tmp / "build", sanitize=True)
+    except Exception:  # noqa: BLE001
+        elf = BOARDS["host"].build(engine, tmp / "build")
+    with PtyTransport([str(elf)]) as link:
+        dut = P.DeviceUnderTest(link, timeout=5.0)
+        dut.connect()
+        for b, (image, sid) in enumerate(zip(images, ids)):
+            res = dut.run_sample(image, seed, int(sid))
+            assert res.counts == [int(c) for c in counts[b]], f"sample {sid}: counts differ"
+            assert res.prediction == int(preds[b]), f"sample {sid}: prediction differs"

@@ -24,6 +24,10 @@ typedef char tsnn_check_neurons[(TSNN_N == TSNN_N_NEURONS) ? 1 : -1];
 typedef char tsnn_check_inputs[(TSNN_N_INPUTS == TSNN_IMAGE_BYTES) ? 1 : -1];
 typedef char tsnn_check_classes[(TSNN_CLASSES == TSNN_N_CLASSES && TSNN_CLASSES <= 255u) ? 1 : -1];
 
+/* a variable, not the macro: with MIN_SPIKES 0 a comparison with the constant is always true,
+ * which -Wtype-limits (-Wextra) reports */
+static const uint32_t min_spikes = TSNN_MIN_SPIKES;
+
 /* arithmetic right shift rounding toward minus infinity, for any sign */
 #define ASR(x, s) ((x) >= 0 ? ((x) >> (s)) : ~((~(x)) >> (s)))
 
@@ -110,7 +114,7 @@ static int exit_reached(uint32_t total)
     uint32_t sums[TSNN_CLASSES];
     int64_t s_a, n_a;
     uint32_t a, b;
-    if (total < TSNN_MIN_SPIKES)
+    if (total < min_spikes)
         return 0;
     class_sums(sums);
     a = leader(sums, &s_a, &n_a);
@@ -191,7 +195,7 @@ int tsnn_infer(const uint8_t image[TSNN_IMAGE_BYTES], uint32_t seed, uint32_t sa
         if (image[i])
             nz[n_nz++] = (uint16_t)i;
     for (k = 0; k < TSNN_N_RATES; k++)
-        if (present(image, n_nz, skey, k) >= TSNN_MIN_SPIKES)
+        if (present(image, n_nz, skey, k) >= min_spikes)
             break;
     for (i = 0; i < TSNN_N; i++)
         spike_counts[i] = counts[i];
