@@ -13,7 +13,8 @@ def _row(label, acc, mem, costs=None, kind="grid", key=None):
     return {"label": label, "accuracy": acc, "memory_model_bits": mem, "kind": kind,
             "energy_inference_pj": 1e6, "deployable": True, "key": key or label,
             "accuracy_float_sim": acc, "group_set": "all", "scheme": "ptq", "rounding": "nearest",
-            "bits": 8, "costs": costs or {}, "memory_parameters_bits": {"weights": mem},
+            "bits": 8, "groups": {}, "costs": costs or {},
+            "memory_parameters_bits": {"weights": mem},
             "energy_breakdown_inference": {"add": 1e6}}
 
 
