@@ -71,6 +71,7 @@ def load_mnist_5k(seed: int = 0, n_train: int = 4000, path: str | None = None) -
 #: the most data bytes an IDX file may declare (Fashion-MNIST's training images take 47 MB):
 #: checked before anything is allocated
 MAX_IDX_BYTES = 1 << 30
+_IDX_CHUNK = 1 << 22
 
 
 def _open_maybe_gz(path: Path):
@@ -116,19 +117,18 @@ def _read_idx_stream(fh, path: Path) -> np.ndarray:
         size = os.fstat(fh.fileno()).st_size - 4 - 4 * ndim
         if size != count:
             raise InputError(_size_mismatch(path, dims, count, size))
-    data = np.empty(count, dtype=np.uint8)
-    got = fh.readinto(memoryview(data)) if count else 0
-    while 0 < got < count:           # gzip may return less than asked
-        more = fh.readinto(memoryview(data)[got:])
-        if not more:
-            break
-        got += more
-    if got < count:
-        raise InputError(_size_mismatch(path, dims, count, got))
+    # a chunk at a time: a gzip file's declared size is only a claim until its data arrives,
+    # so memory follows the data that is there (a plain file's size was checked above)
+    data = bytearray()
+    while len(data) < count:
+        chunk = fh.read(min(_IDX_CHUNK, count - len(data)))
+        if not chunk:
+            raise InputError(_size_mismatch(path, dims, count, len(data)))
+        data += chunk
     if fh.read(1):
         raise InputError(f"{path}: extra bytes after the {count} bytes of data that its "
                          f"dimensions {list(dims)} declare")
-    return data.reshape(dims)
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def _size_mismatch(path: Path, dims, declared: int, found: int) -> str:
