@@ -6,12 +6,14 @@ is not a dependency. The sequenced dialect's tests are in test_host_firmware.py.
 from __future__ import annotations
 
 import re
+import time
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from serial_models import sample_images, small_model
+from serial_test_tools import need_qemu
 
 from tinysnn_core import intsim
 from tinysnn_core.train import stream_seed
@@ -189,3 +191,42 @@ def test_printed_scores_keep_the_vote(n_classes, data):
             assert int(s.replace(".", "")) == exact_scaled
         else:
             assert float(s) == 0.0
+
+
+def test_qemu_lap_times_are_its_virtual_microseconds(tmp_path):
+    """On qemu-mps2-an385 the lap clock and the cycle counter come from the same SysTick: over a
+    window longer than one SysTick wrap (0.67 s of virtual time), the lap times' difference is
+    the instructions the counter measured / 1,000 plus the start pulse's 20 us (and the loop)."""
+    need_qemu()
+    import serial
+
+    board = BOARDS["qemu-mps2-an385"]
+    elf = board.build(build_dir=tmp_path / "fw")
+    image = bytes((i * 3) % 256 for i in range(P.IMAGE_BYTES))
+    with board.start(elf) as running:
+        port = serial.serial_for_url(running.url, timeout=0.05)
+
+        def ask(command: bytes) -> list[str]:
+            port.write(command)
+            buf, deadline = b"", time.monotonic() + 60
+            while not buf.endswith(b"m-ready\r\n"):
+                assert time.monotonic() < deadline, f"no answer to {command[:20]!r}: {buf!r}"
+                buf += port.read(4096)
+            return buf.decode().splitlines()
+
+        time.sleep(0.3)
+        while port.read(4096):  # the boot banner
+            pass
+        ask(b"db load 784%")
+        for off in range(0, P.IMAGE_BYTES, RUNNER_CHUNK):
+            ask(b"db " + image[off:off + RUNNER_CHUNK].hex().encode() + b"%")
+        view = _runner_infer_view(ask(b"infer 70000 0%"))
+        ask(b"name%")  # a new session: the sequenced infer below is executed, not a duplicate
+        info = [x for x in ask(P.frame("infer 70000 0", 5)) if x.startswith("m-infer-")][0]
+        total = int(P.parse_kv(P.strip_crc(info)[len("m-infer-"):])["total"])
+    elapsed_us = view["end_time"] - view["start_time"]
+    assert total > 700_000_000, "the window must span a SysTick wrap (2^24 ticks = 671 M)"
+    # what the window holds besides the counted inferences: the loop around them (reading the
+    # counter, min/max; about 30 instructions an inference here), never less than nothing
+    overhead_us = elapsed_us - total / 1000 - 20
+    assert 0 <= overhead_us < 0.01 * elapsed_us, (elapsed_us, total)
