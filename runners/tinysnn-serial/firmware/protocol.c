@@ -18,6 +18,11 @@ typedef struct {
     uint32_t db_len;
     uint32_t db_crc;
     int db_sequenced; /* the load was started by a sequenced frame: data must be sequenced too */
+    /* Random-access loading (db put / db map): which bytes have arrived, and how many. Appends
+     * (db HEX) mark their bytes too, so "complete" means the same for both ways of loading. */
+    uint8_t db_filled[TSNN_DB_MAX / 8u];
+    uint32_t db_fill;
+    int db_put_used; /* a put arrived since db load: appends are refused (they need a cursor) */
     /* retransmission memory */
     int have_seq;
     uint32_t last_seq;
@@ -203,6 +208,30 @@ static uint32_t rd_le32(const uint8_t *p)
 
 /* ---- commands ----------------------------------------------------------------------------- */
 
+static void db_mark(uint32_t off, uint32_t n)
+{
+    uint32_t i;
+    for (i = off; i < off + n; i++) {
+        uint8_t bit = (uint8_t)(1u << (i & 7u));
+        if (!(S.db_filled[i >> 3] & bit)) {
+            S.db_filled[i >> 3] |= bit;
+            S.db_fill++;
+        }
+    }
+}
+
+static int db_complete(void) { return S.db_expect != 0 && S.db_fill == S.db_expect; }
+
+/* 1 when every byte of [off, off + n) has arrived. */
+static int db_range_filled(uint32_t off, uint32_t n)
+{
+    uint32_t i;
+    for (i = off; i < off + n; i++)
+        if (!(S.db_filled[i >> 3] & (1u << (i & 7u))))
+            return 0;
+    return 1;
+}
+
 static void reply_db_state(void)
 {
     line_start();
@@ -239,6 +268,11 @@ static void reply_infer_state(void)
     put_dec(S.r_w);
     put_str(",cycles=");
     put_dec(S.r_cycles);
+    if (S.seq_mode && S.r_n == 1) { /* min = max = total = cycles: a short line survives */
+        put_line_crc();
+        line_end();
+        return;
+    }
     put_str(",min=");
     put_dec(S.r_min);
     put_str(",max=");
@@ -370,13 +404,114 @@ static void reply_scores(void)
     line_end();
 }
 
-static void cmd_db_load(uint32_t n)
+/* Start a load of n bytes: nothing has arrived, the buffer reads as zeros. */
+static void db_reset(uint32_t n, int sequenced)
 {
+    uint32_t i;
     S.db_expect = n;
-    S.db_sequenced = S.seq_mode;
+    S.db_sequenced = sequenced;
     S.db_len = 0;
     S.db_crc = 0;
+    S.db_fill = 0;
+    S.db_put_used = 0;
+    for (i = 0; i < n; i++)
+        S.db[i] = 0; /* unfilled bytes read as 0 in db map's buffer CRC */
+    for (i = 0; i < (uint32_t)sizeof(S.db_filled); i++)
+        S.db_filled[i] = 0;
+}
+
+static void cmd_db_load(uint32_t n)
+{
+    db_reset(n, S.seq_mode);
     reply_db_state();
+}
+
+/* db put OFF HEX, only inside a posted frame (checked by the caller): write the bytes at OFF;
+ * db put OFF zLEN writes LEN zero bytes (most of an image is black). Idempotent, so the host may
+ * send it any number of times and never waits for an answer. Anything wrong: ignored. */
+static void cmd_db_put(const char *off_tok, uint32_t off_len, const char *data, uint32_t n)
+{
+    uint32_t off, bytes, i;
+    if (S.db_expect == 0 || !S.db_sequenced || S.db_len != 0 || n == 0 ||
+        parse_dec(off_tok, off_len, TSNN_DB_MAX, &off) != 0 || off > S.db_expect)
+        return;
+    if (data[0] == 'z') {
+        if (parse_dec(data + 1, n - 1, TSNN_DB_MAX, &bytes) != 0 || bytes == 0 ||
+            bytes > S.db_expect - off)
+            return;
+        for (i = 0; i < bytes; i++)
+            S.db[off + i] = 0;
+    } else {
+        if (n % 2u)
+            return;
+        bytes = n / 2u;
+        if (bytes > S.db_expect - off)
+            return;
+        for (i = 0; i < n; i++)
+            if (hex_val(data[i]) < 0)
+                return;
+        for (i = 0; i < bytes; i++)
+            S.db[off + i] = (uint8_t)((hex_val(data[2 * i]) << 4) | hex_val(data[2 * i + 1]));
+    }
+    db_mark(off, bytes);
+    S.db_put_used = 1;
+}
+
+/* One group of db map: 32 chunks of g bytes from chunk `first`, bit k set when chunk first+k
+ * has fully arrived. */
+static uint32_t db_map_bits(uint32_t g, uint32_t first, uint32_t chunks)
+{
+    uint32_t bits = 0, k;
+    for (k = 0; k < 32u && first + k < chunks; k++) {
+        uint32_t off = (first + k) * g;
+        uint32_t len = off + g <= S.db_expect ? g : S.db_expect - off;
+        if (db_range_filled(off, len))
+            bits |= 1u << k;
+    }
+    return bits;
+}
+
+/* db map G: how much of the load has arrived and which G-byte chunks are complete, in short
+ * lines each with its own CRC (read-only, so the host may rebuild the answer from the intact
+ * lines of several attempts). The first line names the groups of 32 chunks that still miss
+ * something; only those groups follow. The buffer CRC counts unfilled bytes as 0: it is the
+ * payload's CRC once the load is complete. */
+static void cmd_db_map(uint32_t g)
+{
+    uint32_t chunks, group, mask = 0;
+    if (S.db_expect == 0) {
+        emit("e-db-not-loading");
+        return;
+    }
+    chunks = (S.db_expect + g - 1u) / g;
+    for (group = 0; group * 32u < chunks && group < 32u; group++) {
+        uint32_t full = (chunks - group * 32u >= 32u) ? 0xFFFFFFFFu
+                                                     : (1u << (chunks - group * 32u)) - 1u;
+        if (db_map_bits(g, group * 32u, chunks) != full)
+            mask |= 1u << group;
+    }
+    line_start();
+    put_str("m-db-fill-");
+    put_dec(S.db_fill);
+    put_str("-of-");
+    put_dec(S.db_expect);
+    put_char('-');
+    put_hex(tsnn_crc32_update(0, S.db, S.db_expect), 8);
+    put_char('-');
+    put_hex(mask, 8);
+    put_line_crc();
+    line_end();
+    for (group = 0; group < 32u; group++) {
+        if (!(mask & (1u << group)))
+            continue;
+        line_start();
+        put_str("m-db-map-");
+        put_dec(group * 32u);
+        put_char('-');
+        put_hex(db_map_bits(g, group * 32u, chunks), 8);
+        put_line_crc();
+        line_end();
+    }
 }
 
 static void cmd_db_data(const char *hex, uint32_t n)
@@ -388,6 +523,10 @@ static void cmd_db_data(const char *hex, uint32_t n)
     }
     if (S.db_sequenced && !S.seq_mode) {
         emit("e-db-unsequenced"); /* e.g. a sequenced frame whose '@' was lost on the line */
+        return;
+    }
+    if (S.db_put_used) {
+        emit("e-db-mode"); /* appends need a cursor that random-access puts do not keep */
         return;
     }
     if (n % 2u) {
@@ -410,6 +549,7 @@ static void cmd_db_data(const char *hex, uint32_t n)
         S.db[S.db_len + i] = b;
     }
     S.db_crc = tsnn_crc32_update(S.db_crc, S.db + S.db_len, bytes);
+    db_mark(S.db_len, bytes);
     S.db_len += bytes;
     reply_db_state();
 }
@@ -420,7 +560,7 @@ static void cmd_infer(uint32_t n, uint32_t w)
     uint8_t pred = 0;
     int rc = 0;
     const int eembc = !S.seq_mode; /* a plain frame gets the EEMBC / MLPerf Tiny reply */
-    if ((S.db_expect != TSNN_SAMPLE_BYTES && S.db_expect != TSNN_IMAGE_BYTES) || S.db_len != S.db_expect) {
+    if ((S.db_expect != TSNN_SAMPLE_BYTES && S.db_expect != TSNN_IMAGE_BYTES) || !db_complete()) {
         emit("e-db-incomplete");
         return;
     }
@@ -508,15 +648,24 @@ static void cmd_results(void)
     put_dec(sum);
     put_line_crc();
     line_end();
-    for (i = 0; i < TSNN_N_NEURONS; i += TSNN_COUNTS_PER_LINE) {
-        uint32_t k;
+    /* Only the neurons that spiked, as index:count, TSNN_SPIKES_PER_LINE to a line: counts are
+     * never negative, so once the host holds lines adding up to `sum`, every other neuron's
+     * count is zero (a few short lines survive a damaged link far better than 400 counts). */
+    for (i = 0; i < TSNN_N_NEURONS;) {
+        uint32_t k = 0;
+        while (i < TSNN_N_NEURONS && S.r_counts[i] == 0)
+            i++;
+        if (i >= TSNN_N_NEURONS)
+            break;
         line_start();
-        put_str("m-counts-");
-        put_dec(i);
-        put_char('=');
-        for (k = i; k < i + TSNN_COUNTS_PER_LINE && k < TSNN_N_NEURONS; k++) {
-            if (k != i) put_char('.');
-            put_dec(S.r_counts[k]);
+        put_str("m-spikes-");
+        for (; i < TSNN_N_NEURONS && k < TSNN_SPIKES_PER_LINE; i++) {
+            if (S.r_counts[i] == 0)
+                continue;
+            if (k++) put_char('.');
+            put_dec(i);
+            put_char(':');
+            put_dec(S.r_counts[i]);
         }
         put_line_crc();
         line_end();
@@ -524,7 +673,9 @@ static void cmd_results(void)
 }
 
 /* Execute a command body (sequence suffix already removed). dup: a retransmission of the
- * last executed sequenced command, whose state changes must not be applied twice. */
+ * last executed sequenced command, whose state changes must not be applied twice. Returns 1
+ * (executed), 0 (unknown command) or DISPATCH_SILENT (not to be answered at all). */
+#define DISPATCH_SILENT 2
 static int dispatch(const char *body, uint32_t len, int dup)
 {
     tokens t;
@@ -548,6 +699,14 @@ static int dispatch(const char *body, uint32_t len, int dup)
         } else {
             cmd_db_load(a);
         }
+    } else if (t.count >= 2 && tok_is(&t, 0, "db") && tok_is(&t, 1, "put")) {
+        /* a posted frame whose '!' was lost on the line: silent, like every posted frame */
+        return DISPATCH_SILENT;
+    } else if (t.count == 3 && tok_is(&t, 0, "db") && tok_is(&t, 1, "map")) {
+        if (parse_dec(t.p[2], t.n[2], TSNN_DB_MAX, &a) != 0 || a == 0)
+            emit("e-db-map-args");
+        else
+            cmd_db_map(a);
     } else if (t.count == 2 && tok_is(&t, 0, "db")) {
         if (dup)
             reply_db_state();
@@ -587,6 +746,31 @@ static void process_frame(void)
     while (end > start && is_space(body[end - 1])) end--;
     if (start == end)
         return; /* an empty frame (e.g. a lone '%' sent to resynchronise) is ignored */
+
+    /* Posted frame: BODY!CCCCCCCC, the CRC-32 of BODY. Executed when intact, never answered
+     * (so a host may stream many without waiting); only db load and db put may be posted (a
+     * load posted twice in a row changes nothing: FIFO links put both before the puts). Any frame with a
+     * '!' is taken for a posted one (no other frame has one), so that a damaged posted frame,
+     * or two run together when a '%' was lost, stays silent too instead of answering an error
+     * into the middle of the host's next exchange. */
+    for (i = start; i < end && body[i] != '!'; i++)
+        ;
+    if (i < end) {
+        if (end - start < 10u || body[end - 9u] != '!')
+            return;
+        tokens t;
+        if (parse_hex_fixed(body + end - 8u, 8, &crc) == 0 &&
+            tsnn_crc32_update(0, (const uint8_t *)(body + start), end - 9u - start) == crc) {
+            tokenize(body + start, end - 9u - start, &t);
+            uint32_t n;
+            if (t.count == 4 && tok_is(&t, 0, "db") && tok_is(&t, 1, "put"))
+                cmd_db_put(t.p[2], t.n[2], t.p[3], t.n[3]);
+            else if (t.count == 3 && tok_is(&t, 0, "db") && tok_is(&t, 1, "load") &&
+                     parse_dec(t.p[2], t.n[2], TSNN_DB_MAX, &n) == 0 && n > 0)
+                db_reset(n, 1); /* the start of a stream of puts */
+        }
+        return; /* a damaged or refused posted frame is dropped without a word */
+    }
 
     /* Sequenced frame: BODY@SSSS:CCCCCCCC, the last '@' separates the suffix. */
     at = end;
@@ -633,8 +817,8 @@ static void process_frame(void)
     if (end - start == 4u && body[start] == 'n' && body[start + 1] == 'a' &&
         body[start + 2] == 'm' && body[start + 3] == 'e')
         S.have_seq = 0;
-    (void)dispatch(body + start, end - start, 0);
-    emit_ready();
+    if (dispatch(body + start, end - start, 0) != DISPATCH_SILENT)
+        emit_ready();
 }
 
 void tsnn_proto_feed(uint8_t byte)

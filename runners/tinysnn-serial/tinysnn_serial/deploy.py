@@ -133,8 +133,8 @@ def summarize(records: list[dict], sessions: list[dict], profile=None) -> dict:
     if energies:
         out["energy_j"] = {"min": min(energies), "median": statistics.median(energies),
                            "max": max(energies), "samples": len(energies)}
-    link: dict[str, int] = {}
-    for s in sessions:
+    link: dict[str, int] = {}   # each sample's record holds its own link counts, written with it
+    for s in list(records) + list(sessions):
         for k, v in s.get("link", {}).items():
             link[k] = link.get(k, 0) + int(v)
     out["link"] = link
@@ -252,9 +252,36 @@ def build_firmware(model_path, board, *, build_dir=None, build_root="build/tinys
     return Firmware(net, m, name, bdir, elf, exp, memory, fit)
 
 
+def latency_predictor(board_name: str, m):
+    """A function of one sample's operation counts giving the board cost model's latency per
+    inference in seconds (None without a calibration): the first wait for ``infer`` follows
+    it, before the link has measured any."""
+    import warnings
+
+    from .costmodel import BoardCostModel, CalibrationError
+
+    try:
+        model = BoardCostModel(board_name)
+    except (CalibrationError, KeyError, ValueError):
+        return lambda ops: None
+
+    def predict(ops):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cost = model.integer_inference_cost(m, {k: [v] for k, v in ops.items()})
+        except (CalibrationError, KeyError, ValueError):
+            return None
+        ms = cost.get("latency_ms_median")
+        return None if ms is None else ms / 1000
+    return predict
+
+
 def run_samples(dut: DeviceUnderTest, m, images, labels, seed: int, results: ResultsFile, *,
-                meter=None, n: int = 1, warmup: int = 0, on_sample=None, out=sys.stdout) -> int:
-    """Run every sample not yet in ``results``; returns how many ran now."""
+                meter=None, n: int = 1, warmup: int = 0, on_sample=None, out=sys.stdout,
+                predict=None) -> int:
+    """Run every sample not yet in ``results``; returns how many ran now. Each record carries
+    the link's counts since the previous one, so a killed run keeps them."""
     from tinysnn_core import intsim
 
     todo = [i for i in range(len(images)) if i not in results.done]
@@ -263,13 +290,15 @@ def run_samples(dut: DeviceUnderTest, m, images, labels, seed: int, results: Res
         ops = intsim.new_ops()
         host_counts = intsim.infer_counts(m, images[sid], seed, sid, ops)
         host_pred = intsim.classify(m, host_counts)
+        if predict is not None:
+            dut.predicted_infer_s = predict(ops)
         res = dut.run_sample(images[sid], seed, sid, n=n, warmup=warmup, meter=meter)
         rec = {"sid": sid, "label": int(labels[sid]) if labels is not None else None,
                "pred": res.prediction, "host_pred": int(host_pred),
                "counts_ok": res.counts == [int(c) for c in host_counts],
                "spikes": int(sum(res.counts)), "cycles": res.cycles,
                "cycles_min": res.infer.get("min"), "cycles_max": res.infer.get("max"),
-               "n": n, "t": round(time.time(), 3), "ops": ops}
+               "n": n, "t": round(time.time(), 3), "ops": ops, "link": dut.stats.take_delta()}
         if res.energy is not None:
             rec["energy_j"] = res.energy["energy_j"]
             rec["energy_source"] = res.energy["source"]
@@ -434,10 +463,8 @@ def execute(*, model_path, board_name: str | None, samples: int | None, meter_na
         target.transport.open()
         transcript = open(transcript_path.parent.mkdir(parents=True, exist_ok=True)
                           or transcript_path, "a")
-        dut = DeviceUnderTest(target.transport, timeout=timeout if not flaky else 0.3,
-                              quiet=0.01, settle=0.1 if flaky else 0.25,
-                              retries=200 if flaky else 50, chunk=32 if flaky else 64,
-                              transcript=transcript)
+        # No link settings: the session learns the round trip and the damage as it goes.
+        dut = DeviceUnderTest(target.transport, timeout=timeout, transcript=transcript)
         dev_name = dut.connect()
         if target.profile is None:
             if dev_name not in BOARDS:
@@ -463,17 +490,19 @@ def execute(*, model_path, board_name: str | None, samples: int | None, meter_na
         meter = make_meter(meter_name, target.profile, meter_options)
         try:
             run_samples(dut, m, images, labels, seed, results, meter=meter, n=n,
-                        warmup=warmup, on_sample=on_sample, out=out)
+                        warmup=warmup, on_sample=on_sample, out=out,
+                        predict=latency_predictor(target.profile.name, m))
         except (LinkError, TransportError) as exc:
             raise DeployError(f"the board stopped answering ({exc}); {len(results.records)} of "
                               f"{len(images)} samples are in {results_path}: run the same "
                               "command again to resume") from None
     finally:
         if results is not None and dut is not None:
-            link = dut.stats.as_dict()
+            link = dut.stats.take_delta()   # what the sample records do not hold yet
             if flaky:
                 link["flaky_damaged_bytes"] = target.transport.stats.total
-            results.add_session({"link": link, "t": round(time.time(), 3)})
+            results.add_session({"link": link, "link_model": dut.link.describe(),
+                                 "t": round(time.time(), 3)})
         if meter is not None:
             meter.close()
         target.close()
@@ -548,7 +577,8 @@ def _common_arguments(p) -> None:
     p.add_argument("--meter-voltage-mv", type=int, default=3300)
     p.add_argument("--results", help="JSON-lines results file (default "
                    "runs/deploy/MODEL-BOARD.jsonl); the transcript goes next to it")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds per command")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer "
+                   "until the link's round trip is measured (it adapts from then on)")
     p.add_argument("--repeat", type=int, default=1, help="inferences per sample (timed)")
     p.add_argument("--flaky", type=float, default=0.0, metavar="P",
                    help="test the link: drop or corrupt this fraction of the bytes")
