@@ -350,6 +350,12 @@ def generate(m, name: str = "model") -> CExport:
          f"/* align(acc, fw={fw}, fv={fv}) */",
          f"#define TSNN_ALIGN_LSHIFT {max(shift, 0)}",
          f"#define TSNN_ALIGN_RSHIFT {max(-shift, 0)}",
+         ] + ([
+         "/* align() drops every bit a weight field holds (the potential has far fewer fraction",
+         " * bits than the weights): the engine's fold then never reads a field, and the compiler",
+         " * must not call the unused field variable an error. */",
+         '#pragma GCC diagnostic ignored "-Wunused-variable"',
+         ] if max(-shift, 0) >= (8 if bits in (1, 2, 4) else 16) else []) + [
          f"#define TSNN_LAT {_c_int(lat)}  /* lateral inhibition per source spike */",
          f"#define TSNN_HAS_INH {1 if has_inh else 0}",
          f"#define TSNN_EI {_c_int(int(m.exc_to_inh))}  /* exc -> inh weight */",
