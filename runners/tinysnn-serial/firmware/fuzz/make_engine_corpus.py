@@ -15,7 +15,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from tinysnn_serial.protocol import IMAGE_BYTES, encode_sample, frame
+from tinysnn_serial.crc import crc32
+from tinysnn_serial.protocol import IMAGE_BYTES, DeviceUnderTest, encode_sample, frame
 
 CORPUS = Path(__file__).resolve().parent / "corpus-engine"
 PLAIN_CHUNK = 126   # bytes per plain `db` frame: "db " + 252 hex digits fit the 256-byte command
@@ -51,6 +52,17 @@ def sequenced(bodies: list[str], repeat: set[int] = frozenset()) -> bytes:
     return out
 
 
+def posted(bodies: list[str]) -> bytes:
+    """Posted frames (``BODY!CRC%``, never answered), as the host streams a load."""
+    return b"".join(f"{b}!{crc32(b.encode('ascii')):08x}%".encode("ascii") for b in bodies)
+
+
+def posted_load(payload: bytes, chunk: int) -> bytes:
+    """The host's way of loading: a posted db load and puts (zero runs as zLEN), twice."""
+    bodies = DeviceUnderTest._put_bodies(payload, chunk, list(range(-(-len(payload) // chunk))))
+    return posted([f"db load {len(payload)}"] + bodies + bodies)
+
+
 def seeds() -> dict[str, bytes]:
     a, b = images(2)
     sample_a = encode_sample(a, SEED, 0)
@@ -76,6 +88,15 @@ def seeds() -> dict[str, bytes]:
                                + ["infer 1 1", "results"]),
         "session-blank": plain(db_bodies(blank, PLAIN_CHUNK) + ["infer 1 0", "results"]),
         "session-full": plain(db_bodies(full, PLAIN_CHUNK) + ["infer 1 0", "results"]),
+        # the host's streamed load: posted db load and puts, db map, infer, results
+        "session-posted": posted_load(sample_a, 24)
+                          + sequenced(["db map 24", "infer 1 0", "results", "results"]),
+        # half a load (every other put lost), the map of what is missing, the rest
+        "session-posted-gaps": posted([f"db load {len(sample_b)}"])
+                               + posted(DeviceUnderTest._put_bodies(sample_b, 9, list(range(0, 88, 2))))
+                               + sequenced(["db map 9"])
+                               + posted(DeviceUnderTest._put_bodies(sample_b, 9, list(range(1, 89, 2))))
+                               + sequenced(["db map 9", "infer 1 0", "results"]),
     }
 
 

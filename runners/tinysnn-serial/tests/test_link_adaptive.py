@@ -1,0 +1,152 @@
+"""The streamed load (posted frames, db put, db map) and the link model that sizes it.
+
+Against the host firmware (ASan/UBSan): what db map reports after any subset of puts arrived,
+that damaged posted frames stay silent, and the zero-run puts; in Python: the put bodies
+rebuild the payload, and the link model's settings move the right way with the damage.
+"""
+
+import random
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tinysnn_serial import protocol as P
+from tinysnn_serial.crc import crc32
+from tinysnn_serial.transports import PtyTransport
+
+
+def _apply(bodies: list[str], size: int) -> bytes:
+    """What the device's buffer holds after the db put bodies (zeros where nothing arrived)."""
+    buf = bytearray(size)
+    for body in bodies:
+        _, _, off, data = body.split()
+        off = int(off)
+        part = bytes(int(data[1:])) if data.startswith("z") else bytes.fromhex(data)
+        buf[off:off + len(part)] = part
+    return bytes(buf)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=1024).map(
+           lambda b: bytes(x if x % 3 else 0 for x in b)),   # many zeros, as in an image
+       st.integers(1, 96), st.data())
+def test_put_bodies_rebuild_exactly_the_chunks_asked_for(payload, chunk, data):
+    n_chunks = -(-len(payload) // chunk)
+    todo = sorted(data.draw(st.sets(st.integers(0, n_chunks - 1), min_size=1)))
+    bodies = P.DeviceUnderTest._put_bodies(payload, chunk, todo)
+    got = _apply(bodies, len(payload))
+    for i in range(n_chunks):
+        part = slice(i * chunk, (i + 1) * chunk)
+        if i in todo:
+            assert got[part] == payload[part]
+        else:
+            assert not any(got[part])           # nothing written outside the chunks asked for
+    assert all(len(b) <= P.MAX_BODY for b in bodies)
+
+
+def test_link_model_follows_the_damage():
+    chunks, copies = [], []
+    for p in (0.0, 0.001, 0.01, 0.03, 0.05, 0.1):
+        link = P.LinkModel(timeout=1.0)
+        link.p = p
+        chunks.append(link.chunk())
+        copies.append(link.copies(link.chunk(), 50))
+    assert chunks == sorted(chunks, reverse=True) and chunks[0] == 96 and chunks[-1] < 10
+    assert copies[0] == 1 and copies == sorted(copies)
+    link = P.LinkModel(timeout=1.0)
+    for ok in [True] * 20:
+        link.attempt("results", ok)
+    clean = link.budget("results")
+    for ok in [False] * 200:
+        link.attempt("results", ok)
+    assert link.budget("results") > 5 * clean       # a worse link gets more attempts
+
+
+def test_link_model_timeouts():
+    link = P.LinkModel(timeout=2.0)
+    assert link.timeout() == 2.0                   # nothing measured yet: the given timeout
+    for _ in range(20):
+        link.rtt_sample(0.002)
+    short = link.timeout()
+    assert link.min_timeout <= short < 0.1
+    assert link.timeout(10_000) > short + 1.0      # a long stream in front waits for its bytes
+    link.timed_out()
+    assert link.timeout() == 2 * short             # silence doubles the wait ...
+    link.answered()
+    assert link.timeout() == short                 # ... and an answer undoes it
+
+
+def _session(host_fw):
+    t = PtyTransport([str(host_fw)])
+    t.open()
+    dut = P.DeviceUnderTest(t, timeout=2.0)
+    dut.connect()
+    return t, dut
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1, 7, 9, 24, 96]))
+def test_db_map_reports_exactly_the_chunks_that_arrived(host_fw, seed, chunk):
+    rng = random.Random(seed)
+    payload = bytes(rng.randrange(256) if rng.random() < 0.4 else 0 for _ in range(792))
+    n_chunks = -(-len(payload) // chunk)
+    arrived = sorted(rng.sample(range(n_chunks), rng.randrange(n_chunks + 1)))
+    t, dut = _session(host_fw)
+    try:
+        dut.post(f"db load {len(payload)}")
+        for body in P.DeviceUnderTest._put_bodies(payload, chunk, arrived):
+            dut.post(body)
+        fill, crc, complete = dut.db_map(chunk, len(payload))
+        assert complete == [i in arrived for i in range(n_chunks)]
+        assert fill == sum(len(payload[i * chunk:(i + 1) * chunk]) for i in arrived)
+        if fill == len(payload):
+            assert crc == crc32(payload)
+        assert dut.stats.retries == 0
+    finally:
+        t.close()
+
+
+def test_damaged_posted_frames_stay_silent(host_fw):
+    """Every single-bit change of a posted put, and two puts run together: no answer at all,
+    and never a wrong byte written (only a change of a CRC digit's letter case keeps the frame
+    what it was); the next sequenced command's answer is the first thing that comes back."""
+    payload = bytes(range(256)) * 3 + bytes(24)
+    body = f"db put 0 {payload[:24].hex()}"
+    good = f"{body}!{crc32(body.encode()):08x}%".encode()
+    rng = random.Random(1)
+    damaged = []
+    for i in range(len(good) - 1):             # the final '%' kept: the frame ends
+        b = bytearray(good)
+        b[i] ^= 1 << rng.randrange(8)
+        if b"%" not in b[:-1]:
+            damaged.append(bytes(b))
+    damaged.append(good[:-1] + good)            # a lost '%': two frames run together
+    t, dut = _session(host_fw)
+    try:
+        dut.post(f"db load {len(payload)}")
+        for frame_bytes in damaged:
+            dut._send(frame_bytes)
+        fill, crc, complete = dut.db_map(24, len(payload))
+        extra = [r for r in dut._received if not r.startswith(b"m-db-")]
+        assert extra == [] and dut.stats.retries == 0 and dut.stats.unacked_ready == 0
+        expected = payload[:24] + bytes(len(payload) - 24)
+        assert (fill, crc) in ((0, crc32(bytes(len(payload)))), (24, crc32(expected)))
+        dut._send(good)
+        fill, crc, complete = dut.db_map(24, len(payload))
+        assert (fill, crc) == (24, crc32(expected)) and complete[0] and not any(complete[1:])
+    finally:
+        t.close()
+
+
+def test_a_sample_loads_without_a_retry_on_a_clean_link(host_fw):
+    rng = random.Random(3)
+    t, dut = _session(host_fw)
+    try:
+        for sid in range(3):
+            image = bytes(rng.randrange(256) if rng.random() < 0.2 else 0 for _ in range(784))
+            res = dut.run_sample(image, 11, sid)
+            assert (res.counts, res.prediction) == P.protocol_test_engine(image, 11, sid)
+        assert dut.stats.retries == 0 and dut.stats.posted_lost == 0
+        assert dut.link.p < 1e-3 and dut.link.chunk() == 96
+    finally:
+        t.close()
