@@ -267,11 +267,12 @@ class LinkModel:
       retried commands give no sample) of short commands, and the time per byte the device takes
       to swallow a long stream (posted frames in front of a command), at least the time a byte
       takes at a UART's baud rate; the timeout is ``srtt + 4 rttvar`` plus twice the bytes'
-      time, clamped to ``[min_timeout, max_timeout]``.
+      time, clamped to ``[min_timeout, max_timeout]``, times the backoff.
     - Damage: the byte error rate ``p`` estimated from how many posted ``db put`` frames of
       known length arrive (a frame of L bytes arrives with probability (1-p)^L), smoothed.
     - Chunk size: the ``db put`` payload that maximises the data delivered per byte sent at
-      that ``p``; copies per round so that a chunk is usually through in one round.
+      that ``p``; the copies per round that cost least time per chunk delivered (the stream at
+      the device's pace against one more ``db map`` exchange).
     - Retry budget: per kind of command, enough attempts that, at the success rate observed for
       that kind, giving up on a live link has odds below ``1e-6``.
     """
@@ -287,7 +288,7 @@ class LinkModel:
         self.max_chunk = max_chunk
         self.srtt: float | None = None
         self.rttvar = 0.0
-        self.backoff = 1.0        # doubled by each timeout, reset by the next valid sample
+        self.backoff = 1.0        # doubled by a silent attempt, halved by an answer
         # until measured, a stream is assumed to go at a 115200-baud UART's pace (an emulated
         # board's UART model is not much faster)
         self.per_byte = max(byte_time, 1e-4)
