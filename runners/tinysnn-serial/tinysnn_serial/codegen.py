@@ -298,6 +298,16 @@ def _array(ctype: str, name: str, values, per_line: int = 12, fmt=str) -> str:
     return f"const {ctype} {name}[{len(vals)}] = {{\n    {body}\n}};\n"
 
 
+def _checked_weights(m) -> np.ndarray:
+    """The weight codes as int64, refused unless they are [inputs, neurons] in their format."""
+    bits = int(m.w_format.bits)
+    w_codes = np.asarray(m.w_codes, dtype=np.int64)
+    if w_codes.shape != (int(m.n_inputs), int(m.n_neurons)) or w_codes.min(initial=0) < 0 or \
+            w_codes.max(initial=0) >= (1 << bits):
+        raise ExportError("weight codes outside their unsigned format")
+    return w_codes
+
+
 def generate(m, name: str = "model") -> CExport:
     """The C sources of integer model ``m`` (for the generic engine when its neuron model is a
     plugin's)."""
@@ -307,10 +317,7 @@ def generate(m, name: str = "model") -> CExport:
         return _generate_generic(m, name)
     n, n_in, T = int(m.n_neurons), int(m.n_inputs), int(m.time_steps)
     bits = int(m.w_format.bits)
-    w_codes = np.asarray(m.w_codes, dtype=np.int64)
-    if w_codes.shape != (n_in, n) or w_codes.min(initial=0) < 0 or \
-            w_codes.max(initial=0) >= (1 << bits):
-        raise ExportError("weight codes outside their unsigned format")
+    w_codes = _checked_weights(m)
     words, half, wpr = pack_weights(w_codes, bits)
     flush = 65535 // max((1 << bits) - 1, 1)  # rows a 16-bit lane can take without overflow
     fw, fv = m.w_format.frac_bits, m.exc.v_frac
@@ -434,10 +441,7 @@ def _generate_generic(m, name: str) -> CExport:
     L = m.exc
     n, n_in, T = int(m.n_neurons), int(m.n_inputs), int(m.time_steps)
     bits = int(m.w_format.bits)
-    w_codes = np.asarray(m.w_codes, dtype=np.int64)
-    if w_codes.shape != (n_in, n) or w_codes.min(initial=0) < 0 or \
-            w_codes.max(initial=0) >= (1 << bits):
-        raise ExportError("weight codes outside their unsigned format")
+    w_codes = _checked_weights(m)
     words, half, wpr = pack_weights(w_codes, bits)
     shift = L.v_frac - m.w_format.frac_bits
     th = np.asarray(np.broadcast_to(L.thresh, (n,)), dtype=np.int64)

@@ -771,13 +771,13 @@ class DeviceUnderTest:
             if attempt:
                 self.stats.reloads += 1
             try:
-                complete = None             # per chunk of the current size; None: nothing yet
+                arrived = bytearray(size)   # 1 where the last db map showed a chunk complete
                 chunk = self.link.chunk()
                 first = True
                 while True:
-                    todo = [i for i in range(-(-size // chunk))
-                            if complete is None or not complete[i]]
-                    data = [i for i in todo if any(payload[i * chunk:(i + 1) * chunk])]
+                    spans = [slice(i * chunk, (i + 1) * chunk) for i in range(-(-size // chunk))]
+                    todo = [i for i, sp in enumerate(spans) if not all(arrived[sp])]
+                    data = [i for i in todo if any(payload[spans[i]])]
                     copies = self.link.copies(chunk, len(data))
                     if first:   # the load starts the stream: posted too, once more than a put
                         for _ in range(copies + 1):
@@ -799,15 +799,11 @@ class DeviceUnderTest:
                             self.reload_reasons.append(f"buffer CRC {crc:08x} != {want_crc:08x}")
                             break
                         return want_crc
-                    new = self.link.chunk()
-                    if new != chunk:            # regroup what arrived at the new chunk size
-                        have = bytearray(size)
-                        for i, ok in enumerate(complete):
-                            if ok:
-                                have[i * chunk:(i + 1) * chunk] = b"\1" * len(payload[i * chunk:(i + 1) * chunk])
-                        chunk = new
-                        complete = [all(have[i * chunk:(i + 1) * chunk])
-                                    for i in range(-(-size // chunk))]
+                    arrived = bytearray(size)
+                    for sp, ok in zip(spans, complete):
+                        if ok:
+                            arrived[sp] = b"\1" * len(arrived[sp])
+                    chunk = self.link.chunk()   # the next round's size may differ
             except DeviceError as exc:
                 self.reload_reasons.append(str(exc))
                 continue  # e.g. the board was reset mid-load: start the load again

@@ -81,14 +81,21 @@ int port_uart_getc(void)
     return (int)(UART_DATA & 0xFFu);
 }
 
+/* The wrap count and the SysTick counter read together (again if a wrap came in between). */
+static inline void systick_read(uint32_t *hi, uint32_t *lo)
+{
+    uint32_t again;
+    do {
+        *hi = systick_wraps;
+        *lo = SYST_CVR;
+        again = systick_wraps;
+    } while (*hi != again);
+}
+
 uint32_t port_cycles(void)
 {
-    uint32_t hi, lo, hi2;
-    do {
-        hi = systick_wraps;
-        lo = SYST_CVR;
-        hi2 = systick_wraps;
-    } while (hi != hi2);
+    uint32_t hi, lo;
+    systick_read(&hi, &lo);
     return (hi * (SYSTICK_RELOAD + 1u) + (SYSTICK_RELOAD - lo)) * INSTR_PER_TICK;
 }
 
@@ -97,12 +104,8 @@ uint32_t port_time_us(void)
     /* QEMU's virtual clock: SysTick ticks at 25 MHz, 25 ticks a microsecond. One wrap is
      * 2^24 = 25 * 671088 + 16 ticks, so no 64-bit division is needed (exact while
      * wraps * 16 + 2^24 < 2^32, i.e. for the first 2.8 years of virtual time). */
-    uint32_t hi, lo, hi2;
-    do {
-        hi = systick_wraps;
-        lo = SYST_CVR;
-        hi2 = systick_wraps;
-    } while (hi != hi2);
+    uint32_t hi, lo;
+    systick_read(&hi, &lo);
     return hi * 671088u + (hi * 16u + (SYSTICK_RELOAD - lo)) / 25u;
 }
 
