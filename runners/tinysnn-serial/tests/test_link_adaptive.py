@@ -150,3 +150,20 @@ def test_a_sample_loads_without_a_retry_on_a_clean_link(host_fw):
         assert dut.link.p < 1e-3 and dut.link.chunk() == 96
     finally:
         t.close()
+
+
+def test_a_board_that_never_answers_the_greeting_is_given_up(tmp_path):
+    """No byte ever comes back: connect() stops after ``dead_after`` with a one-line LinkError
+    (the greeting's budget grows with its failures, so silence must end it)."""
+    import time
+
+    import pytest
+
+    from tinysnn_serial.transports import SubprocessTransport
+
+    with SubprocessTransport(["sleep", "60"]) as t:
+        dut = P.DeviceUnderTest(t, timeout=0.3, dead_after=1.0)
+        start = time.monotonic()
+        with pytest.raises(P.LinkError, match="sent nothing"):
+            dut.connect()
+        assert time.monotonic() - start < 10

@@ -482,6 +482,7 @@ class DeviceUnderTest:
     def _got(self, raw: bytes) -> bytes:
         if raw:
             self._last_byte = time.monotonic()
+            self._silent = 0
             self._log("<", raw)
         return raw
 
@@ -550,7 +551,6 @@ class DeviceUnderTest:
             raw = self._readline(wait)
             if raw:
                 got_any = True
-                self._silent = 0
             elif nudge is not None and not got_any and time.monotonic() >= start + nudge:
                 self._send(b"%")
                 nudge = None
@@ -663,6 +663,7 @@ class DeviceUnderTest:
         attempts = 0
         while True:
             self._alive()
+            self._silent += 1           # until a byte comes back (a board that never answers)
             self.resync()
             self._send(b"name%")
             sent = time.monotonic()
