@@ -2,6 +2,7 @@ import pytest
 
 import tinysnn_core
 from tinysnn_core.errors import PluginError, UnknownPluginError
+from tinysnn_core.log import TinySNNWarning
 from tinysnn_core.registry import Registry, get_registry
 
 
@@ -63,31 +64,32 @@ def test_broken_plugin_is_rolled_back_and_others_keep_working():
     assert "nearest" in reg.names("rounding")
 
 
-def test_broken_plugin_reported_not_fatal_unless_strict(monkeypatch, capsys):
+def test_broken_plugin_reported_not_fatal_unless_strict(monkeypatch):
     reg = Registry(load_entry_points=False)
-    reg._load(lambda: BrokenPlugin(), "broken (tests)", "tests", "1")
+    with pytest.warns(TinySNNWarning, match="failed to load"):
+        reg._load(lambda: BrokenPlugin(), "broken (tests)", "tests", "1")
     assert reg.failures and "boom" in reg.failures[0].error
-    assert "failed to load" in capsys.readouterr().err
     monkeypatch.setenv("TINYSNN_STRICT_PLUGINS", "1")
     with pytest.raises(PluginError, match="boom"):
         reg._load(lambda: BrokenPlugin(), "broken (tests)", "tests", "1")
 
 
-def test_import_error_is_reported(capsys):
+def test_import_error_is_reported():
     reg = Registry(load_entry_points=False)
     def loader():
         raise ImportError("no module named missing_dep")
-    reg._load(loader, "needs-missing (tests)", "tests", "1")
+    with pytest.warns(TinySNNWarning, match="missing_dep"):
+        reg._load(loader, "needs-missing (tests)", "tests", "1")
     assert "missing_dep" in reg.failures[0].error
 
 
-def test_name_clash_is_reported_naming_both_and_fatal_when_strict(monkeypatch, capsys):
+def test_name_clash_is_reported_naming_both_and_fatal_when_strict(monkeypatch):
     reg = Registry(load_entry_points=False)
-    problems = reg.add_plugin(ClashingPlugin(), distribution="clash-dist")
+    with pytest.warns(TinySNNWarning, match="clashes"):
+        problems = reg.add_plugin(ClashingPlugin(), distribution="clash-dist")
     assert len(problems) == 1 and "clash-dist" in problems[0]
     assert "clashes with the one from tinysnn" in problems[0]
     assert reg.get_entry("rounding", "nearest").distribution == "tinysnn"
-    assert "clashes" in capsys.readouterr().err
     monkeypatch.setenv("TINYSNN_STRICT_PLUGINS", "1")
     with pytest.raises(PluginError, match="clashes with the one from tinysnn"):
         Registry(load_entry_points=False).add_plugin(ClashingPlugin(), distribution="clash-dist")

@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 
 from . import __version__
-from .errors import TinySNNError
+from .errors import ConfigError, TinySNNError
+from .log import cli_logging
 from .registry import get_registry
 
 
@@ -27,7 +30,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def log_level() -> int:
+    """The level of the command's messages: ``TINYSNN_LOG_LEVEL`` (debug, info, warning,
+    error), info by default."""
+    name = os.environ.get("TINYSNN_LOG_LEVEL", "").strip().upper() or "INFO"
+    level = logging.getLevelName(name)
+    if not isinstance(level, int):
+        raise ConfigError(f"TINYSNN_LOG_LEVEL={name.lower()!r}: give debug, info, warning or "
+                          "error")
+    return level
+
+
 def main(argv=None) -> int:
+    try:
+        level = log_level()
+    except TinySNNError as exc:
+        print(f"tinysnn: error: {exc}", file=sys.stderr)
+        return 2
+    with cli_logging(level):
+        return _main(argv)
+
+
+def _main(argv) -> int:
     try:
         # inside the try: under TINYSNN_STRICT_PLUGINS=1 loading the plugins may fail
         parser = build_parser()

@@ -437,12 +437,15 @@ _REPORTED: set = set()
 def _report_fallback(backend, neurons: list[str]) -> None:
     """Say once per process that a compiled backend leaves a plugin neuron model to this
     slower reference simulator (a plugin neuron has no compiled integer step)."""
-    import sys
+    import warnings
+
+    from .log import TinySNNNote
 
     name = getattr(backend, "name", type(backend).__name__)
     for feature in neurons:
         if (name, feature) not in _REPORTED:
             _REPORTED.add((name, feature))
-            print(f"tinysnn: note: backend {name!r} has no integer step for neuron model "
-                  f"{feature.split(':', 1)[1]!r}; integer inference runs on the reference "
-                  "simulator (tinysnn_core.intsim, slower, same results)", file=sys.stderr)
+            warnings.warn(f"backend {name!r} has no integer step for neuron model "
+                          f"{feature.split(':', 1)[1]!r}; integer inference runs on the reference "
+                          "simulator (tinysnn_core.intsim, slower, same results)", TinySNNNote,
+                          stacklevel=3)

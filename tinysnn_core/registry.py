@@ -18,8 +18,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
-import sys
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -125,9 +125,11 @@ class Registry:
                                   f"{failure.error}")
 
     def _report(self, failure: LoadFailure, line: str) -> None:
+        from .log import TinySNNWarning
+
         self.failures.append(failure)
-        print(f"tinysnn: warning: {line} (set TINYSNN_STRICT_PLUGINS=1 to make this fatal)",
-              file=sys.stderr)
+        warnings.warn(f"{line} (set TINYSNN_STRICT_PLUGINS=1 to make this fatal)",
+                      TinySNNWarning, stacklevel=2)
 
     def add_plugin(self, plugin, *, distribution: str = "local", version: str = "?") -> list[str]:
         """Register a module or object holding ``@hookimpl`` functions and run its hooks.

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -18,6 +21,7 @@ from .config import Config
 from .data import Dataset
 from .errors import ConfigError, InputError, TinySNNError
 from .evaluate import assign_labels, predict
+from .log import get_logger
 from .modelfile import save_network
 from .network import Network
 from .ops import OpCounts
@@ -25,6 +29,8 @@ from .ops import OpCounts
 # know them as train.quantizer_for and train.prepare_quantized
 from .quant import prepare_quantized, quantizer_for  # noqa: F401
 from .registry import get_registry
+
+log = get_logger(__name__)
 
 _STREAMS = {"train": 0, "assign": 1, "test": 2}
 
@@ -131,9 +137,33 @@ def run_batched(net: Network, backend, images, ids, *, learn: bool, seed: int, o
     return out
 
 
+@dataclass
+class TrainStep:
+    """What a training callback sees after every batch (``train(..., callbacks=[cb])``: each
+    ``cb(step)`` is called with one of these). Valid during the call only: ``net`` is the live
+    network, the arrays belong to this batch."""
+
+    done: int                   # training samples presented so far (over all epochs)
+    total: int                  # samples the run presents in all (epochs x training set)
+    net: Network                # the network being trained (its weights as after this batch)
+    counts: np.ndarray          # this batch's spike counts, int [B, N], as backend.run returns
+    labels: np.ndarray          # this batch's labels, [B]
+
+
+#: a training callback: called with the ``TrainStep`` of every batch
+TrainCallback = Callable[[TrainStep], object]
+
+
 def train(net: Network, data: Dataset, *, backend=None, checkpoint: Path | None = None,
-          progress: bool = True) -> Network:
-    """STDP training for ``config.train.epochs`` passes; resumes from ``net.progress``."""
+          progress: bool = True,
+          callbacks: Sequence[TrainCallback] | None = None) -> Network:
+    """STDP training for ``config.train.epochs`` passes; resumes from ``net.progress``.
+
+    ``callbacks``: each is called as ``cb(step)`` (a ``TrainStep``) after every batch, in
+    order, before the checkpoint of that batch is written. When a post-training quantizer
+    rounds the network at the end, each decay factor it rounds to 0 or 1 is a
+    ``TinySNNWarning`` (an in-training network lists its own in ``net.quant.lost_decays``
+    from ``build_network`` on; ``run`` warns about those)."""
     cfg = net.config
     backend = backend or get_backend(cfg)
     n = len(data.train_images)
@@ -142,6 +172,7 @@ def train(net: Network, data: Dataset, *, backend=None, checkpoint: Path | None 
     if done > total:
         raise ConfigError(f"checkpoint has {done} samples done, more than the {total} configured")
     check_backend(backend, net, learn=True)
+    callbacks = list(callbacks or ())
     ops = net.phase_ops("train")
     seed = stream_seed(cfg.seed, "train")
     every = cfg.train.checkpoint_every
@@ -152,16 +183,79 @@ def train(net: Network, data: Dataset, *, backend=None, checkpoint: Path | None 
             epoch, i = divmod(done, n)
             stop = min(n, i + 32, i + every - done % every)
             ids = epoch * n + np.arange(i, stop)
-            backend.run(net, data.train_images[i:stop], ids, learn=True, seed=seed, ops=ops)
+            counts = backend.run(net, data.train_images[i:stop], ids, learn=True, seed=seed,
+                                 ops=ops)
             bar.update(stop - i)
             done += stop - i
             net.progress["samples_done"] = done
             # every checkpoint carries the time so far: a killed run's time is counted too
             net.progress["train_seconds"] = spent + time.perf_counter() - started
+            if callbacks:               # no step object at all without callbacks
+                step = TrainStep(done, total, net, counts, data.train_labels[i:stop])
+                for cb in callbacks:
+                    cb(step)
             if checkpoint is not None and (done % every == 0 or done == total):
                 save_network(net, checkpoint)
     net.progress["train_seconds"] = spent + time.perf_counter() - started
-    return finish_training(net)
+    quantized_before = net.quant is not None
+    net = finish_training(net)
+    if not quantized_before:            # a post-training quantizer rounded it just now
+        warn_lost_decays(net)
+    return net
+
+
+def run(config: Config, out: str | Path | None = None, *, fresh: bool = False,
+        evaluate: bool = True, progress: bool = True,
+        callbacks: Sequence[TrainCallback] | None = None) -> tuple[Network, dict]:
+    """The main job (``tinysnn run``; ``tinysnn train`` is ``evaluate=False``): build the
+    network of ``config`` (or resume it from the checkpoint ``OUT.ckpt``), train it with STDP,
+    assign labels, measure the test accuracy, save it to ``out``. Returns the network and its
+    metrics (``{}`` without evaluation, but for ``train_seconds``).
+
+    A checkpoint made with another configuration is refused (``fresh`` starts over)."""
+    from .errors import ModelFileError
+    from .modelfile import load_network
+
+    out = Path(out) if out is not None else None
+    ckpt = out.with_name(out.name + ".ckpt") if out is not None else None
+    net = None
+    if ckpt is not None and ckpt.exists() and not fresh:
+        try:
+            net = load_network(ckpt)
+        except ModelFileError as exc:
+            raise ModelFileError(f"{exc} (the checkpoint of an interrupted run: pass --fresh "
+                                 "to start over)") from None
+        if net.config.resolved().to_dict() != config.resolved().to_dict():
+            raise ConfigError(f"checkpoint {ckpt} was made with a different configuration; "
+                              "pass --fresh to start over or choose another --out")
+        log.info("resuming from %s (%s training samples done)", ckpt,
+                 net.progress.get("samples_done", 0))
+    data = load_dataset(config)
+    backend = get_backend(config)
+    if net is None:
+        net = build_network(config)
+    if net.quant is not None:           # in-training grids: the decays it trains without
+        warn_lost_decays(net)
+    if net.progress.get("samples_done", 0) < config.train.epochs * len(data.train_images):
+        net = train(net, data, backend=backend, checkpoint=ckpt, progress=progress,
+                    callbacks=callbacks)
+    metrics: dict = {}
+    if evaluate:
+        assign(net, data, backend=backend, progress=progress)
+        metrics = _evaluate(net, data, backend=backend, progress=progress)
+    metrics["train_seconds"] = net.progress.get("train_seconds")
+    if out is not None:
+        save_network(net, out, metrics=metrics)
+    return net, metrics
+
+
+def warn_lost_decays(net: Network) -> None:
+    """A ``TinySNNWarning`` for each decay factor the quantizer rounded to 0 or 1
+    (``net.quant.lost_decays``)."""
+    from .log import TinySNNWarning
+
+    for msg in (net.quant.lost_decays if net.quant is not None else []):
+        warnings.warn(msg, TinySNNWarning, stacklevel=3)
 
 
 def assign(net: Network, data: Dataset, *, backend=None, progress: bool = True) -> np.ndarray:
@@ -198,3 +292,6 @@ def evaluate(net: Network, data: Dataset, *, backend=None, progress: bool = True
     metrics["accuracy"] = metrics[f"accuracy_{net.config.train.classifier}"]
     net.metrics = metrics
     return metrics
+
+
+_evaluate = evaluate    # for run(), whose keyword ``evaluate`` hides the function

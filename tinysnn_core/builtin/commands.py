@@ -79,43 +79,21 @@ class RunCommand:
         p.add_argument("--fresh", action="store_true",
                        help="ignore an existing checkpoint and start over")
         p.add_argument("--json", metavar="FILE", help="also write the metrics and op counts as JSON")
+        p.add_argument("--seeds", metavar="K", help="train K seeds (--seed, --seed + 1, ...; "
+                       "each resumable) into the directory --out, with the accuracy's mean and "
+                       "95%% confidence interval in OUT/seeds.json")
 
     def run(self, args) -> int:
         from tinysnn_core import train as flow
-        from tinysnn_core.modelfile import load_network, save_network
+
+        if getattr(args, "seeds", None) is not None:
+            from tinysnn_core.seeds import run_seeds_command
+
+            return run_seeds_command(self, args)
         cfg = config_from_args(args)
         out = Path(args.out)
-        ckpt = out.with_name(out.name + ".ckpt")
-        net = None
-        if ckpt.exists() and not args.fresh:
-            try:
-                net = load_network(ckpt)
-            except ModelFileError as exc:
-                raise ModelFileError(f"{exc} (the checkpoint of an interrupted run: pass --fresh "
-                                     "to start over)") from None
-            if net.config.resolved().to_dict() != cfg.resolved().to_dict():
-                raise ConfigError(f"checkpoint {ckpt} was made with a different configuration; "
-                                  "pass --fresh to start over or choose another --out")
-            print(f"resuming from {ckpt} ({net.progress.get('samples_done', 0)} training "
-                  "samples done)", file=sys.stderr)
-        data = flow.load_dataset(cfg)
-        backend = flow.get_backend(cfg)
-        if net is None:
-            net = flow.build_network(cfg)
-        progress = not args.quiet
-        quantized_before = net.quant is not None
-        if quantized_before:
-            _warn_lost_decays(net)
-        if net.progress.get("samples_done", 0) < cfg.train.epochs * len(data.train_images):
-            flow.train(net, data, backend=backend, checkpoint=ckpt, progress=progress)
-        if not quantized_before:
-            _warn_lost_decays(net)
-        metrics = {}
-        if self.evaluate:
-            flow.assign(net, data, backend=backend, progress=progress)
-            metrics = flow.evaluate(net, data, backend=backend, progress=progress)
-        metrics["train_seconds"] = net.progress.get("train_seconds")
-        save_network(net, out, metrics=metrics)
+        net, metrics = flow.run(cfg, out, fresh=args.fresh, evaluate=self.evaluate,
+                                progress=not args.quiet)
         print_summary(net, metrics if self.evaluate else {})
         print(f"model written to {out}")
         if args.json:
@@ -123,12 +101,6 @@ class RunCommand:
                 "config": cfg.resolved().to_dict(), "metrics": metrics,
                 "ops_per_sample": {p: o.per_sample() for p, o in net.ops.items()}}, indent=2))
         return 0
-
-
-def _warn_lost_decays(net) -> None:
-    """Say which decay factors the quantizer rounded to 0 or 1 (``quant.lost_decays``)."""
-    for msg in (net.quant.lost_decays if net.quant is not None else []):
-        print(f"tinysnn: warning: {msg}", file=sys.stderr)
 
 
 class TrainCommand(RunCommand):
