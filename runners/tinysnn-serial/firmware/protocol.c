@@ -732,8 +732,9 @@ static int dispatch(const char *body, uint32_t len, int dup)
 /* A complete frame arrived (S.cmd[0..S.cmd_len), or an overflow). */
 static void process_frame(void)
 {
-    uint32_t start = 0, end = S.cmd_len, at, i;
+    uint32_t start = 0, end = S.cmd_len, at, i, body_end, copies;
     uint32_t seq = 0, crc = 0;
+    int dup, seq_like;
     const char *body = S.cmd;
 
     S.seq_mode = 0;
@@ -749,13 +750,19 @@ static void process_frame(void)
 
     /* Posted frame: BODY!CCCCCCCC, the CRC-32 of BODY. Executed when intact, never answered
      * (so a host may stream many without waiting); only db load and db put may be posted (a
-     * load posted twice in a row changes nothing: FIFO links put both before the puts). Any frame with a
-     * '!' is taken for a posted one (no other frame has one), so that a damaged posted frame,
-     * or two run together when a '%' was lost, stays silent too instead of answering an error
-     * into the middle of the host's next exchange. */
+     * load posted twice in a row changes nothing: FIFO links put both before the puts). A frame
+     * with a '!' and no '@' is taken for a posted one (no other frame has one), so that a
+     * damaged posted frame, or two run together when a '%' was lost, stays silent instead of
+     * answering an error into the middle of the host's next exchange. A frame with an '@' is a
+     * sequenced one even when it holds a '!' (posted bodies never hold an '@'): one damaged
+     * byte (a space, a '1', an 'a' or its '%' one bit away from '!') must get an error answer
+     * at once, not the silence that makes the host wait out its timeout. */
+    for (i = start; i < end && body[i] != '@'; i++)
+        ;
+    seq_like = i < end;
     for (i = start; i < end && body[i] != '!'; i++)
         ;
-    if (i < end) {
+    if (i < end && !seq_like) {
         if (end - start < 10u || body[end - 9u] != '!')
             return;
         tokens t;
@@ -793,10 +800,27 @@ static void process_frame(void)
             emit_ready();
             return;
         }
+        body_end = at;
+        copies = 1;
+        /* BODY*R: answer R times, the copies after the first as to a retransmission (nothing
+         * changes twice); on a damaged link one of R copies of each self-checking line gets
+         * through where a single copy rarely would */
+        for (i = at; i > start && at - i < 3u && body[i - 1] >= '0' && body[i - 1] <= '9'; i--)
+            ;
+        if (i < at && i > start && body[i - 1] == '*') {
+            if (parse_dec(body + i, at - i, TSNN_REPLY_COPIES_MAX, &copies) != 0 || copies == 0) {
+                emit("e-frame-copies");
+                emit_ready();
+                return;
+            }
+            body_end = i - 1u;
+        }
         S.seq_mode = 1;
         S.reply_crc = 0;
         S.reply_lines = 0;
-        (void)dispatch(body + start, at - start, S.have_seq && S.last_seq == seq);
+        dup = S.have_seq && S.last_seq == seq;
+        for (i = 0; i < copies; i++)
+            (void)dispatch(body + start, body_end - start, dup || i > 0);
         S.have_seq = 1;
         S.last_seq = seq;
         S.seq_mode = 0;

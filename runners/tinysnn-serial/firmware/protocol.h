@@ -10,6 +10,7 @@
 #define TSNN_DB_MAX 1024u        /* data buffer (one sample is 792 bytes) */
 #define TSNN_SAMPLE_BYTES 792u   /* 784 image bytes + seed (u32 LE) + sample id (u32 LE) */
 #define TSNN_SPIKES_PER_LINE 8u  /* index:count pairs per m-spikes line (short lines survive a damaged link) */
+#define TSNN_REPLY_COPIES_MAX 64u /* BODY*R: the reply sent R times (a damaged link) */
 #define TSNN_MAX_RUNS 100000u    /* upper bound for N and W in infer N W */
 /* An image loaded alone (784 bytes, as the MLPerf Tiny runner sends it) runs with this seed
  * and sample id: seed 2 is the test stream of run seed 0 (docs/fixed-point.md, section 5). */

@@ -127,3 +127,49 @@ def test_resync_after_garbage(host_fw, garbage, seq):
         # the garbage's own replies (and the boot banner's m-ready) can cost a re-send
         assert dut.stats.retries <= 3
         assert t.proc.poll() is None  # still alive (a sanitizer report would have killed it)
+
+
+def _lines(out: bytes) -> list[bytes]:
+    return out.split(b"\r\n")[:-1]
+
+
+def test_reply_copies(host_fw):
+    """BODY*R answers R copies under one ack whose count and CRC cover them all; an infer's
+    copies after the first are its stored line (one inference, not R)."""
+    with SubprocessTransport([str(host_fw)]) as t:
+        _raw(t, b"")
+        _raw(t, b"name%")
+        one = _lines(_raw(t, P.frame("profile", 1)))
+        three = _lines(_raw(t, P.frame("profile*3", 2)))
+        body = one[:-2]
+        assert three[:-2] == body * 3
+        ack = P.ACK_RE.match(three[-2] + b"\r\n")
+        assert ack and int(ack.group(2)) == 3 * len(body)
+        assert int(ack.group(3), 16) == P.crc32(b"".join(x + b"\r\n" for x in body * 3))
+        payload = P.encode_sample(bytes(784), 5, 1)
+        _raw(t, P.frame("db load 792", 3))
+        for k, off in enumerate(range(0, 792, 96)):
+            _raw(t, P.frame("db " + payload[off:off + 96].hex(), 4 + k))
+        infer = [x for x in _lines(_raw(t, P.frame("infer 1 0*4", 20))) if x.startswith(b"m-infer-")]
+        assert len(infer) == 4 and len(set(infer)) == 1
+        res = _lines(_raw(t, P.frame("results*2", 21)))
+        assert res[:-2] == res[:(len(res) - 2) // 2] * 2
+
+
+@pytest.mark.parametrize("body", ["results*0", "results*65", "results*999"])
+def test_reply_copies_out_of_range(host_fw, body):
+    with SubprocessTransport([str(host_fw)]) as t:
+        _raw(t, b"")
+        assert _lines(_raw(t, P.frame(body, 1))) == [b"e-frame-copies", b"m-ready"]
+
+
+@pytest.mark.parametrize("frame,error", [
+    (P.frame("infer 1 0", 3).replace(b" ", b"!", 1), b"e-frame-crc"),     # ' ' one bit from '!'
+    (P.frame("name", 4)[:-1] + b"!%", b"e-frame-malformed"),              # so is its '%'
+])
+def test_a_sequenced_frame_with_a_bang_is_answered(host_fw, frame, error):
+    """A '!' makes a frame posted (silent) only when it has no '@': one damaged byte of a
+    sequenced frame gets an error answer at once, not a silence the host must wait out."""
+    with SubprocessTransport([str(host_fw)]) as t:
+        _raw(t, b"")
+        assert _lines(_raw(t, frame)) == [error, b"m-ready"]

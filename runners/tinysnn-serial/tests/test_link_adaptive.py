@@ -6,6 +6,7 @@ rebuild the payload, and the link model's settings move the right way with the d
 """
 
 import random
+import time
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -60,6 +61,71 @@ def test_link_model_follows_the_damage():
     for ok in [False] * 200:
         link.attempt("results", ok)
     assert link.budget("results") > 5 * clean       # a worse link gets more attempts
+
+
+def test_reply_copies_follow_the_reply_damage():
+    """Clean replies: one copy; as lines come back damaged, more copies, more for longer
+    replies; the estimate comes from the lines themselves (CRC-valid or not)."""
+    link = P.LinkModel(timeout=1.0)
+    link.srtt = 0.01
+    assert link.reply_copies(3, 60) == 1
+    rng = random.Random(1)
+    seen = []
+    for p in (0.01, 0.03, 0.05):
+        link = P.LinkModel(timeout=1.0)
+        link.srtt = 0.01
+        for _ in range(400):
+            link.line_seen(60, rng.random() < (1 - p) ** 60)
+        assert abs(link.p_rx - p) < p / 2
+        seen.append((link.reply_copies(1, 45), link.reply_copies(3, 60)))
+    assert seen == sorted(seen) and all(short <= long for short, long in seen)
+    assert seen[0][1] > 1 and seen[-1][1] <= 64
+
+
+class _ScriptedBoard:
+    """A transport whose board answers each sequenced frame from a script: ``answers`` maps
+    the attempt number to a function of the frame's sequence number giving the reply bytes."""
+
+    def __init__(self, answers):
+        self.answers, self.attempt, self.out = answers, 0, b""
+
+    def write(self, data):
+        if b"@" in data:
+            seq = int(data[data.rindex(b"@") + 1:][:4], 16)
+            self.out += self.answers[self.attempt](seq)
+            self.attempt += 1
+
+    def readline(self, timeout):
+        i = self.out.find(b"\n")
+        if i < 0:
+            return b""
+        line, self.out = self.out[:i + 1], self.out[i + 1:]
+        return line
+
+    def read(self, timeout):
+        data, self.out = self.out, b""
+        return data
+
+    def describe(self):
+        return "a scripted board"
+
+
+def test_a_damaged_ack_fails_the_attempt_at_once():
+    """An ack of one of the last STALE_WINDOW commands is a late answer to skip; any other
+    number is our own ack with a damaged digit: the attempt fails at once (it used to be taken
+    for an older answer and the host waited out the whole timeout)."""
+    body = b"m-name-dut-[tinysnn-x]\r\n"
+
+    def reply(seq_of):
+        return lambda seq: body + P.ack_line(seq_of(seq), [body]) + b"m-ready\r\n"
+    for seq_of, stale in [(lambda s: (s - 1) & 0xFFFF, 1), (lambda s: s ^ 0x1000, 0)]:
+        t = _ScriptedBoard([reply(seq_of), reply(lambda s: s)])
+        dut = P.DeviceUnderTest(t, timeout=1.0, seq_start=0xFFFF)
+        start = time.monotonic()
+        assert dut.name() == "x"
+        if not stale:       # no wait at all; a skipped stale answer waits out the timeout
+            assert time.monotonic() - start < 0.5
+        assert (dut.stats.stale_acks, dut.stats.bad_acks, dut.stats.retries) == (stale, 1 - stale, 1)
 
 
 def test_link_model_timeouts():
@@ -167,3 +233,32 @@ def test_a_board_that_never_answers_the_greeting_is_given_up(tmp_path):
         with pytest.raises(P.LinkError, match="sent nothing"):
             dut.connect()
         assert time.monotonic() - start < 10
+
+
+def test_bare_lines_are_the_firmwares():
+    """The host's list of the lines the device sends without a CRC is the firmware's."""
+    import re
+    from pathlib import Path
+    src = (Path(P.__file__).parent.parent / "firmware" / "protocol.c").read_text()
+    assert set(re.findall(r'emit\("([^"]*)"\)', src)) == set(P.BARE_LINES)
+    assert P.line_intact(b"m-ready\r\n") and not P.line_intact(b"m-raady\r\n")
+    assert P.line_intact((P.with_crc("m-neurons-400") + "\r\n").encode())
+    assert not P.line_intact((P.with_crc("m-neurons-400") + "\r\n").encode().replace(b"4", b"5"))
+
+
+def test_a_stray_answer_is_skipped_and_a_frame_error_is_not():
+    """An unknown-command answer (to a fragment of a damaged posted frame) in front of our
+    reply is skipped within the same attempt; a frame error is our frame's and fails it."""
+    body = b"m-name-dut-[tinysnn-x]\r\n"
+    ours = lambda seq: body + P.ack_line(seq, [body]) + b"m-ready\r\n"      # noqa: E731
+    for stray in (b"e-unknown-command\r\n", b"e-unknowo-command\r\n"):
+        t = _ScriptedBoard([lambda seq, s=stray: s + b"m-ready\r\n" + ours(seq)])
+        dut = P.DeviceUnderTest(t, timeout=1.0)
+        assert dut.name() == "x"
+        assert (dut.stats.strays, dut.stats.attempts, dut.stats.unacked_ready) == (1, 1, 0)
+    t = _ScriptedBoard([lambda seq: b"e-frame-crc\r\nm-ready\r\n", ours])
+    dut = P.DeviceUnderTest(t, timeout=1.0)
+    start = time.monotonic()
+    assert dut.name() == "x"
+    assert time.monotonic() - start < 0.5
+    assert (dut.stats.strays, dut.stats.attempts, dut.stats.unacked_ready) == (0, 2, 1)

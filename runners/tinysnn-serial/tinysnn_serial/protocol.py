@@ -18,6 +18,7 @@ ends every answer with ``m-ready``. On top of that, for integrity:
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import random
@@ -34,6 +35,9 @@ IMAGE_BYTES = 784
 SAMPLE_BYTES = IMAGE_BYTES + 8
 MAX_BODY = 256 - 14  # the device's command buffer minus the sequence suffix
 
+# an ack of one of the last STALE_WINDOW commands is a late answer; any other foreign ack is
+# a damaged one of ours (the host numbers its commands one after another)
+STALE_WINDOW = 16
 ACK_RE = re.compile(rb"^m-ack-([0-9a-f]{4})-(\d{1,6})-([0-9a-f]{8})\r\n$")
 
 
@@ -76,6 +80,13 @@ def decode_sample(payload: bytes) -> tuple[bytes, int, int]:
     return payload[:IMAGE_BYTES], seed, sid
 
 
+# TERMINATOR_NOTE: the host ends every frame it sends with a second '%'. The device ignores
+# the empty frame that follows an intact one; when the line drops or damages the first '%',
+# the second still ends the frame, so the device answers at once (an error for a damaged
+# frame) instead of waiting, silent, for the next frame to complete it: a lost terminator
+# costs one quick retry instead of a timeout, and the next frame is not swallowed with it.
+
+
 def frame(body: str, seq: int) -> bytes:
     """A sequenced command frame: ``BODY@SSSS:CCCCCCCC%``."""
     if "%" in body or "@" in body:
@@ -113,6 +124,59 @@ def parse_frame(data: bytes) -> tuple[str, int | None]:
     if crc32(raw[: at + 5]) != crc:
         raise FrameError("crc")
     return raw[:at].decode("latin-1"), seq
+
+
+# The lines the device sends without a CRC of their own (firmware/protocol.c's emit calls; a
+# test keeps the two lists equal).
+BARE_LINES = frozenset(
+    "e-db-bad-hex e-db-incomplete e-db-map-args e-db-mode e-db-not-loading e-db-overflow "
+    "e-db-size e-db-unsequenced e-frame-copies e-frame-crc e-frame-malformed e-frame-overflow "
+    "e-infer-args e-no-results e-unknown-command m-infer-done m-load-done m-ready "
+    "m-warmup-done".split())
+
+
+def line_intact(raw: bytes) -> bool:
+    """Whether a received line is one the device can have sent: CRC-valid, an ack, or one of
+    its bare lines (the evidence of damage on the way back)."""
+    if not raw.endswith(b"\r\n"):
+        return False
+    if ACK_RE.match(raw):
+        return True
+    try:
+        text = raw[:-2].decode("ascii")
+    except UnicodeDecodeError:
+        return False
+    if text in BARE_LINES:
+        return True
+    try:
+        strip_crc(text)
+        return True
+    except IntegrityError:
+        return False
+
+
+def _stray_answer(lines: list[bytes]) -> bool:
+    """Whether the lines before an unacknowledged ``m-ready`` are a stray answer: each one
+    ``e-unknown-command`` or a damaged copy of it (closer to it than to any frame error), or a
+    damaged ``m-ready`` (an intact one closes the stray answer).
+    A posted frame split by a damaged byte (its '!' is one bit from '%') leaves a fragment
+    that the device answers that way; only a sequenced frame, ours, gets a frame error. Our
+    own frame reads as an unknown command only when its '@' is lost (one byte of about 27)."""
+    def stray(raw: bytes) -> bool:
+        line = raw.rstrip(b"\r\n")
+        if line == b"e-unknown-command":
+            return True
+        if line_intact(raw) or len(line) > 24:
+            return False
+        if len(line) <= 9 and difflib.SequenceMatcher(None, line, b"m-ready").ratio() >= 0.7:
+            return True                 # its m-ready, damaged
+        like = difflib.SequenceMatcher(None, line, b"e-unknown-command").ratio()
+        return like >= 0.75 and all(
+            like > difflib.SequenceMatcher(None, line, e).ratio() for e in _FRAME_ERRORS)
+    return all(stray(x) for x in lines)
+
+
+_FRAME_ERRORS = (b"e-frame-crc", b"e-frame-malformed", b"e-frame-overflow", b"e-frame-copies")
 
 
 def with_crc(text: str) -> str:
@@ -247,6 +311,7 @@ class LinkStats:
     salvaged: int = 0     # answers assembled from the self-checking lines of failed attempts
     posted: int = 0       # db put frames sent (never answered)
     posted_lost: int = 0  # ... of which the device's map showed the chunk still missing
+    strays: int = 0       # short error answers to fragments of damaged posted frames, skipped
     samples: int = 0
 
     def as_dict(self) -> dict:
@@ -293,6 +358,9 @@ class LinkModel:
         # board's UART model is not much faster)
         self.per_byte = max(byte_time, 1e-4)
         self.p = 0.0
+        # the reply direction: the intact among the lines received (decayed sums, a prior of
+        # two intact 50-byte lines)
+        self.rx_lines, self.rx_ok, self.rx_bytes = 2.0, 2.0, 100.0
         self.success: dict[str, tuple[float, float]] = {}   # kind -> (successes, attempts)
         self.infer_s: float | None = None                   # wall seconds per inference
 
@@ -335,6 +403,11 @@ class LinkModel:
         """Silence inside a reply that means the rest of it was lost."""
         return min(max(2 * (self.srtt or self.initial_timeout / 4), 0.02), 0.25)
 
+    def nudge(self) -> float:
+        """Silence after a frame that makes the host send a lone '%' (in case the frame's
+        terminators were lost): a few round trips."""
+        return max(3 * (self.srtt or self.initial_timeout / 4), 0.01)
+
     def quiet(self) -> float:
         """Silence that, at a line boundary, means the line is drained."""
         return min(max((self.srtt or 0.0) / 2, 0.003), 0.03)
@@ -367,8 +440,39 @@ class LinkModel:
         weight = min(0.5, chunks / 200)      # a big round says more than a small one
         self.p = (1 - weight) * self.p + weight * p
 
+    def line_seen(self, nbytes: int, ok: bool) -> None:
+        """A reply line of ``nbytes`` arrived, intact or not (``line_intact``)."""
+        decay = 0.99
+        self.rx_lines = decay * self.rx_lines + 1
+        self.rx_ok = decay * self.rx_ok + ok
+        self.rx_bytes = decay * self.rx_bytes + nbytes
+
+    @property
+    def p_rx(self) -> float:
+        """Byte damage on the way back: a line of L bytes arrives intact with (1-p)^L."""
+        intact = min(max(self.rx_ok / self.rx_lines, 1e-3), 1.0)
+        return 1 - intact ** (self.rx_lines / self.rx_bytes)
+
     def frame_ok(self, nbytes: int) -> float:
         return (1 - self.p) ** nbytes
+
+    def reply_copies(self, lines: int, line_bytes: int) -> int:
+        """How many copies of a read-only reply of ``lines`` self-checking lines of about
+        ``line_bytes`` bytes to ask for (``BODY*R``): the number (1..64) that costs least time
+        per whole answer, an attempt costing a round trip plus the copies' bytes, and succeeding
+        when at least one copy of every line arrives intact."""
+        p = max(self.p, self.p_rx)
+        if p < 1e-3:
+            return 1
+        intact = (1 - p) ** line_bytes
+        rtt = self.srtt if self.srtt is not None else self.initial_timeout
+        # a device sends far faster than it swallows (an emulated UART: ~6 us per byte out)
+        per_byte = max(self.byte_time, 2e-5)
+
+        def cost(r):
+            whole = (1 - (1 - intact) ** r) ** lines
+            return (rtt + r * lines * line_bytes * per_byte) / max(whole, 1e-9)
+        return min(range(1, 65), key=cost)
 
     def chunk(self) -> int:
         """The put payload (bytes) that delivers most data per byte on the wire."""
@@ -401,7 +505,8 @@ class LinkModel:
 
     def describe(self) -> str:
         rtt = f"{1000 * self.srtt:.1f} ms" if self.srtt is not None else "unknown"
-        return (f"round trip {rtt}, estimated byte damage {100 * self.p:.2f}%, "
+        return (f"round trip {rtt}, estimated byte damage {100 * self.p:.2f}% "
+                f"(replies {100 * self.p_rx:.2f}%), "
                 f"chunk {self.chunk()} bytes")
 
 
@@ -465,6 +570,9 @@ class DeviceUnderTest:
         self._last_byte = time.monotonic()
         self._posted_bytes = 0        # posted bytes sent since the last command
         self._silent = 0              # attempts in a row that got no byte back
+        self._received: list[bytes] = []
+        self._reply_at: float | None = None
+        self.first_answer: tuple[float | None, list[bytes]] = (None, [])  # of the last command
         self.board_name: str | None = None
         self.reload_reasons: list[str] = []
 
@@ -523,19 +631,22 @@ class DeviceUnderTest:
 
     def _await_ack(self, seq: int, timeout: float, nudge: float | None = None) -> list[str] | None:
         """The reply lines of frame ``seq``, or None when this attempt failed. Lines of older
-        answers (a stale ack and its m-ready) are skipped; an error line closed by ``m-ready``
-        without our ack means the device rejected something, most likely this frame (posted
-        frames are never answered, so their damage cannot be mistaken for this frame's).
+        answers (a stale ack and its m-ready) are skipped; so is a short error answer without a
+        frame error (``_stray_answer``); a frame error, or lines of ours, closed by ``m-ready``
+        without our ack mean this attempt failed.
 
-        ``nudge``: when nothing at all has come back after that many seconds, send a lone '%':
-        if the frame's own '%' was lost, this completes the frame on the device (which then
-        answers); if the device is busy (a long inference), it reads an empty frame later and
-        ignores it. So a lost terminator costs a round trip, not the whole long timeout."""
+        ``nudge``: when nothing at all (or only a stray answer) has come back after that many
+        seconds, send a lone '%': if both of the frame's '%' were lost, this completes the frame
+        on the device (which then answers); if the device is busy (a long inference, a stream
+        still being swallowed), it reads an empty frame later and ignores it. So lost
+        terminators cost a round trip, not the whole timeout."""
         start = time.monotonic()
         deadline = start + timeout
+        nudge_after = nudge
         got_any = False
         received: list[bytes] = []
         self._received = received   # what a failed attempt got, for salvage
+        self._reply_at = None       # when the first line of the answer came
         after_stale = False
         while True:
             remaining = deadline - time.monotonic()
@@ -557,12 +668,27 @@ class DeviceUnderTest:
                 continue
             if not raw.endswith(b"\n"):
                 if received and wait < remaining:
+                    if _stray_answer(received):     # a stray answer whose m-ready was damaged
+                        self.stats.strays += 1
+                        received.clear()
+                        self._reply_at = None
+                        got_any, start = False, time.monotonic()
+                        nudge = nudge_after
+                        continue
                     self.stats.timeouts += 1
                     return None
                 continue  # a partial line at the deadline: loop to the timeout branch
+            self.link.line_seen(len(raw), line_intact(raw))
+            if self._reply_at is None:
+                self._reply_at = time.monotonic()
             m = ACK_RE.match(raw)
             if m:
                 aseq, n, crc = int(m.group(1), 16), int(m.group(2)), int(m.group(3), 16)
+                if aseq != seq and not 0 < (seq - aseq) & 0xFFFF <= STALE_WINDOW:
+                    # not an earlier command's: our own ack with a damaged digit (the ack
+                    # carries the reply's CRC, not its own)
+                    self.stats.bad_acks += 1
+                    return None
                 if aseq != seq:
                     self.stats.stale_acks += 1
                     received.clear()
@@ -581,6 +707,15 @@ class DeviceUnderTest:
                     continue
                 if not received:        # the end of something older whose lines were lost
                     continue
+                if _stray_answer(received):
+                    # a fragment of a posted frame cut by a damaged byte (a '!' one bit from
+                    # '%') was answered as an unknown command: our answer is still to come
+                    self.stats.strays += 1
+                    received.clear()
+                    self._reply_at = None
+                    got_any, start = False, time.monotonic()
+                    nudge = nudge_after
+                    continue
                 self.stats.unacked_ready += 1
                 return None             # a reply without our valid ack: damaged, or not ours
             after_stale = False
@@ -588,18 +723,21 @@ class DeviceUnderTest:
                 self.stats.frame_errors += 1
             received.append(raw)
 
-    def command(self, body: str, timeout: float | None = None, salvage=None) -> list[str]:
+    def command(self, body: str, timeout: float | None = None, salvage=None,
+                copies: int = 1) -> list[str]:
         """Send one sequenced command; return its reply lines (without ack and m-ready).
 
         ``salvage`` (for commands whose every reply line carries its own CRC and that change
         nothing on the device, such as ``results``): called with the lines of each failed
         attempt; when it returns a list of lines, those are the answer. On a damaged link a long
         reply rarely arrives whole, but its self-checking lines arrive over a few attempts.
+        ``copies``: ask for the reply that many times (``BODY*R``, for read-only commands and
+        ``infer``); the answer holds each line once.
 
         Raises DeviceError when the device reports an error for it, LinkError when no valid
         answer came within the retry budget or the board went silent."""
         seq = self._next_seq()
-        data = frame(body, seq)
+        data = frame(body if copies == 1 else f"{body}*{copies}", seq)
         kind = " ".join(body.split()[:2]) if body.startswith("db") else body.split()[0]
         self.stats.commands += 1
         attempt = 0
@@ -619,10 +757,13 @@ class DeviceUnderTest:
             rto = self.link.timeout(in_flight)
             wait = rto if timeout is None else max(timeout, rto)
             sent = time.monotonic()
-            self._send(data)
+            self._send(data + b"%")     # a second '%': see TERMINATOR_NOTE
             self._received = []
             self._silent += 1
-            lines = self._await_ack(seq, wait, nudge=rto if wait > rto else None)
+            lines = self._await_ack(seq, wait, nudge=min(rto, self.link.nudge()))
+            if attempt == 0:    # only the first attempt executes: its answer's delay is the work's
+                self.first_answer = (None if self._reply_at is None else self._reply_at - sent,
+                                     list(self._received))
             if lines is None and self._silent and timeout is None:
                 self.link.timed_out()
             elif lines is not None:
@@ -632,6 +773,8 @@ class DeviceUnderTest:
                 # all: on a damaged link a first attempt may never succeed
                 self.link.rtt_sample(time.monotonic() - sent, in_flight)
             self._posted_bytes = 0
+            if lines is not None and copies > 1:
+                lines = list(dict.fromkeys(lines))      # each line once
             if lines is None and salvage is not None:
                 got = [raw.decode("ascii", "replace").rstrip("\r\n") for raw in self._received]
                 lines = salvage(got)
@@ -651,7 +794,7 @@ class DeviceUnderTest:
         if any(c in body for c in "%@!"):
             raise ValueError("a posted body cannot contain '%', '@' or '!'")
         self.stats.posted += 1
-        data = f"{body}!{crc32(body.encode('ascii')):08x}%".encode("ascii")
+        data = f"{body}!{crc32(body.encode('ascii')):08x}%%".encode("ascii")  # TERMINATOR_NOTE
         self._posted_bytes += len(data)
         self._send(data)
 
@@ -700,7 +843,8 @@ class DeviceUnderTest:
         required = ("profile", "model", "engine", "board", "neurons", "classes", "proto")
         collect = _SelfCheckingLines(_profile_key, lambda got: all(k in got for k in required))
         out: dict[str, str] = {}
-        for line in self.command("profile", salvage=collect.add):
+        copies = self.link.reply_copies(len(PROFILE_KEYS), 32)
+        for line in self.command("profile", salvage=collect.add, copies=copies):
             text = line.rpartition(",crc=")[0] if ",crc=" in line else line
             m = PROFILE_RE.match(text)
             if m:
@@ -720,7 +864,9 @@ class DeviceUnderTest:
                 return False
             return all(g in got for g in self._incomplete_groups(strip_crc(got["fill"])))
 
-        lines = self.command(f"db map {chunk}", salvage=_SelfCheckingLines(_map_key, done).add)
+        groups = -(-size // chunk) // 32 + 1      # the fill line and at most this many maps
+        lines = self.command(f"db map {chunk}", salvage=_SelfCheckingLines(_map_key, done).add,
+                             copies=self.link.reply_copies(1 + groups // 2, 45))
         fill_text = next((strip_crc(x) for x in lines if x.startswith("m-db-fill-")), None)
         if fill_text is None or not DB_FILL_RE.match(fill_text):
             raise ProtocolError(f"no m-db-fill line in {lines}")
@@ -819,11 +965,13 @@ class DeviceUnderTest:
                        else self.link.infer_timeout(n + warmup, self.predicted_infer_s))
         collect = _SelfCheckingLines(lambda text: "infer" if text.startswith("m-infer-") else None,
                                      lambda got: "infer" in got)
-        attempts = self.stats.attempts
-        sent = time.monotonic()
-        lines = self.command(f"infer {n} {warmup}", timeout=timeout, salvage=collect.add)
-        if self.stats.attempts == attempts + 1:     # answered at the first attempt
-            self.link.infer_sample(time.monotonic() - sent, n + warmup)
+        lines = self.command(f"infer {n} {warmup}", timeout=timeout, salvage=collect.add,
+                             copies=self.link.reply_copies(1, 45))
+        # the first attempt runs the inferences: when its answer came, damaged or not, tells
+        # their time (retries are answered from the stored line at once)
+        delay, first = self.first_answer
+        if delay is not None and any(b"cycles" in raw for raw in first):
+            self.link.infer_sample(delay, n + warmup)
         for line in lines:
             if line.startswith("m-infer-"):
                 info = {k: int(v) for k, v in parse_kv(strip_crc(line)[len("m-infer-"):]).items()}
@@ -835,7 +983,8 @@ class DeviceUnderTest:
     def results(self) -> Result:
         """The last inference's results, every line CRC-checked (gathered over several
         attempts when the link damages the reply)."""
-        lines = self.command("results", salvage=_SelfCheckingLines(_results_key, _results_done).add)
+        lines = self.command("results", salvage=_SelfCheckingLines(_results_key, _results_done).add,
+                             copies=self.link.reply_copies(2, 60))
         head = None
         pairs: list[tuple[int, int]] = []
         for line in lines:

@@ -97,7 +97,22 @@ def seeds() -> dict[str, bytes]:
                                + sequenced(["db map 9"])
                                + posted(DeviceUnderTest._put_bodies(sample_b, 9, list(range(1, 89, 2))))
                                + sequenced(["db map 9", "infer 1 0", "results"]),
+        # the host on a damaged link: every frame ends '%%', answers asked for in copies
+        # (BODY*R), a posted frame cut by a '!' turned '%' (its tail answered as unknown)
+        "session-copies": posted([f"db load {len(sample_a)}"]).replace(b"%", b"%%")
+                          + cut_posted(DeviceUnderTest._put_bodies(sample_a, 12,
+                                                                   list(range(66))))
+                          + b"".join(frame(f"{body}*{r}", seq) + b"%" for seq, (body, r) in
+                                     enumerate([("profile", 3), ("db map 12", 9), ("infer 1 0", 4),
+                                                ("results", 30), ("results", 64)], start=40)),
     }
+
+
+def cut_posted(bodies: list[str]) -> bytes:
+    """Posted frames ending '%%', every fifth with its '!' turned into '%'."""
+    out = posted(bodies).replace(b"%", b"%%").split(b"!")
+    return b"".join(part + (b"%" if k % 5 == 4 else b"!") for k, part in enumerate(out[:-1])) \
+        + out[-1]
 
 
 def main() -> None:
