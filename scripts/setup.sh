@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a virtual environment with tinySNN and all of its own distributions (editable):
 # the core, the example plugin, the compiled CPU backend, the CuPy backend (imports without a
-# GPU) and the serial hardware-in-the-loop runner. Idempotent.
+# GPU), the NIR exporter and the serial hardware-in-the-loop runner. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 pkgs=(-e '.[data,test,fast,explore]' -e plugins/tinysnn-example)
-for extra in plugins/tinysnn-numba plugins/tinysnn-cupy "runners/tinysnn-serial[test]"; do
+for extra in plugins/tinysnn-numba plugins/tinysnn-cupy plugins/tinysnn-nir "runners/tinysnn-serial[test]"; do
     [ -f "${extra%%\[*}/pyproject.toml" ] && pkgs+=(-e "$extra")
 done
 .venv/bin/python -m pip install -q "${pkgs[@]}"

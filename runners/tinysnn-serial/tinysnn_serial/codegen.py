@@ -517,6 +517,7 @@ class CExporter:
     (engine.c, engine_config.h, model_data.c/.h) for ``make ENGINE_DIR=...``."""
 
     description = "C99 integer engine + packed model constants for the tinysnn firmware"
+    suffix = ""     # it writes a directory
 
     def export(self, net, out_dir, name: str = "model") -> Path:
         return export_network(net, out_dir, name)[0]
