@@ -190,6 +190,31 @@ class Config:
             target[parts[-1]] = value
         return Config.from_dict(data)
 
+    def replace(self, **values: Any) -> "Config":
+        """A copy with ``values`` set, checked as a file would be: run settings by name
+        (``n_neurons=100, seed=1``), tables as dicts merged key by key into the current ones
+        (``train={"n_train": 500}``, ``topology={"w_inh": -20.0}``,
+        ``quant={"scheme": "ptq", "groups": {...}}``). A plugin slot given a name, or a table
+        naming another plugin, switches plugin and drops the old one's parameters, as
+        ``with_overrides(["topology=diehl-cook"])`` does."""
+        data = self.to_dict()
+        known = {f.name for f in fields(self)}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"unknown configuration key {key!r}; known: {sorted(known)}")
+            if key in PLUGIN_SLOTS:
+                if isinstance(value, str):
+                    value = {"name": value}
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{key} must be a plugin name or a table, got {value!r}")
+                same = value.get("name", data[key].get("name")) == data[key].get("name")
+                data[key] = {**data[key], **value} if same else dict(value)
+            elif isinstance(data[key], dict) and isinstance(value, dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+        return Config.from_dict(data)
+
     # -- validation ----------------------------------------------------------------------------
     def validate_basic(self) -> None:
         """Every run setting's type and range (a boolean is not an integer here)."""

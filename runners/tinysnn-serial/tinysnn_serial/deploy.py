@@ -14,6 +14,7 @@ in the split: exactly what ``tinysnn_core.intsim.infer`` computes on the host.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import statistics
@@ -23,12 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinysnn_core.errors import TinySNNError
+from tinysnn_core.log import get_logger
 
 from . import codegen
 from .boards import BOARDS, BoardFitError, BoardError, check_mount
 from .meters import METERS, MeterError
 from .protocol import DeviceUnderTest, LinkError
 from .transports import FlakyTransport, PtyTransport, SerialTransport, TransportError
+
+log = get_logger(__name__)
 
 RESULTS_VERSION = 1
 #: header keys that must match for a results file to be resumed
@@ -279,12 +283,30 @@ def latency_predictor(board_name: str, m):
 
 def run_samples(dut: DeviceUnderTest, m, images, labels, seed: int, results: ResultsFile, *,
                 meter=None, n: int = 1, warmup: int = 0, on_sample=None, out=sys.stdout,
-                predict=None) -> int:
+                predict=None, progress: bool = False) -> int:
     """Run every sample not yet in ``results``; returns how many ran now. Each record carries
-    the link's counts since the previous one, so a killed run keeps them."""
-    from tinysnn_core import intsim
+    the link's counts since the previous one, so a killed run keeps them. ``progress``: a bar
+    over the samples on stderr (when it is a terminal)."""
+    from tqdm import tqdm
 
     todo = [i for i in range(len(images)) if i not in results.done]
+    ran = 0
+    # disable=None: tqdm turns itself off when stderr is not a terminal (a log, a pipe, CI)
+    bar = tqdm(total=len(images), initial=len(images) - len(todo), desc="samples",
+               unit="sample", disable=None if progress else True, dynamic_ncols=True,
+               file=sys.stderr)
+    try:
+        ran = _run_todo(dut, m, images, labels, seed, results, todo, bar, meter=meter, n=n,
+                        warmup=warmup, on_sample=on_sample, out=out, predict=predict)
+    finally:
+        bar.close()
+    return ran
+
+
+def _run_todo(dut, m, images, labels, seed, results, todo, bar, *, meter, n, warmup, on_sample,
+              out, predict) -> int:
+    from tinysnn_core import intsim
+
     ran = 0
     for sid in todo:
         ops = intsim.new_ops()
@@ -304,9 +326,10 @@ def run_samples(dut: DeviceUnderTest, m, images, labels, seed: int, results: Res
             rec["energy_source"] = res.energy["source"]
         results.add(rec)
         ran += 1
+        bar.update(1)
         if not rec["counts_ok"] or rec["pred"] != rec["host_pred"]:
-            print(f"PARITY MISMATCH at sample {sid}: board predicted {rec['pred']}, host "
-                  f"{rec['host_pred']}; counts identical: {rec['counts_ok']}", file=out)
+            bar.write(f"PARITY MISMATCH at sample {sid}: board predicted {rec['pred']}, host "
+                      f"{rec['host_pred']}; counts identical: {rec['counts_ok']}", file=out)
         if on_sample is not None:
             on_sample(rec)
     return ran
@@ -328,7 +351,7 @@ def make_meter(name: str | None, profile, options: dict):
     meter.open(profile)
     why = getattr(meter, "available", lambda: None)()
     if why:
-        print(f"energy: {why}", file=sys.stderr)
+        log.warning("energy: %s", why)
         meter.close()
         return None
     return meter
@@ -406,8 +429,9 @@ def execute(*, model_path, board_name: str | None, samples: int | None, meter_na
             meter_options: dict, results_path, port: str | None, build: bool, build_dir=None,
             flash: bool = True, flaky: float = 0.0, flaky_seed: int = 0, int_defaults=False,
             mount=None, probe=None, timeout: float = 5.0, n: int = 1, warmup: int = 0,
-            on_sample=None, on_target=None, out=sys.stdout) -> dict:
-    """The whole flow behind both commands (``build`` False: ``measure`` on a running board)."""
+            on_sample=None, on_target=None, out=sys.stdout, progress: bool = False) -> dict:
+    """The whole flow behind both commands (``build`` False: ``measure`` on a running board).
+    ``progress``: a bar over the samples on stderr, when that is a terminal."""
     stem, sha = model_id(model_path)
     board = BOARDS.get(board_name) if board_name else None
     if board_name and board is None:
@@ -491,7 +515,7 @@ def execute(*, model_path, board_name: str | None, samples: int | None, meter_na
         try:
             run_samples(dut, m, images, labels, seed, results, meter=meter, n=n,
                         warmup=warmup, on_sample=on_sample, out=out,
-                        predict=latency_predictor(target.profile.name, m))
+                        predict=latency_predictor(target.profile.name, m), progress=progress)
         except (LinkError, TransportError) as exc:
             raise DeployError(f"the board stopped answering ({exc}); {len(results.records)} of "
                               f"{len(images)} samples are in {results_path}: run the same "
@@ -586,6 +610,8 @@ def _common_arguments(p) -> None:
     p.add_argument("--int-defaults", action="store_true", help="run an unquantized model with "
                    "the 16-bit default formats (tinysnn_core.intsim.complete_plan)")
     p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar (there is none "
+                   "either when stderr is not a terminal)")
 
 
 def _meter_options(args) -> dict:
@@ -603,8 +629,40 @@ def _finish(summary: dict, args) -> int:
         summary.get("counts_identical", 0) == 1.0 else 1
 
 
+def deploy_model(model, board: str, *, samples: int | None = None, results=None,
+                 build_dir=None, port: str | None = None, flash: bool = True,
+                 meter: str | None = None, meter_options: dict | None = None,
+                 timeout: float = 5.0, repeat: int = 1, int_defaults: bool = False,
+                 progress: bool = False, out=sys.stdout) -> dict:
+    """``tinysnn deploy`` from Python: generate the C model of the quantized model file
+    ``model``, check the fit, build, start (emulated board) or flash (``port``: its serial
+    port), run the first ``samples`` test samples; the summary (``parity``, ``accuracy``,
+    ``cycles``, ``flash_bytes``, ...) as a dict. The report goes to ``out`` (None: nowhere).
+    Resumes from ``results`` (default ``runs/deploy/MODEL-BOARD.jsonl``) as the command does."""
+    return execute(model_path=model, board_name=board, samples=samples, meter_name=meter,
+                   meter_options=dict(meter_options or {}), results_path=results, port=port,
+                   build=True, build_dir=build_dir, flash=flash, int_defaults=int_defaults,
+                   timeout=timeout, n=repeat, progress=progress,
+                   out=out if out is not None else io.StringIO())
+
+
+def measure_model(model, port: str, *, board: str | None = None, samples: int | None = None,
+                  results=None, meter: str | None = None, meter_options: dict | None = None,
+                  timeout: float = 5.0, repeat: int = 1, int_defaults: bool = False,
+                  progress: bool = False, out=sys.stdout) -> dict:
+    """``tinysnn measure`` from Python: the test samples on a board already running ``model``
+    at ``port`` (a pyserial URL, ``pty:CMD`` or ``subprocess:CMD``); the summary as a dict."""
+    return execute(model_path=model, board_name=board, samples=samples, meter_name=meter,
+                   meter_options=dict(meter_options or {}), results_path=results, port=port,
+                   build=False, int_defaults=int_defaults, timeout=timeout, n=repeat,
+                   progress=progress, out=out if out is not None else io.StringIO())
+
+
 class DeployCommand:
     """Generate the C model, check the fit, build, start or flash, run the test samples."""
+
+    #: the command's Python function (``tinysnn_core.deploy`` finds it through the registry)
+    function = staticmethod(deploy_model)
 
     def add_arguments(self, p):
         _common_arguments(p)
@@ -626,7 +684,7 @@ class DeployCommand:
                               mount=args.mount, probe=args.probe,
                               flaky=args.flaky, flaky_seed=args.flaky_seed,
                               int_defaults=args.int_defaults, timeout=args.timeout,
-                              n=args.repeat)
+                              n=args.repeat, progress=not args.quiet)
         except (DeployError, BoardFitError, BoardError, MeterError) as exc:
             print(f"tinysnn deploy: {exc}", file=sys.stderr)
             return 2
@@ -635,6 +693,8 @@ class DeployCommand:
 
 class MeasureCommand:
     """Run the test samples on a board that is already running the model (any serial URL)."""
+
+    function = staticmethod(measure_model)
 
     def add_arguments(self, p):
         _common_arguments(p)
@@ -650,7 +710,7 @@ class MeasureCommand:
                               results_path=args.results, port=args.port, build=False,
                               flaky=args.flaky, flaky_seed=args.flaky_seed,
                               int_defaults=args.int_defaults, timeout=args.timeout,
-                              n=args.repeat)
+                              n=args.repeat, progress=not args.quiet)
         except (DeployError, BoardError, MeterError) as exc:
             print(f"tinysnn measure: {exc}", file=sys.stderr)
             return 2
