@@ -203,6 +203,44 @@ ROW_FIELDS = {"kind": str, "label": str, "scheme": str, "rounding": str,
               "group_set": str, "bits": int, "groups": dict, "accuracy": float}
 
 
+#: the per-seed fields of a row with per-sample results: lists with one entry per seed, in the
+#: order of ``seeds`` (``sample_fields``); ``accuracy_ci`` is there from two seeds on
+SEED_FIELDS = ("seeds", "accuracy_seeds", "correct", "test_sizes", "test_digests")
+
+
+def _is_accuracy(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0 <= value <= 1)
+
+
+def _seed_problem(row: dict) -> str | None:
+    """What is wrong with a row's per-seed fields (None: nothing, or a row without them)."""
+    if "seeds" not in row:
+        extra = [f for f in (*SEED_FIELDS, "accuracy_ci") if f in row]
+        return f"it has {extra[0]!r} but no 'seeds'" if extra else None
+    seeds = row["seeds"]
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+            or len(set(seeds)) != len(seeds)):
+        return f"field 'seeds' is {seeds!r}, not a list of distinct integers"
+    kinds = {"accuracy_seeds": _is_accuracy, "correct": lambda v: isinstance(v, str),
+             "test_sizes": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+             "test_digests": lambda v: isinstance(v, str)}
+    for name, ok in kinds.items():
+        values = row.get(name)
+        if values is None and name != "accuracy_seeds":
+            continue
+        if not isinstance(values, list) or len(values) != len(seeds) or not all(map(ok, values)):
+            return f"field {name!r} is not a list of {len(seeds)} per-seed values"
+    if ("correct" in row) != ("test_sizes" in row):
+        return "it has only one of 'correct' and 'test_sizes'"
+    ci = row.get("accuracy_ci")
+    if ci is not None and not (isinstance(ci, list) and len(ci) == 2
+                               and all(map(_is_accuracy, ci)) and ci[0] <= ci[1]):
+        return f"field 'accuracy_ci' is {ci!r}, not [low, high] in 0..1"
+    return None
+
+
 def _row_problem(row: dict) -> str | None:
     for name, kind in ROW_FIELDS.items():
         value = row.get(name)
@@ -214,7 +252,7 @@ def _row_problem(row: dict) -> str | None:
         if not ok:
             what = "an accuracy in 0..1" if kind is float else f"a JSON {kind.__name__}"
             return f"field {name!r} is {value!r}, not {what}"
-    return None
+    return _seed_problem(row)
 
 
 def read_results(path) -> list[dict]:
@@ -310,7 +348,8 @@ def evaluate_points(points: list[Point], base_model: str, options: dict) -> list
                                        train_time_steps=point.train_time_steps)
     cfg = net.config
     flow.assign(net, _assign_data(data, options), backend=backend, progress=False)
-    metrics = flow.evaluate(net, data, backend=backend, progress=False)
+    metrics, float_correct = evaluate_correct(net, data, backend)
+    digest = samples_digest(data)
     common = {"accuracy_float_sim": metrics["accuracy"],
               "accuracy_float_sim_pw": metrics["accuracy_proportion-weighting"],
               "n_neurons": int(net.n_neurons), "base_model_path": str(base_model),
@@ -339,13 +378,17 @@ def evaluate_points(points: list[Point], base_model: str, options: dict) -> list
             net.config = cfg
             preds, _, ops = intsim.run_integer(model, data.test_images, seed, ids, backend,
                                                with_ops=True)
-            row["accuracy_integer"] = float((preds == data.test_labels).mean())
+            int_correct = np.asarray(preds) == data.test_labels
+            row["accuracy_integer"] = float(int_correct.mean())
             row["infer_ops"] = {k: float(np.mean(v)) for k, v in ops.items()}
             row["infer_ops"]["steps_median"] = float(np.median(ops["steps"]))
             row["costs"] = {name: cm.integer_inference_cost(model, ops)
                             for name, cm in cost_models.items()}
             test_ops = integer_op_counts(model, ops)
         row["accuracy"] = row.get("accuracy_integer", row["accuracy_float_sim"])
+        row.update(sample_fields(cfg.seed, row["accuracy"],
+                                 int_correct if "accuracy_integer" in row else float_correct,
+                                 digest))
         row.update(cost_fields(net, test_ops, net.quant.plan, train_ops, train_plan))
         row.update({"seconds": prepared + time.perf_counter() - t0, "deployable": deployable})
         if options.get("save_models") and trained:  # post-training points are cheap to redo
@@ -416,12 +459,67 @@ def baseline_row(base_model: str, options: dict) -> dict:
     data = flow.load_dataset(net.config)
     backend = flow.get_backend(net.config)
     flow.assign(net, _assign_data(data, options), backend=backend, progress=False)
-    metrics = flow.evaluate(net, data, backend=backend, progress=False)
+    metrics, correct = evaluate_correct(net, data, backend)
     fp32 = QuantPlan("none")
     return {"accuracy": metrics["accuracy"], "accuracy_float_sim": metrics["accuracy"],
+            **sample_fields(net.config.seed, metrics["accuracy"], correct, samples_digest(data)),
             "n_neurons": int(net.n_neurons), "base_model_path": str(base_model),
             **cost_fields(net, net.ops["test"], fp32, net.ops.get("train"), fp32),
             "deployable": False}
+
+
+class _CountsRecorder:
+    """A backend that keeps the spike counts of every pass it runs, so that the flow's own
+    ``evaluate`` yields the per-sample predictions as well as the accuracy."""
+
+    def __init__(self, backend):
+        self._backend = backend
+        self.counts = []
+
+    def run(self, *args, **kwargs):
+        out = self._backend.run(*args, **kwargs)
+        self.counts.append(np.asarray(out))
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+
+def evaluate_correct(net, data, backend):
+    """``train.evaluate``'s metrics and, per test sample, whether the network's classifier got
+    it right (the paired tests of ``select`` compare these between models)."""
+    from . import train as flow
+    from .evaluate import predict
+
+    recorder = _CountsRecorder(backend)
+    metrics = flow.evaluate(net, data, backend=recorder, progress=False)
+    counts = np.concatenate(recorder.counts) if recorder.counts else np.zeros((0, net.n_neurons))
+    pred = predict(counts, net.assignments, net.proportions, net.config.train.classifier,
+                   data.n_classes)
+    correct = pred == data.test_labels
+    if correct.shape != data.test_labels.shape or abs(correct.mean() - metrics["accuracy"]) > 1e-9:
+        raise TinySNNError("the per-sample predictions do not reproduce the evaluated accuracy "
+                           f"({correct.mean()} vs {metrics['accuracy']}): a backend that returns "
+                           "its spike counts out of order?")
+    return metrics, correct
+
+
+def samples_digest(data) -> str:
+    """Which test samples an accuracy is over: a paired test needs the same ones."""
+    h = hashlib.sha256(np.ascontiguousarray(data.test_labels).tobytes())
+    h.update(np.ascontiguousarray(data.test_images).tobytes())
+    return h.hexdigest()[:16]
+
+
+def sample_fields(seed: int, accuracy: float, correct, digest: str) -> dict:
+    """The per-seed fields of a results row (lists with one entry per seed): the seeds, their
+    accuracies, per-sample correctness as hex bitmaps (``stats.pack_correct``), the number of
+    test samples and which ones (``samples_digest``)."""
+    from .stats import pack_correct
+
+    return {"seeds": [int(seed)], "accuracy_seeds": [float(accuracy)],
+            "correct": [pack_correct(correct)], "test_sizes": [int(len(correct))],
+            "test_digests": [digest]}
 
 
 def cost_fields(net, test_ops, plan, train_ops, train_plan) -> dict:
@@ -567,15 +665,21 @@ def run_exploration(points: list[Point], base_model: str, results: str, *, worke
                                no_workers_timeout=no_workers_timeout)
 
 
+def base_digest(base_model, options: dict) -> str:
+    """What identifies a base model in the keys of its points: its checksum, and the label
+    assignment's sample limit when there is one (a different assignment, different points)."""
+    digest = file_digest(base_model)
+    if options.get("assign_limit"):
+        digest += f"/assign{int(options['assign_limit'])}"
+    return digest
+
+
 def _explore_locked(points, base_model, results: Path, *, workers, scheduler, options,
                     progress, no_workers_timeout) -> list[dict]:
     from tqdm import tqdm
 
     options = dict(options or {})
-    digest = file_digest(base_model)
-    if options.get("assign_limit"):  # a different assignment makes different points
-        digest += f"/assign{int(options['assign_limit'])}"
-    options["base_digest"] = digest
+    digest = options["base_digest"] = base_digest(base_model, options)
     repair_results(results)
     done = {row.get("key") for row in read_results(results)}
     base_key = hashlib.sha256(f"baseline:{digest}".encode()).hexdigest()[:20]
@@ -648,4 +752,112 @@ def _explore_locked(points, base_model, results: Path, *, workers, scheduler, op
     if failures:
         raise TinySNNError(f"{len(failures)} of {len(todo)} points failed (see above); the "
                            f"finished ones are in {results}: fix the cause and rerun to finish")
+    return read_results(results)
+
+
+# ---- the same exploration over K seeds -----------------------------------------------------
+
+def per_seed_results(results, seed: int) -> Path:
+    """The results file of one seed of a seeded exploration (next to ``results``)."""
+    results = Path(results)
+    return results.with_name(results.name + ".seeds") / f"seed{int(seed)}.jsonl"
+
+
+def point_identity(row: dict) -> str:
+    """What makes rows of different seeds the same point: everything but the formats (whose
+    integer bits follow each seed's float model) and the base model."""
+    names = ("kind", "label", "scheme", "bits", "rounding", "group_set", "inference",
+             "train_time_steps")
+    return json.dumps({n: row.get(n) or None for n in names}, sort_keys=True)
+
+
+def _mean_of(values):
+    """Numbers: the mean (an integer when all are equal); dicts with the same keys: per key;
+    anything else: the first seed's."""
+    first = values[0]
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return first if all(v == first for v in values) else float(np.mean(values))
+    if all(isinstance(v, dict) for v in values) and all(v.keys() == first.keys() for v in values):
+        return {k: _mean_of([v[k] for v in values]) for k in first}
+    return first
+
+
+def combine_seeds(per_seed: list[list[dict]], *, confidence: float = 0.95,
+                  run_dir: str | None = None) -> list[dict]:
+    """One row per point over seeds from per-seed rows (``per_seed[i]``: the rows of one seed's
+    base model). ``accuracy`` becomes the mean over seeds, ``accuracy_ci`` its Student-t interval,
+    the per-seed fields the seeds' lists; other figures (energy, op counts, costs) the mean over
+    seeds. A point missing in some seed is left out."""
+    from .stats import accuracy_summary
+
+    indexed = []
+    for rows in per_seed:
+        by_point = {}
+        for row in rows:
+            if "correct" not in row:
+                raise InputError(f"the per-seed row {row.get('label')!r} has no per-sample "
+                                 "results: it was written by an older tinysnn; give another "
+                                 "--results")
+            by_point[point_identity(row)] = row
+        indexed.append(by_point)
+    digests = sorted({row.get("base_model") for rows in per_seed for row in rows} - {None})
+    tag = hashlib.sha256(json.dumps(digests).encode()).hexdigest()[:20]
+    out = []
+    for ident in indexed[0] if indexed else {}:
+        rows = [d.get(ident) for d in indexed]
+        if any(r is None for r in rows):
+            continue
+        merged = copy.deepcopy(rows[0])
+        for name, value in rows[0].items():
+            if name not in SEED_FIELDS:
+                merged[name] = _mean_of([r.get(name) for r in rows])
+        for name in SEED_FIELDS:
+            merged[name] = [v for r in rows for v in r[name]]
+        merged.update(accuracy_summary(merged["accuracy_seeds"], confidence))
+        merged["seconds"] = float(sum(r.get("seconds") or 0.0 for r in rows))
+        merged["groups"] = rows[0]["groups"]          # the first seed's (select builds it)
+        merged["groups_seeds"] = [r["groups"] for r in rows]
+        merged["base_model_path"] = rows[0].get("base_model_path")
+        merged["base_model_paths"] = [r.get("base_model_path") for r in rows]
+        if any(r.get("model_file") for r in rows):
+            merged["model_files"] = [r.get("model_file") for r in rows]
+        merged["base_model"] = f"seeds:{tag}"
+        if run_dir is not None:
+            merged["run_dir"] = str(run_dir)
+        merged["key"] = hashlib.sha256(f"{ident}|{tag}".encode()).hexdigest()[:20]
+        out.append(merged)
+    return out
+
+
+def run_seeded_exploration(seed_models: list[tuple[int, str]], points_of, results, *,
+                           workers: int = 1, scheduler: str | None = None,
+                           options: dict | None = None, progress: bool = True,
+                           no_workers_timeout: float | None = None, confidence: float = 0.95,
+                           run_dir: str | None = None) -> list[dict]:
+    """Each point over K seeds: ``seed_models`` are ``(seed, float model path)``, one per seed;
+    ``points_of(path)`` the points of that model (their formats follow its ranges). Every seed
+    is explored into its own file (``per_seed_results``), resumable point by point like a single
+    exploration; then one row per point over the seeds is appended to ``results``
+    (``combine_seeds``), each once."""
+    results = Path(results)
+    options = dict(options or {})
+    per_seed = []
+    for seed, model in seed_models:
+        if progress:
+            print(f"explore: seed {seed} ({model})", file=sys.stderr)
+        rows = run_exploration(points_of(model), model, per_seed_results(results, seed),
+                               workers=workers, scheduler=scheduler, options=options,
+                               progress=progress, no_workers_timeout=no_workers_timeout)
+        digest = base_digest(model, options)
+        mine = [r for r in rows if r.get("base_model") == digest]
+        if any(r.get("seeds") != [seed] for r in mine if "seeds" in r):
+            raise InputError(f"{model} was trained with another seed than the {seed} its run "
+                             "directory names")
+        per_seed.append(mine)
+    with results_lock(results):
+        repair_results(results)
+        done = {row.get("key") for row in read_results(results)}
+        for row in combine_seeds(per_seed, confidence=confidence, run_dir=run_dir):
+            if row["key"] not in done:
+                _append(results, row)
     return read_results(results)
