@@ -122,7 +122,7 @@ def test_board_report_table_savings_and_labels(tmp_path):
     assert f"![latency_{BOARD}.png](latency_{BOARD}.png)" in md
     html = (tmp_path / "report.html").read_text()
     assert "<th>board energy uJ (cycles x datasheet)</th>" in html
-    assert "<b>chosen</b>" in html
+    assert "<strong>chosen</strong>" in html
     assert "ptq mixed 2b/16b nearest | rate_hz=63.75 exit_margin=2" in html
 
 
