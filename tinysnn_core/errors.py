@@ -30,3 +30,7 @@ class ModelFileError(TinySNNError):
 
 class InputError(TinySNNError, ValueError):
     """Input data of the wrong shape, type or with NaN/inf values."""
+
+
+class RecordingFileError(TinySNNError):
+    """A recording file (``tinysnn eval --record``) that is truncated, corrupt or inconsistent."""

@@ -42,8 +42,9 @@ def normalize_columns(w: np.ndarray, cols: np.ndarray, norm: float, ops: OpCount
 
 
 def present(net: Network, image: np.ndarray, sample: int, retry: int, *, learn: bool,
-            seed: int, ops: OpCounts) -> np.ndarray:
-    """Simulate one presentation; returns the excitatory spike counts [N]."""
+            seed: int, ops: OpCounts, record=None) -> np.ndarray:
+    """Simulate one presentation; returns the excitatory spike counts [N]. ``record``: a
+    ``tinysnn_core.monitors.Record`` that wants this sample, or None."""
     cfg, topo = net.config, net.topology
     T, N, n_in = cfg.train.time_steps, net.n_neurons, net.n_inputs
     exc, inh, rule, w = net.exc, net.inh, net.rule, net.w
@@ -70,6 +71,8 @@ def present(net: Network, image: np.ndarray, sample: int, retry: int, *, learn: 
     s_prev = np.zeros(N, dtype=bool)          # inhibition source spikes of the previous step
     e_prev = np.zeros(N, dtype=bool)          # excitatory spikes of the previous step
     n_input_spikes = n_inh_spikes = 0
+    if record is not None:
+        mon = _Monitor(record, net, T)
     for t in range(T):
         pre = spikes_in[t]
         n_input_spikes += pre.size
@@ -113,7 +116,11 @@ def present(net: Network, image: np.ndarray, sample: int, retry: int, *, learn: 
                 if x_post is not None:
                     x_post[:] = qr.q("traces", x_post)
             rule.step(ctx, pre, post)
+        if record is not None:      # the state at the end of the step
+            mon.step(t, s, state_e, x_post if learn else None)
 
+    if record is not None:
+        mon.finish(sample, retry)
     ops.presentations += 1
     ops.time_steps += T
     ops.neuron_updates_exc += T * N
@@ -132,15 +139,56 @@ def present(net: Network, image: np.ndarray, sample: int, retry: int, *, learn: 
     return counts
 
 
+class _Monitor:
+    """One presentation's recording (``tinysnn_core.monitors``): spikes of the layer, and the
+    chosen neurons' state at the end of every step."""
+
+    def __init__(self, record, net: Network, T: int):
+        self.record = record
+        self.idx = record.neuron_index(net.n_neurons)
+        self.values = {name: np.zeros((T, self.idx.size)) for name in record.state_variables}
+        self.want_spikes = "spikes" in record.variables
+        self.steps, self.neurons = [], []
+        self.decay = net.rule.trace_decay
+        self.trace = np.zeros(self.idx.size)     # the monitor's own, without the rule's
+
+    def step(self, t: int, s: np.ndarray, state: dict, x_post) -> None:
+        if self.want_spikes:
+            fired = np.flatnonzero(s)
+            self.steps.append(np.full(fired.size, t, dtype=np.int64))
+            self.neurons.append(fired)
+        vals = self.values
+        if "v" in vals:
+            vals["v"][t] = state["v"][self.idx]
+        if "theta" in vals:
+            vals["theta"][t] = state["theta"][self.idx]
+        if "trace" in vals:
+            if x_post is not None:
+                vals["trace"][t] = x_post[self.idx]
+            else:
+                self.trace *= self.decay
+                self.trace[s[self.idx]] = 1.0
+                vals["trace"][t] = self.trace
+
+    def finish(self, sample: int, retry: int) -> None:
+        cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64))
+        self.record.add_presentation(sample, retry, cat(self.steps), cat(self.neurons),
+                                     self.values)
+
+
 def run_sample(net: Network, image: np.ndarray, sample: int, *, learn: bool, seed: int,
-               ops: OpCounts) -> np.ndarray:
-    """All presentations of one sample (Diehl & Cook retry rule); the last one's counts."""
+               ops: OpCounts, record=None) -> np.ndarray:
+    """All presentations of one sample (Diehl & Cook retry rule); the last one's counts.
+    ``record``: a ``Record`` that wants this sample, or None."""
     enc = net.encoder.params
     for retry in range(enc.max_retries + 1):
-        counts = present(net, image, sample, retry, learn=learn, seed=seed, ops=ops)
+        counts = present(net, image, sample, retry, learn=learn, seed=seed, ops=ops,
+                         record=record)
         if counts.sum() >= enc.retry_min_spikes:
             break
     ops.samples += 1
+    if record is not None:
+        record.add_sample(sample, counts)
     return counts
 
 
@@ -153,11 +201,15 @@ class NumpyBackend:
         return True, ""
 
     def run(self, net: Network, images: np.ndarray, sample_ids, *, learn: bool, seed: int,
-            ops: OpCounts) -> np.ndarray:
+            ops: OpCounts, record=None) -> np.ndarray:
         images, sample_ids = check_batch(images, sample_ids, net.n_inputs)
+        if record is not None:
+            record.check(net, learn)
         out = np.zeros((len(images), net.n_neurons), dtype=np.int64)
         for b, (image, sample) in enumerate(zip(images, sample_ids)):
-            out[b] = run_sample(net, image, int(sample), learn=learn, seed=seed, ops=ops)
+            rec = record if record is not None and record.wants(int(sample)) else None
+            out[b] = run_sample(net, image, int(sample), learn=learn, seed=seed, ops=ops,
+                                record=rec)
         return out
 
 

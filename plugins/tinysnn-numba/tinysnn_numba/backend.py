@@ -263,7 +263,9 @@ class NumbaBackend:
         check_supported(net, learn)
 
     def run(self, net, images, sample_ids, *, learn: bool, seed: int,
-            ops: OpCounts) -> np.ndarray:
+            ops: OpCounts, record=None) -> np.ndarray:
+        if record is not None:      # the monitor's own path; the kernels below never record
+            return self._run_recorded(net, images, sample_ids, learn, seed, ops, record)
         # -- everything that can refuse, before any work -------------------------------------
         self.check(net, learn=learn)
         n_in, N = net.w.shape
@@ -307,6 +309,72 @@ class NumbaBackend:
             counters = per_sample.sum(axis=0)
         _add_ops(ops, counters)
         return counts
+
+    def _run_recorded(self, net, images, sample_ids, learn, seed, ops, record):
+        """``run`` with a ``tinysnn_core.monitors.Record``: the samples it wants one by one
+        through ``kernels.record_sample`` (the per-step kernel with the monitor compiled in),
+        the runs of other samples between them through the fast path, in order (learning
+        updates the weights sample after sample)."""
+        self.check(net, learn=learn)
+        record.check(net, learn)
+        n_in, N = net.w.shape
+        images, ids = _batch(images, sample_ids, n_in)
+        B = len(images)
+        counts = np.zeros((B, N), dtype=np.int64)
+        want = [record.wants(s) for s in ids]
+        b = 0
+        while b < B:
+            if want[b]:
+                counts[b] = self._record_one(net, images[b], ids[b], learn, seed, ops, record)
+                b += 1
+                continue
+            e = b
+            while e < B and not want[e]:
+                e += 1
+            counts[b:e] = self.run(net, images[b:e], ids[b:e], learn=learn, seed=seed, ops=ops)
+            b = e
+        return counts
+
+    def _record_one(self, net, image, sample: int, learn: bool, seed: int, ops, record):
+        k = _kernels()
+        n_in, N = net.w.shape
+        fp, ip = pack_params(net)
+        qp = pack_quant(net, learn)
+        enc = net.encoder
+        R = enc.params.max_retries + 1
+        rate_units = np.array([enc.rate_unit(r) for r in range(R)], dtype=np.int64)
+        skey = np.int64(counter_rng.sample_key(seed, sample))
+        T = int(ip[k.IP_T])
+        idx = np.ascontiguousarray(record.neuron_index(N), dtype=np.int64)
+        raster = np.zeros((R, T, N), dtype=np.int8)
+        vals = np.zeros((R, 3, T, idx.size))
+        counters = np.zeros(k.N_OPS, dtype=np.int64)
+        out = np.zeros((1, N), dtype=np.int64)
+        w = net.w if _usable(net.w) else np.ascontiguousarray(net.w, dtype=np.float64)
+        theta = net.theta if _usable(net.theta) else np.ascontiguousarray(net.theta,
+                                                                          dtype=np.float64)
+        if learn and ip[k.IP_RULE] == k.RULE_TINYSNN and fp[k.FP_MU] != 0.0:
+            recs = [(raster[r], vals[r], idx, np.zeros(idx.size)) for r in range(R)]
+            n = _train_numpy_pow(k, net, w, theta, image[None, :], np.array([skey]), rate_units,
+                                 fp, ip, qp, counters, out, recs)
+        else:
+            n = k.record_sample(w, theta, image, skey, rate_units, bool(learn), fp, ip, qp,
+                                _program(n_in), counters, out[0], raster, vals, idx,
+                                np.zeros(idx.size))
+        if learn:
+            if w is not net.w:
+                net.w[...] = w
+            if theta is not net.theta:
+                net.theta[...] = theta
+        _add_ops(ops, counters)
+        names = ("v", "theta", "trace")
+        for r in range(n):
+            steps, neurons = np.nonzero(raster[r])
+            record.add_presentation(sample, r, steps, neurons,
+                                    {name: vals[r, i] for i, name in enumerate(names)
+                                     if name in record.state_variables})
+        record.add_sample(sample, out[0])
+        return out[0]
 
     #: the parts of the integer contract beyond the base time step that ``run_integer``
     #: implements (``intsim.run_integer`` picks this backend when the model needs no more)
@@ -443,10 +511,13 @@ def _usable(a) -> bool:
             and a.flags.writeable)
 
 
-def _train_numpy_pow(k, net, w, theta, images, skeys, rate_units, fp, ip, qp, counters, counts):
+def _train_numpy_pow(k, net, w, theta, images, skeys, rate_units, fp, ip, qp, counters, counts,
+                     recs=None):
     """tinysnn-stdp with mu != 0: presentation by presentation, the weight-dependence factor
     ``np.power(np.clip(wmax - w, 0, None), mu)`` evaluated by NumPy exactly as the reference
-    does (NumPy's SIMD power and libm's pow differ in the last bit), the rest compiled."""
+    does (NumPy's SIMD power and libm's pow differ in the last bit), the rest compiled.
+    ``recs``: None, or (one sample only) the monitor's arrays per presentation; returns the
+    number of presentations of the last sample."""
     n_in, N = w.shape
     wf, wi, wp, x_pre, acc = k.workspace(n_in, N, n_in)
     wmax, mu = float(net.topology.wmax), float(net.rule.p.mu)
@@ -455,7 +526,8 @@ def _train_numpy_pow(k, net, w, theta, images, skeys, rate_units, fp, ip, qp, co
     for b in range(len(images)):
         for retry in range(int(ip[k.IP_MAX_RETRIES]) + 1):
             n_exc, n_nz = k.present_steps(w, theta, images[b], skeys[b], rate_units[retry],
-                                          retry, fp, ip, qp, counters, wf, wi, wp, x_pre, acc)
+                                          retry, fp, ip, qp, counters, wf, wi, wp, x_pre, acc,
+                                          None if recs is None else recs[retry])
             cols = k.tinysnn_cols(ip, wi)
             powtab = (np.ascontiguousarray(np.power(np.clip(wmax - w[:, cols], 0.0, None), mu))
                       if cols.size else empty)
@@ -465,3 +537,4 @@ def _train_numpy_pow(k, net, w, theta, images, skeys, rate_units, fp, ip, qp, co
                 break
         counters[k.OP_SAMPLES] += 1
         counts[b] = wi[k.WI_COUNTS]
+    return retry + 1

@@ -483,8 +483,35 @@ def _neuron_step_float(v, ref, theta, current, s, cross, adaptive, one_spike, le
 
 
 @njit(cache=True)
-def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, qp, ops, wf, wi, wp, x_pre, acc):
+def _record_step(rec, t, cross, n_post, v_e, theta_e, x_post, own_trace, trace_decay):
+    """The monitor (``tinysnn_core.monitors``) at the end of step ``t``: the emitted spikes into
+    ``raster`` [T, N], the chosen neurons' v, theta and trace into ``vals`` [3, T, K]; without
+    the rule's trace (``own_trace`` False) the monitor's own ``mtr`` [K], as the NumPy
+    backend's monitor keeps it."""
+    raster, vals, idx, mtr = rec
+    for q in range(n_post):
+        raster[t, cross[q]] = 1
+    for k in range(idx.shape[0]):
+        j = idx[k]
+        vals[0, t, k] = v_e[j]
+        vals[1, t, k] = theta_e[j]
+        if own_trace:
+            vals[2, t, k] = x_post[j]
+        else:
+            x = mtr[k] * trace_decay
+            if raster[t, j]:
+                x = 1.0
+            mtr[k] = x
+            vals[2, t, k] = x
+
+
+@njit(cache=True)
+def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, qp, ops, wf, wi, wp, x_pre, acc,
+                 rec):
     """The time loop of one presentation, up to (not including) the rule's end_sample.
+
+    ``rec``: None (numba prunes the recording branch at compile time: the code is that of a
+    loop without it), or the monitor's arrays ``(raster, vals, idx, mtr)`` (``_record_step``).
 
     ``qp``: simulated fixed point (``Q_*`` / ``QF_*``); with no group on, plain float64. The
     groups are rounded where the reference rounds them: the potentials after each layer's step,
@@ -684,6 +711,9 @@ def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, qp, ops, wf, wi, 
                     for q in range(n_post):
                         dirty[cross[q]] = 1
                     stdp += n_post * n_in
+        if rec is not None:
+            _record_step(rec, t, cross, n_post, v_e, theta_e, x_post, learn and needs_post,
+                         trace_decay)
 
     ops[OP_PRESENTATIONS] += 1
     ops[OP_TIME_STEPS] += T
@@ -825,7 +855,7 @@ def _run_sample(w, theta, image, skey, rate_units, learn, fp, ip, qp, ops, wf, w
     for retry in range(n_pres):
         n_nz = _setup_inputs(image, rate_units[retry], wp)
         n_exc = _steps_float(w, theta, learn, retry, skey, n_nz, fp, ip, qp, ops, wf, wi, wp,
-                             x_pre, acc)
+                             x_pre, acc, None)
         if learn:
             _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, no_pow,
                        prog)
@@ -847,6 +877,36 @@ def train_batch(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops, coun
                     wf, wi, wp, x_pre, acc, prog, counts[b])
 
 
+@njit(cache=True)
+def record_sample(w, theta, image, skey, rate_units, learn, fp, ip, qp, prog, ops, counts_out,
+                  raster, vals, idx, mtr):
+    """``_run_sample`` of one sample with the monitor on: presentation ``r``'s spikes into
+    ``raster[r]`` [T, N] (int8) and the chosen neurons ``idx``'s v, theta, trace into
+    ``vals[r]`` [3, T, K]. Returns the number of presentations. (The fast paths never come
+    here: they pass ``rec = None``.)"""
+    n_in, N = w.shape
+    acc_cols = n_in if (learn and ip[IP_RULE] == RULE_TINYSNN) else 0
+    wf, wi, wp, x_pre, acc = workspace(n_in, N, acc_cols)
+    no_pow = np.zeros((0, 0))
+    sk = np.uint64(skey)
+    done = 0
+    for retry in range(ip[IP_MAX_RETRIES] + 1):
+        for k in range(mtr.shape[0]):
+            mtr[k] = 0.0
+        n_nz = _setup_inputs(image, rate_units[retry], wp)
+        n_exc = _steps_float(w, theta, learn, retry, sk, n_nz, fp, ip, qp, ops, wf, wi, wp,
+                             x_pre, acc, (raster[retry], vals[retry], idx, mtr))
+        if learn:
+            _end_float(w, n_exc, n_nz, fp, ip, qp, sk, retry, ops, wf, wi, wp, acc, no_pow, prog)
+        done += 1
+        if n_exc >= ip[IP_RETRY_MIN]:
+            break
+    ops[OP_SAMPLES] += 1
+    for j in range(N):
+        counts_out[j] = wi[WI_COUNTS, j]
+    return done
+
+
 @njit(cache=True, parallel=True)
 def infer_batch(w, theta, images, skeys, rate_units, fp, ip, qp, ops_per_sample, counts):
     """Inference: weights and thresholds are read-only, so the samples run in parallel."""
@@ -861,11 +921,12 @@ def infer_batch(w, theta, images, skeys, rate_units, fp, ip, qp, ops_per_sample,
 # -- entry points for the presentation-by-presentation path (tinysnn-stdp with mu != 0) ----------
 @njit(cache=True)
 def present_steps(w, theta, image, skey, rate_unit, retry, fp, ip, qp, ops, wf, wi, wp, x_pre,
-                  acc):
-    """Inputs and time loop of one learning presentation; returns (excitatory spikes, n_nz)."""
+                  acc, rec):
+    """Inputs and time loop of one learning presentation; returns (excitatory spikes, n_nz).
+    ``rec``: None, or the monitor's arrays of this presentation (``_steps_float``)."""
     n_nz = _setup_inputs(image, rate_unit, wp)
     n_exc = _steps_float(w, theta, True, retry, np.uint64(skey), n_nz, fp, ip, qp, ops, wf, wi,
-                         wp, x_pre, acc)
+                         wp, x_pre, acc, rec)
     return n_exc, n_nz
 
 
