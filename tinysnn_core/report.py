@@ -158,7 +158,7 @@ def _ci(row):
 
 def plot_pareto(rows, front, chosen, bases, path):
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.8, 4.4))
+    fig, ax = plt.subplots(figsize=(8.8, 4.6))
     grid = [r for r in rows if r.get("kind") == "grid"]
     xs_all, ys_all = [], []
     for scheme, marker in (("ptq", "o"), ("itq", "s")):
@@ -194,7 +194,7 @@ def plot_pareto(rows, front, chosen, bases, path):
     ax.set_xscale("log")
     ax.set_xlabel("weights + neuron parameters (KiB, packed)")
     ax.set_ylabel("test accuracy (%)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))   # off the points
     ax.grid(alpha=0.3, which="both")
     _save(fig, path)
 
@@ -385,7 +385,7 @@ def plot_board_latency(rows, board, chosen, bases, path, *, target=None, max_lat
     """Accuracy vs predicted board latency (log x): the candidates by network size, those that
     do not fit crossed, the Pareto front of those that fit, the chosen point."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.8, 4.4))
+    fig, ax = plt.subplots(figsize=(8.8, 4.6))
     pts = [r for r in rows if _cost(r, board, "latency_ms_median") is not None]
     sizes = sorted({r.get("n_neurons") for r in pts}, key=lambda n: (n is None, n or 0))
     for n in sizes:
@@ -422,7 +422,7 @@ def plot_board_latency(rows, board, chosen, bases, path, *, target=None, max_lat
     ax.set_xlabel(f"predicted latency per inference on {board} (ms, median)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"accuracy vs latency on {board}", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))   # off the points
     ax.grid(alpha=0.3, which="both")
     _save(fig, path)
 
