@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bad_input_tools import cli_error
 from tinysnn_core.cli import main
@@ -175,3 +177,32 @@ def test_bitmap_of_the_baseline_row_is_its_accuracy(seeded):
         for bits, n, acc in zip(row["correct"], row["test_sizes"], row["accuracy_seeds"]):
             assert unpack_correct(bits, n).mean() == pytest.approx(acc)
     assert pack_correct([True, False]) == "80"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                 max_size=3), max_leaves=8)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seeds=json_values | st.lists(st.integers(-3, 3), max_size=3),
+       models=json_values | st.dictionaries(
+           st.sampled_from(["0", "1"]),
+           json_values | st.sampled_from(["seed0.tsnn", "../seed0.tsnn", "seed0.tsnn\x00"])),
+       fmt=st.sampled_from(["tinysnn-seeds/1", "x", None]))
+def test_any_manifest_is_read_or_refused_in_one_line(tmp_path, seeds, models, fmt):
+    from tinysnn_core.errors import InputError
+    from tinysnn_core.seeds import read_run_dir
+
+    (tmp_path / "seed0.tsnn").write_bytes(b"x")
+    (tmp_path / "seeds.json").write_text(json.dumps({"format": fmt, "seeds": seeds,
+                                                     "models": models}))
+    try:
+        got = read_run_dir(tmp_path, 1)
+    except InputError as exc:
+        assert "\n" not in str(exc)
+    else:                    # only a manifest naming an existing file in the directory passes
+        assert got == [(seeds[0], str(tmp_path / models[str(seeds[0])]))]
+        assert models[str(seeds[0])] == "seed0.tsnn"

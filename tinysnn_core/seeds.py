@@ -161,7 +161,8 @@ def read_run_dir(run_dir, k: int) -> list[tuple[int, str]]:
     out = []
     for seed in seeds[:k]:
         name = models.get(str(seed))
-        if not isinstance(name, str) or Path(name).name != name:
+        if (not isinstance(name, str) or not name or "\x00" in name
+                or Path(name).name != name):         # a bare file name inside the directory
             raise InputError(f"{path} names no model file of seed {seed}")
         model = run_dir / name
         if not model.is_file():
