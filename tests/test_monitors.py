@@ -349,3 +349,19 @@ def test_eval_record_command(tmp_path, capsys):
         err = capsys.readouterr().err
         assert msg in err and err.count("\n") == 1 and "test accuracy" not in err
     assert not (tmp_path / "x.npz").exists()
+    # and the plots of it, through tinysnn plot
+    for kind, source, extra in (("raster", out, ["--samples", "3:10", "--model", str(model)]),
+                                ("traces", out, ["--sample", "4"]),
+                                ("confusion", out, []), ("assignments", model, []),
+                                ("curve", tmp_path / "c.json", [])):
+        png = tmp_path / f"{kind}.png"
+        assert main(["plot", kind, str(source), "-o", str(png), *extra]) == 0, kind
+        assert png.read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert main(["plot", "traces", str(out), "-o", str(tmp_path / "x.png"),
+                 "--neurons", "999"]) == 2
+    err = capsys.readouterr().err
+    assert "was not recorded" in err and err.count("\n") == 1
+    (tmp_path / "broken.npz").write_bytes(out.read_bytes()[:-100])
+    assert main(["plot", "raster", str(tmp_path / "broken.npz"), "-o", str(tmp_path / "x.png")]) == 2
+    assert "broken.npz" in capsys.readouterr().err

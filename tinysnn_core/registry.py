@@ -45,6 +45,7 @@ BUILTIN_MODULES = (
     "tinysnn_core.builtin.datasets",
     "tinysnn_core.builtin.commands",
     "tinysnn_core.builtin.explore_commands",
+    "tinysnn_core.builtin.plot_commands",
 )
 
 
