@@ -42,6 +42,7 @@ EOF
 view overview 3000 "section:not(#provenance):not(#selection):not(#board-nucleo-l432kc){display:none}"
 # 2. the grid with its diagnostics: its folded table opened, the view cut after ~40 rows
 view grid 1150 "header,section:not(#grid){display:none}" "s|<details>|<details open>|g"
-# 3. the plots section, less the float model's weight map (the selected one's shows the same)
-view plots 5000 "header,section:not(#plots){display:none} #plots figure:nth-of-type(4){display:none}"
+# 3. the plots section, less the float model's weight map and class assignments (the selected
+#    model's show the same kind of figure)
+view plots 6000 "header,section:not(#plots){display:none} #plots figure:nth-of-type(4),#plots figure:nth-of-type(6){display:none}"
 ls -l "$OUT"/report-*.png

@@ -61,8 +61,8 @@ class _Page(HTMLParser):
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.stack, self.errors = [], []
-        self.tables, self.imgs, self.hrefs, self.dts = [], [], [], []
-        self._cell = self._dt = None
+        self.tables, self.imgs, self.hrefs, self.dts, self.dds = [], [], [], [], []
+        self._cell = self._dt = self._dd = None
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -80,6 +80,8 @@ class _Page(HTMLParser):
             self._cell = []
         elif tag == "dt":
             self._dt = []
+        elif tag == "dd":
+            self._dd = []
 
     def handle_endtag(self, tag):
         if tag in self.VOID:
@@ -94,12 +96,17 @@ class _Page(HTMLParser):
         elif tag == "dt":
             self.dts.append("".join(self._dt))
             self._dt = None
+        elif tag == "dd":
+            self.dds.append("".join(self._dd))
+            self._dd = None
 
     def handle_data(self, data):
         if self._cell is not None:
             self._cell.append(data)
         if self._dt is not None:
             self._dt.append(data)
+        if self._dd is not None:
+            self._dd.append(data)
 
 
 def _parse(text) -> _Page:
@@ -136,7 +143,8 @@ def test_html_is_one_well_formed_file_with_the_selection_marked(tmp_path):
     assert sel.chosen["label"] == NASTY
     w = np.linspace(0, 1, 784 * 12).reshape(784, 12)
     write_report(rows, sel, tmp_path, float_w=w, chosen_w=np.round(w * 3) / 3,
-                 results_path=None, command="tinysnn report r.jsonl --within 1")
+                 results_path=None, command="tinysnn report r.jsonl --within 1",
+                 chosen_assignments=np.r_[np.arange(11) % 10, -1])
     text = (tmp_path / "report.html").read_text()
     page = _parse(text)
 
@@ -157,7 +165,7 @@ def test_html_is_one_well_formed_file_with_the_selection_marked(tmp_path):
     assert next(r for r in grid if r["cells"][0] == "ptq mixed 8b nearest")["cells"][-2:] == ["", ""]
     assert LOST in text and "Diagnostics: saturated" in text
     # every image embedded as a PNG data URI; no link leaves the page
-    assert len(page.imgs) == 5
+    assert len(page.imgs) == 6
     for img in page.imgs:
         assert img["src"].startswith("data:image/png;base64,")
         assert base64.b64decode(img["src"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
@@ -165,6 +173,7 @@ def test_html_is_one_well_formed_file_with_the_selection_marked(tmp_path):
     assert not re.search(r"""(src|href)=["'](?!data:|#)""", text)
     # the weight maps say how many neurons they show
     assert "all 12 neurons" in text and "3 x 4 tiles of their 28 x 28 input weights" in text
+    assert "Class assignments of the selected model" in text
 
     # the Markdown: the same tables, the label's pipe escaped, the PNGs linked
     md = (tmp_path / "report.md").read_text()
@@ -247,3 +256,33 @@ def test_any_label_renders_intact_in_both(tmp_path_factory, label):
     assert body[2]["cells"] == ["other", "2"] and body[2]["class"] == []
     lines = [x for x in md.split("## Grid", 1)[1].split("\n") if x.startswith("| ")]
     assert _md_cells(lines[1]) == [label + " **chosen**", "1"]   # after the header
+
+
+def test_report_command_fills_the_provenance_and_draws_the_models(tmp_path):
+    import json
+
+    from tinysnn_core.cli import main
+
+    net = Network.build(Config.from_dict({"n_neurons": 12, "seed": 3}))
+    net.assignments = np.arange(12) % 10
+    net.proportions = np.full((12, 10), 0.1)
+    model = tmp_path / "m.tsnn"
+    save_network(net, model)
+    results = tmp_path / "r.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in _rows(str(model),
+                                                                    file_digest(model))))
+    out = tmp_path / "rep"
+    assert main(["report", str(results), "--model", str(model), "--selected", str(model),
+                 "--within", "1", "--title", "a <title> | here", "--out", str(out)]) == 0
+    page = _parse((out / "report.html").read_text())
+    md = (out / "report.md").read_text()
+    assert f"tinysnn report {results} --model {model} --selected {model} --within 1.0" in md
+    command = dict(zip(page.dts, page.dds))["command"]
+    assert command.endswith(f"--out {out} --title 'a <title> | here'")
+    assert page.dds.count(command) == 1
+    assert {f.name for f in out.glob("*.png")} == {
+        "pareto.png", "accuracy_vs_bits.png", "breakdown.png", "weights_float.png",
+        "weights_selected.png", "assignments_float.png", "assignments_selected.png"}
+    assert len(page.imgs) == 7
+    models = next(t for t in page.tables if t[0]["cells"][0] == "base model")
+    assert models[1]["cells"][5] == "3"

@@ -854,10 +854,12 @@ def _data_uri(path) -> str:
 def write_report(rows, selection, out_dir, *, float_w=None, chosen_w=None,
                  title="tinySNN exploration", board: str | None = None,
                  max_latency_ms: float | None = None, results_path=None,
-                 command: str | None = None, model_paths=()):
+                 command: str | None = None, model_paths=(), float_assignments=None,
+                 chosen_assignments=None):
     """Write ``report.md``, ``report.html`` and the plots to ``out_dir``. With ``board``, the
     board section (``selection`` then is ``select_for_board``'s, or None). ``results_path``,
-    ``command`` and ``model_paths`` (the float models) go into the provenance block."""
+    ``command`` and ``model_paths`` (the float models) go into the provenance block; the
+    ``*_assignments`` (a model's ``assignments``) draw its class-assignment histogram."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     bases = [r for r in rows if r.get("kind") == "baseline"]
@@ -942,6 +944,17 @@ def write_report(rows, selection, out_dir, *, float_w=None, chosen_w=None,
         cap = plot_weight_maps(chosen_w, out / "weights_selected.png",
                                "learned weights, selected model")
         figs.figures.append(Figure("weights_selected.png", cap))
+    for which, a in (("float", float_assignments), ("selected", chosen_assignments)):
+        if a is not None:
+            from . import plots
+
+            a = np.asarray(a)
+            plots.plot_assignments(a, out / f"assignments_{which}.png",
+                                   n_classes=max(10, int(a.max(initial=-1)) + 1))
+            figs.figures.append(Figure(
+                f"assignments_{which}.png", f"Class assignments of the {which} model: how many "
+                "of its neurons vote for each class (the class each fired most for on the "
+                "assignment samples); black: neurons that never fired there."))
     sections.append(figs)
     pairs, models = _provenance_section(
         provenance(rows, results_path=results_path, command=command, model_paths=model_paths))
