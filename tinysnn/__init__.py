@@ -31,7 +31,7 @@ from tinysnn_core.registry import get_registry
 from tinysnn_core.report import write_report
 from tinysnn_core.select import Selection, select, select_by_cost, select_for_board
 from tinysnn_core.train import (TrainStep, assign, build_network, evaluate, get_backend,
-                                load_dataset, run, train, warn_lost_decays)
+                                load_dataset, run, stream_seed, train, warn_lost_decays)
 
 __all__ = [
     # configuration, data, networks
@@ -45,6 +45,7 @@ __all__ = [
     "select_by_cost", "Selection", "materialize", "write_report",
     # fixed point and integer inference (what a board runs)
     "QFormat", "quantize", "to_codes", "from_codes", "integer_model", "run_integer",
+    "stream_seed",
     # boards, through the runner plugin's commands
     "deploy", "measure",
     # plugins, errors, warnings
