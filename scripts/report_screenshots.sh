@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Screenshots of a real report (docs/report.md): the board exploration of mnist-5k
-# (scripts/results_board.sh, step 4) reported for nucleo-l432kc within 1 point of the float
-# N = 400 model, then three views of its report.html taken with headless Chromium
+# Screenshots of a real report (docs/report.md), and its latency plot for docs/results.md:
+# the board exploration of mnist-5k (scripts/results_board.sh, step 4) reported for
+# nucleo-l432kc within 1 point of the float N = 400 model, then three views of its
+# report.html taken with headless Chromium
 # (Debian: apt-get install chromium; only for these pictures, no test needs it).
 # Each view is the page itself with a CSS rule that hides the other sections (and, for the
 # grid, opens its folded table), in a temporary copy; the report is not changed.
@@ -45,4 +46,6 @@ view grid 1150 "header,section:not(#grid){display:none}" "s|<details>|<details o
 # 3. the plots section, less the float model's weight map and class assignments (the selected
 #    model's show the same kind of figure)
 view plots 6000 "header,section:not(#plots){display:none} #plots figure:nth-of-type(4),#plots figure:nth-of-type(6){display:none}"
-ls -l "$OUT"/report-*.png
+# docs/results.md section 5 shows this report's accuracy-vs-latency plot
+cp "$REPORT/latency_nucleo-l432kc.png" docs/board-latency-mnist5k.png
+ls -l "$OUT"/report-*.png docs/board-latency-mnist5k.png

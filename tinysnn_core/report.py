@@ -938,11 +938,11 @@ def write_report(rows, selection, out_dir, *, float_w=None, chosen_w=None,
                                f"energy by operation ({ASIC_LABEL}), the float model against "
                                "the selected one; log scales, each bar's value written on it."))
     if float_w is not None:
-        cap = plot_weight_maps(float_w, out / "weights_float.png", "learned weights, float model")
+        cap = plot_weight_maps(float_w, out / "weights_float.png", "Learned weights, float model")
         figs.figures.append(Figure("weights_float.png", cap))
     if chosen_w is not None:
         cap = plot_weight_maps(chosen_w, out / "weights_selected.png",
-                               "learned weights, selected model")
+                               "Learned weights, selected model")
         figs.figures.append(Figure("weights_selected.png", cap))
     for which, a in (("float", float_assignments), ("selected", chosen_assignments)):
         if a is not None:
