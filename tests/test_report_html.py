@@ -286,3 +286,25 @@ def test_report_command_fills_the_provenance_and_draws_the_models(tmp_path):
     assert len(page.imgs) == 7
     models = next(t for t in page.tables if t[0]["cells"][0] == "base model")
     assert models[1]["cells"][5] == "3"
+
+
+def test_rows_combined_over_seeds_list_every_seeds_model(tmp_path):
+    paths = []
+    for seed in (0, 1):
+        p = tmp_path / f"seed{seed}.tsnn"
+        save_network(Network.build(Config.from_dict({"n_neurons": 12, "seed": seed})), p)
+        paths.append(str(p))
+    rows = _rows(paths[0], "seeds:0123456789")
+    for r in rows:
+        r.update({"base_model_paths": paths, "seeds": [0, 1]})
+        r["accuracy_ci"] = [r["accuracy"] - 0.01, r["accuracy"] + 0.01]
+    write_report(rows, None, tmp_path / "rep")
+    page = _parse((tmp_path / "rep" / "report.html").read_text())
+    pairs = dict(zip(page.dts, page.dds))
+    assert pairs["training seed"] == "0, 1"
+    assert pairs["seeds in the rows (explore --seeds)"] == "0, 1"
+    models = next(t for t in page.tables if t[0]["cells"][0] == "base model")
+    assert [r["cells"][0] for r in models[1:]] == paths
+    assert [r["cells"][5] for r in models[1:]] == ["0", "1"]
+    assert all(r["cells"][9].endswith("(matches the results: n/a)") and "warn" not in r["class"]
+               for r in models[1:])

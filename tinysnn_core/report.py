@@ -711,7 +711,10 @@ def _model_facts(path: str, recorded: str | None) -> dict:
     cfg, metrics, prog = header.get("config", {}), header.get("metrics", {}), header.get("progress", {})
     train = cfg.get("train", {})
     digest = _digest(path)[:20]
+    # explore's digest, less its "/assign<N>"; a row combined over seeds ("seeds:...") names no
+    # single file, so there is nothing to compare
     rec = (recorded or "").split("/")[0]
+    rec = "" if rec.startswith("seeds:") else rec
     return {"path": path, "dataset": (cfg.get("dataset") or {}).get("name", "?"),
             "n_neurons": cfg.get("n_neurons"), "time_steps": train.get("time_steps"),
             "topology": (cfg.get("topology") or {}).get("name", "?"),
@@ -728,10 +731,13 @@ def provenance(rows, *, results_path=None, command=None, model_paths=()) -> dict
     from . import __version__
 
     bases = [r for r in rows if r.get("kind") == "baseline"]
+    def files(b):       # a row over seeds lists each seed's model (explore --seeds)
+        many = b.get("base_model_paths")
+        return [str(p) for p in many if p] if isinstance(many, list) else (
+            [str(b["base_model_path"])] if b.get("base_model_path") else [])
     paths = list(dict.fromkeys([str(p) for p in model_paths if p]
-                               + [str(b["base_model_path"]) for b in bases
-                                  if b.get("base_model_path")]))
-    recorded = {str(b.get("base_model_path")): b.get("base_model") for b in bases}
+                               + [p for b in bases for p in files(b)]))
+    recorded = {p: b.get("base_model") for b in bases for p in files(b)}
     models = []
     for p in paths:
         if Path(p).is_file():
