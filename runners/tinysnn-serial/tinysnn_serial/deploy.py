@@ -429,9 +429,11 @@ def execute(*, model_path, board_name: str | None, samples: int | None, meter_na
             meter_options: dict, results_path, port: str | None, build: bool, build_dir=None,
             flash: bool = True, flaky: float = 0.0, flaky_seed: int = 0, int_defaults=False,
             mount=None, probe=None, timeout: float = 5.0, n: int = 1, warmup: int = 0,
-            on_sample=None, on_target=None, out=sys.stdout, progress: bool = False) -> dict:
+            on_sample=None, on_target=None, out=None, progress: bool = False) -> dict:
     """The whole flow behind both commands (``build`` False: ``measure`` on a running board).
+    ``out``: where the report goes (default: ``sys.stdout`` as it is at the call);
     ``progress``: a bar over the samples on stderr, when that is a terminal."""
+    out = sys.stdout if out is None else out
     stem, sha = model_id(model_path)
     board = BOARDS.get(board_name) if board_name else None
     if board_name and board is None:
@@ -629,33 +631,44 @@ def _finish(summary: dict, args) -> int:
         summary.get("counts_identical", 0) == 1.0 else 1
 
 
+#: ``out`` of the Python functions: ``sys.stdout`` as it is when they are called
+STDOUT = object()
+
+
+def _report_stream(out):
+    if out is STDOUT:
+        return sys.stdout
+    return io.StringIO() if out is None else out
+
+
 def deploy_model(model, board: str, *, samples: int | None = None, results=None,
                  build_dir=None, port: str | None = None, flash: bool = True,
                  meter: str | None = None, meter_options: dict | None = None,
                  timeout: float = 5.0, repeat: int = 1, int_defaults: bool = False,
-                 progress: bool = False, out=sys.stdout) -> dict:
+                 progress: bool = False, out=STDOUT) -> dict:
     """``tinysnn deploy`` from Python: generate the C model of the quantized model file
     ``model``, check the fit, build, start (emulated board) or flash (``port``: its serial
     port), run the first ``samples`` test samples; the summary (``parity``, ``accuracy``,
-    ``cycles``, ``flash_bytes``, ...) as a dict. The report goes to ``out`` (None: nowhere).
+    ``cycles``, ``flash_bytes``, ...) as a dict. The report goes to ``out`` (default: stdout;
+    None: nowhere).
     Resumes from ``results`` (default ``runs/deploy/MODEL-BOARD.jsonl``) as the command does."""
     return execute(model_path=model, board_name=board, samples=samples, meter_name=meter,
                    meter_options=dict(meter_options or {}), results_path=results, port=port,
                    build=True, build_dir=build_dir, flash=flash, int_defaults=int_defaults,
                    timeout=timeout, n=repeat, progress=progress,
-                   out=out if out is not None else io.StringIO())
+                   out=_report_stream(out))
 
 
 def measure_model(model, port: str, *, board: str | None = None, samples: int | None = None,
                   results=None, meter: str | None = None, meter_options: dict | None = None,
                   timeout: float = 5.0, repeat: int = 1, int_defaults: bool = False,
-                  progress: bool = False, out=sys.stdout) -> dict:
+                  progress: bool = False, out=STDOUT) -> dict:
     """``tinysnn measure`` from Python: the test samples on a board already running ``model``
     at ``port`` (a pyserial URL, ``pty:CMD`` or ``subprocess:CMD``); the summary as a dict."""
     return execute(model_path=model, board_name=board, samples=samples, meter_name=meter,
                    meter_options=dict(meter_options or {}), results_path=results, port=port,
                    build=False, int_defaults=int_defaults, timeout=timeout, n=repeat,
-                   progress=progress, out=out if out is not None else io.StringIO())
+                   progress=progress, out=_report_stream(out))
 
 
 class DeployCommand:
