@@ -32,7 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, InputError, TinySNNError
+from .log import get_logger
 from .quant import QuantPlan, default_format
+
+log = get_logger(__name__)
 
 #: groups quantized together in a "weights + neuron parameters" point
 ALL_GROUPS = ("weights", "potential", "theta", "inhibition", "decay")
@@ -255,7 +258,7 @@ def _row_problem(row: dict) -> str | None:
     return _seed_problem(row)
 
 
-def read_results(path) -> list[dict]:
+def read_results(path: str | Path) -> list[dict]:
     """The finished points of a results file; a torn last line (killed writer) is ignored."""
     path = Path(path)
     if not path.exists():
@@ -641,8 +644,8 @@ def run_on_dask(scheduler: str, fn, tasks: list, args: tuple, on_done, *,
             now = time.monotonic()
             idle_since = idle_since or now
             if not warned:
-                print(f"explore: the Dask cluster at {scheduler} has no workers; waiting up "
-                      f"to {no_workers_timeout:g} s for one", file=sys.stderr)
+                log.info("explore: the Dask cluster at %s has no workers; waiting up to %g s "
+                         "for one", scheduler, no_workers_timeout)
                 warned = True
             if now - idle_since >= no_workers_timeout:
                 client.cancel(list(pending))
@@ -693,8 +696,8 @@ def _explore_locked(points, base_model, results: Path, *, workers, scheduler, op
     todo = [p for p in points if p.key(digest) not in done]
     skipped = len(points) - len(todo)
     if skipped and progress:
-        print(f"explore: {skipped} of {len(points)} points already in {results}; "
-              f"{len(todo)} to go", file=sys.stderr)
+        log.info("explore: %d of %d points already in %s; %d to go", skipped, len(points),
+                 results, len(todo))
 
     def record(task, rows):
         for point, row in zip(task, rows):
@@ -748,7 +751,7 @@ def _explore_locked(points, base_model, results: Path, *, workers, scheduler, op
                 bar.update(len(task))
     bar.close()
     for label, why in failures:
-        print(f"explore: point {label!r} failed: {why}", file=sys.stderr)
+        log.error("explore: point %r failed: %s", label, why)
     if failures:
         raise TinySNNError(f"{len(failures)} of {len(todo)} points failed (see above); the "
                            f"finished ones are in {results}: fix the cause and rerun to finish")
@@ -844,7 +847,7 @@ def run_seeded_exploration(seed_models: list[tuple[int, str]], points_of, result
     per_seed = []
     for seed, model in seed_models:
         if progress:
-            print(f"explore: seed {seed} ({model})", file=sys.stderr)
+            log.info("explore: seed %s (%s)", seed, model)
         rows = run_exploration(points_of(model), model, per_seed_results(results, seed),
                                workers=workers, scheduler=scheduler, options=options,
                                progress=progress, no_workers_timeout=no_workers_timeout)
