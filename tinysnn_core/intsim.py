@@ -10,6 +10,7 @@ line.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -18,6 +19,10 @@ from .data import check_batch
 from .errors import TinySNNError
 from .fixedpoint import QFormat, round_codes
 from .quant import QuantPlan, default_format, model_ranges
+
+if TYPE_CHECKING:
+    from .contracts import Backend
+    from .network import Network
 
 INT_MODEL_VERSION = 1
 #: default formats for groups a plan leaves out when a model goes integer
@@ -197,7 +202,7 @@ def complete_plan(net) -> QuantPlan:
     return QuantPlan(plan.scheme, groups)
 
 
-def from_network(net) -> IntegerModel:
+def from_network(net: Network) -> IntegerModel:
     """Export a (quantized) network to integer codes. Weights and theta are taken on their
     formats' grids with round-to-nearest (a no-op for a model the quantizer already rounded)."""
     if net.assignments is None:
@@ -414,8 +419,9 @@ def infer(m: IntegerModel, images: np.ndarray, seed: int, sample_ids=None, *,
     return (preds, counts, ops) if with_ops else (preds, counts)
 
 
-def run_integer(m: IntegerModel, images, seed: int, sample_ids=None, backend=None, *,
-                with_ops: bool = False):
+def run_integer(m: IntegerModel, images: np.ndarray, seed: int,
+                sample_ids: Sequence[int] | np.ndarray | None = None,
+                backend: Backend | None = None, *, with_ops: bool = False) -> tuple:
     """Integer inference on ``backend`` when it implements everything ``m`` uses (its
     ``run_integer`` and ``integer_features``; ``"ops"`` among them when ``with_ops``), else on
     this reference simulator. Same results either way: the backends are bit-exact."""

@@ -269,7 +269,8 @@ def read_file(path, check=None) -> tuple[dict, dict[str, np.ndarray]]:
 TOPOLOGY_SCALARS = ("inhibitory_layer", "w_exc_inh", "w_lateral", "wmin", "wmax")
 
 
-def save_network(net: Network, path, *, metrics: dict | None = None, extra: dict | None = None) -> None:
+def save_network(net: Network, path: str | Path, *, metrics: dict | None = None,
+                 extra: dict | None = None) -> None:
     header = {
         "kind": "tinysnn-network",
         "tinysnn_version": __version__,
@@ -289,7 +290,7 @@ def save_network(net: Network, path, *, metrics: dict | None = None, extra: dict
     write_file(path, header, arrays)
 
 
-def load_network(path) -> Network:
+def load_network(path: str | Path) -> Network:
     """A saved network, every header field and array checked (one clear error naming the
     problem otherwise)."""
     parsed = {}

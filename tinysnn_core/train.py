@@ -13,7 +13,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from .ops import OpCounts
 from .quant import prepare_quantized, quantizer_for  # noqa: F401
 from .registry import get_registry
 
+if TYPE_CHECKING:
+    from .contracts import Backend
+
 log = get_logger(__name__)
 
 _STREAMS = {"train": 0, "assign": 1, "test": 2}
@@ -40,7 +43,7 @@ def stream_seed(seed: int, phase: str) -> int:
     return (int(seed) * 4 + _STREAMS[phase]) & 0xFFFFFFFF
 
 
-def get_backend(config: Config):
+def get_backend(config: Config) -> Backend:
     name = config.plugin_name("backend")
     backend = get_registry().get("backend", name)()
     ok, why = backend.available()
@@ -154,7 +157,8 @@ class TrainStep:
 TrainCallback = Callable[[TrainStep], object]
 
 
-def train(net: Network, data: Dataset, *, backend=None, checkpoint: Path | None = None,
+def train(net: Network, data: Dataset, *, backend: Backend | None = None,
+          checkpoint: Path | None = None,
           progress: bool = True,
           callbacks: Sequence[TrainCallback] | None = None) -> Network:
     """STDP training for ``config.train.epochs`` passes; resumes from ``net.progress``.
@@ -258,7 +262,8 @@ def warn_lost_decays(net: Network) -> None:
         warnings.warn(msg, TinySNNWarning, stacklevel=3)
 
 
-def assign(net: Network, data: Dataset, *, backend=None, progress: bool = True) -> np.ndarray:
+def assign(net: Network, data: Dataset, *, backend: Backend | None = None,
+           progress: bool = True) -> np.ndarray:
     """Label assignment from one pass over the training set with learning off."""
     if len(data.train_labels) == 0:
         raise InputError(f"{data.name} has no training samples to assign labels on")
@@ -272,7 +277,8 @@ def assign(net: Network, data: Dataset, *, backend=None, progress: bool = True) 
     return counts
 
 
-def evaluate(net: Network, data: Dataset, *, backend=None, progress: bool = True) -> dict:
+def evaluate(net: Network, data: Dataset, *, backend: Backend | None = None,
+             progress: bool = True) -> dict:
     """Test-set accuracy with both classifiers (learning off)."""
     if net.assignments is None:
         raise TinySNNError("the network has no label assignments yet: run assign (or train) first")
