@@ -258,7 +258,7 @@ def warn_lost_decays(net: Network) -> None:
     (``net.quant.lost_decays``)."""
     from .log import TinySNNWarning
 
-    for msg in (net.quant.lost_decays if net.quant is not None else []):
+    for msg in getattr(net.quant, "lost_decays", None) or []:   # no runtime: float, nothing lost
         warnings.warn(msg, TinySNNWarning, stacklevel=3)
 
 
