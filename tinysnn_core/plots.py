@@ -141,7 +141,7 @@ def _chosen(rec, p, neurons, limit: int = 4) -> list[int]:
 
 def plot_membrane(rec, sample: int, path_or_ax, *, retry: int | None = None, neurons=None):
     """Membrane potential of recorded neurons through one presentation, each with its
-    threshold ``thresh + theta`` (dashed) and its spikes (ticks at the top)."""
+    threshold ``thresh + theta`` (dashed) and its emitted spikes (triangles on it)."""
     if "v" not in rec.state:
         raise InputError("this recording has no membrane potential (record the variable 'v')")
     p = rec.presentation(sample, retry)
@@ -153,22 +153,21 @@ def plot_membrane(rec, sample: int, path_or_ax, *, retry: int | None = None, neu
     fig, (ax,), path = _axes(path_or_ax, 1, (7.0, 3.4))
     steps, fired = rec.spikes(p)
     colours = _class_colours(10)
-    top = thresh
     for i, k in enumerate(cols):
         n = int(rec.neurons[k])
         colour = colours[i % len(colours)]
         ax.plot(t, rec.state["v"][p, :, k], color=colour, lw=1.0, label=f"neuron {n}")
-        th = thresh + (rec.state["theta"][p, :, k] if "theta" in rec.state else 0.0)
-        ax.plot(t, np.broadcast_to(th, t.shape), color=colour, lw=0.8, ls="--")
-        top = max(top, float(np.max(th)))
-        at = steps[fired == n] * dt
-        if at.size:
-            ax.vlines(at, top + 0.5 + i * 0.6, top + 1.0 + i * 0.6, color=colour, lw=1.2)
+        th = np.broadcast_to(thresh + (rec.state["theta"][p, :, k] if "theta" in rec.state
+                                       else 0.0), t.shape)
+        ax.plot(t, th, color=colour, lw=0.8, ls="--")
+        at = steps[fired == n]
+        if at.size:     # its emitted spikes: a triangle on its threshold
+            ax.plot(at * dt, th[at], ls="none", marker="v", ms=6, color=colour)
     ax.set_xlim(0, T * dt)
     ax.set_xlabel("time (ms)")
     ax.set_ylabel("v (mV)")
     ax.legend(fontsize=7, loc="lower right")
-    ax.set_title(f"{_title(rec, sample, p)}: dashed, thresh + theta", fontsize=9)
+    ax.set_title(f"{_title(rec, sample, p)}; dashed: thresh + theta, v: spike", fontsize=9)
     return _done(fig, [ax], path)
 
 
