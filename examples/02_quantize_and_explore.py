@@ -38,7 +38,7 @@ print(f"float model: {100 * metrics['accuracy']:.2f}% on {metrics['n_test']} tes
 seed = tsnn.stream_seed(cfg.seed, "test")
 sim = tsnn.get_backend(cfg)
 print(f"{'bits':>4} {'rounding':>10} {'float sim':>9} {'integer':>8} {'KiB':>6}")
-for bits in (16, 8, 4):
+for bits in (16, 4) if SMALL else (16, 8, 6, 4):
     for rounding in ("nearest", "stochastic"):
         q = tsnn.quantize_network(net, bits=bits, rounding=rounding)
         sim_acc = tsnn.evaluate(q, data, progress=False)["accuracy"]
@@ -59,7 +59,8 @@ for bits in (16, 8, 4):
 # %%
 rows = tsnn.explore(OUT / "float.tsnn", OUT / "explore.jsonl", schemes=["ptq"],
                     bits=[8, 4] if SMALL else [16, 8, 6, 4, 2],
-                    roundings=["nearest", "stochastic"], group_sets=["weights", "all"],
+                    roundings=["nearest", "stochastic"],
+                    group_sets=["all"] if SMALL else ["weights", "all"],
                     sensitivity=not SMALL, progress=False)
 grid = [r for r in rows if r["kind"] == "grid"]
 for r in sorted(grid, key=lambda r: (-r["bits"], r["label"])):

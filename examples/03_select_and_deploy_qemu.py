@@ -38,9 +38,9 @@ cfg = tsnn.Config().replace(n_neurons=N_NEURONS, backend=backend(),
 net, metrics = tsnn.run(cfg, OUT / "float.tsnn", progress=False)
 print(f"float model: {100 * metrics['accuracy']:.2f}% on {metrics['n_test']} test samples")
 rows = tsnn.explore(OUT / "float.tsnn", OUT / "explore.jsonl", schemes=["ptq"],
-                    bits=[8, 6, 4] if SMALL else [16, 8, 6, 4],
-                    roundings=["nearest", "stochastic"], group_sets=["all"], sensitivity=False,
-                    progress=False)
+                    bits=[8, 6] if SMALL else [16, 8, 6, 4],
+                    roundings=["nearest"] if SMALL else ["nearest", "stochastic"],
+                    group_sets=["all"], sensitivity=False, progress=False)
 
 # %% [markdown]
 # ## Select
