@@ -16,9 +16,9 @@ Two halves in one file, as benchmarks/bindsnet_baseline.py:
   input spikes of each sample's last presentation, the one its counts come from;
 * the **inner** half (``--inner``) runs in the side venv. It never imports ``tinysnn_core``: it
   reads the graph with ``nir.read``, maps it with ``nirtorch.nir_to_torch`` (Linear: nirtorch's
-  own mapping; LIF: Norse's ``LIFBoxCell``, given every field of the NIR node; Delay: the one
-  step by which nirtorch's interpreter already evaluates a cycle), runs the spikes through it
-  and returns the spike counts.
+  own mapping; LIF: Norse's ``LIFBoxCell``, given every field of the NIR node; Delay: a
+  one-step buffer, or nothing where nirtorch's interpreter already spends that step closing the
+  cycle, ``_absorbed_delays``), runs the spikes through it and returns the spike counts.
 
 Our side is simulated three more times on the same spikes with what NIR cannot express
 switched off (the one-spike winner, the refractory period, both), so the disagreement can be
@@ -57,6 +57,39 @@ class SetupError(RuntimeError):
 # inner half: the NIR consumer (side venv; no tinysnn_core here)
 # --------------------------------------------------------------------------------------------
 
+def _absorbed_delays(graph) -> list:
+    """The Delay nodes whose step nirtorch's interpreter already takes.
+
+    ``nir_to_torch`` breaks a cycle at a node with several inputs (here ``exc``: the input
+    weights and the inhibition), giving it the recurrent input's output of the previous step.
+    A Delay from which that node is reached through connections only (no neuron in between) is
+    that step and maps to an identity; any other Delay (Diehl & Cook's exc -> inh) is a real
+    one-step buffer."""
+    import nir
+
+    inputs: dict = {}
+    for a, b in graph.edges:
+        inputs.setdefault(b, []).append(a)
+    out = []
+    for name, node in graph.nodes.items():
+        if not isinstance(node, nir.Delay):
+            continue
+        frontier, seen = [name], set()
+        while frontier:
+            current = frontier.pop()
+            for a, b in graph.edges:
+                if a != current or b in seen:
+                    continue
+                seen.add(b)
+                target = graph.nodes[b]
+                if isinstance(target, (nir.LIF, nir.IF)):
+                    if len(inputs.get(b, [])) > 1:
+                        out.append(node)
+                elif isinstance(target, (nir.Linear, nir.Affine, nir.Delay)):
+                    frontier.append(b)
+    return out
+
+
 def build_consumer(graph_path: str, discretisation: str):
     """The NIR graph as a torch module: nirtorch's interpreter, Norse's LIF cells."""
     import nir
@@ -69,15 +102,7 @@ def build_consumer(graph_path: str, discretisation: str):
 
     graph = nir.read(graph_path)
     dt = float(graph.metadata["tinysnn"]["dt_s"])
-    delays = [n for n in graph.nodes.values() if isinstance(n, nir.Delay)]
-    n_cycles_entries = sum(1 for a, b in graph.edges if b == "exc" and a != "w_in")
-    if len(delays) != 1 or n_cycles_entries != 1:
-        # nirtorch evaluates a cycle with the previous step's output of the node that closes it:
-        # that is exactly one Delay of one step per cycle; Diehl & Cook's exc -> inh -> exc loop
-        # holds two delays, which this interpreter cannot tell apart
-        raise SystemExit("error: the round trip maps one cycle with one one-step Delay (the "
-                         "reduced tinysnn network); this graph has "
-                         f"{len(delays)} Delay node(s)")
+    absorbed = _absorbed_delays(graph)
 
     class NirLIF(torch.nn.Module):
         """Norse's LIFBoxCell with NIR's r (an input scale, as Norse's own CubaLIF import
@@ -102,12 +127,19 @@ def build_consumer(graph_path: str, discretisation: str):
         def forward(self, x, state=None):
             return self.cell(self.r * x, state)
 
+    class StepDelay(torch.nn.Module):
+        """A one-step delay: returns the previous step's input (zeros at the first step)."""
+
+        def forward(self, x, state=None):
+            return (torch.zeros_like(x) if state is None else state), x
+
     def delay(node):
         steps = np.asarray(node.delay) / dt
         if not np.allclose(steps, 1.0):
             raise SystemExit(f"error: a Delay of {steps.min():g}..{steps.max():g} steps; the "
                              "round trip maps one-step delays only")
-        return torch.nn.Identity()   # the interpreter's own step closing the cycle
+        # nir_to_torch maps a node by its type alone: tell the two kinds apart by identity
+        return torch.nn.Identity() if any(node is d for d in absorbed) else StepDelay()
 
     module = nirtorch.nir_to_torch(graph, {nir.LIF: NirLIF, nir.Delay: delay},
                                    dtype=torch.float64)
@@ -259,9 +291,6 @@ def outer_main(args) -> int:
         print(f"NIR side venv ready: {VENV_DIR.relative_to(ROOT)}")
         return 0
     net = load_network(args.model)
-    if net.topology.inhibitory_layer:
-        raise SystemExit("error: the round trip simulates the reduced tinysnn network (one "
-                         "cycle, one delay); this model has Diehl & Cook's inhibitory layer")
     if net.assignments is None:
         raise SystemExit(f"error: {args.model} has no label assignments: evaluate it first")
     cfg = net.config
@@ -269,9 +298,13 @@ def outer_main(args) -> int:
     images, labels = data.test_images[:args.n_test], data.test_labels[:args.n_test]
     seed = flow.stream_seed(cfg.seed, "test")
 
-    def variant(**exc):
-        c = cfg.with_overrides([f"exc_neuron.{k}={json.dumps(v)}" for k, v in exc.items()])
-        return Network(c, net.w, net.theta, net.topology, net.assignments, net.proportions)
+    def variant(one_spike=None, refrac=None):
+        sets = [] if one_spike is None else [f"exc_neuron.one_spike={json.dumps(one_spike)}"]
+        if refrac is not None:   # every layer's (Diehl & Cook: the inhibitory one too)
+            sets += [f"{layer}.refrac={refrac}" for layer in ("exc_neuron", "inh_neuron")
+                     if layer == "exc_neuron" or net.inh is not None]
+        return Network(cfg.with_overrides(sets), net.w, net.theta, net.topology,
+                       net.assignments, net.proportions)
 
     variants = {"no_one_spike": variant(one_spike=False), "no_refractory": variant(refrac=0),
                 "neither": variant(one_spike=False, refrac=0)}
@@ -302,7 +335,8 @@ def outer_main(args) -> int:
 
     a = net.assignments
     result = {
-        "model": str(args.model), "n_test": int(len(images)), "seed": int(cfg.seed),
+        "model": str(args.model), "topology": cfg.plugin_name("topology"),
+        "n_test": int(len(images)), "seed": int(cfg.seed),
         "test_stream_seed": int(seed), "time_steps": int(cfg.train.time_steps),
         "retried_samples": int((retries > 0).sum()), "nir_file_bytes": int(nir_bytes),
         "consumer": {"what": "nirtorch.nir_to_torch with Norse LIFBoxCell (r and v_reset "
@@ -342,7 +376,7 @@ def outer_main(args) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="runs/results/mnist5k_ts_n400.tsnn",
-                   help="a trained float model with label assignments (reduced network)")
+                   help="a trained float model with label assignments (either topology)")
     p.add_argument("--n-test", type=int, default=1000, help="first n test samples (1000)")
     p.add_argument("--nir", metavar="FILE", help="keep the exported NIR file here")
     p.add_argument("--json", metavar="OUT", help="also write the result JSON here")

@@ -253,3 +253,45 @@ def test_export_command_and_api(tmp_path, small_config, capsys):
     model.write_bytes(model.read_bytes()[:100])
     assert cli.main(["export", str(model), "-f", "nir", str(tmp_path / "bad")]) == 2
     assert "tinysnn: error:" in capsys.readouterr().err and not (tmp_path / "bad.nir").exists()
+
+
+def _roundtrip_script():
+    """scripts/nir_roundtrip.py as a module (its outer half needs no torch)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[3] / "scripts" / "nir_roundtrip.py"
+    spec = importlib.util.spec_from_file_location("nir_roundtrip", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_roundtrip_delays_and_our_side(small_config):
+    from tinysnn_core.builtin.backend_numpy import NumpyBackend
+    from tinysnn_core.ops import OpCounts
+
+    rt = _roundtrip_script()
+    # nirtorch spends one step closing the cycle at exc: the delay just before it is that step
+    reduced = write_nir(Network.build(small_config(), n_inputs=9), Path(tempfile.mkdtemp()) / "r")
+    g = nir.read(reduced)
+    assert [d is g.nodes["exc_delay"] for d in rt._absorbed_delays(g)] == [True]
+    dc = Network.build(small_config(topology={"name": "diehl-cook"}), n_inputs=9)
+    g = nir.read(write_nir(dc, Path(tempfile.mkdtemp()) / "dc"))
+    assert [d is g.nodes["inh_delay"] for d in rt._absorbed_delays(g)] == [True]
+    # our side: the backend's counts, and the spikes of each sample's last presentation
+    rng = np.random.default_rng(3)
+    net = Network.build(small_config(n_neurons=10), n_inputs=784)
+    images = (rng.random((6, 784)) < 0.2).astype(np.uint8) * rng.integers(1, 256, (6, 784),
+                                                                             dtype=np.uint8)
+    variant = Network(net.config.with_overrides(["exc_neuron.one_spike=false"]), net.w,
+                      net.theta, net.topology)
+    counts, retries, packed, other = rt.simulate_ours(net, images, 5, variants={"v": variant})
+    expected = NumpyBackend().run(net, images, np.arange(6), learn=False, seed=5, ops=OpCounts())
+    assert np.array_equal(counts, expected) and counts.sum() > 0
+    for i in range(6):
+        spikes = np.unpackbits(packed[i], axis=-1, count=784).astype(bool)
+        assert np.array_equal(spikes, net.encoder.encode_dense(images[i], 5, i, retries[i], 40))
+    a = rt.agreement(counts, counts, np.zeros(6, dtype=np.int64), np.zeros(10, dtype=np.int64))
+    assert a["identical_counts"] == 1.0 and a["same_prediction"] == 1.0
+    b = rt.agreement(counts, other["v"], np.zeros(6, dtype=np.int64), np.zeros(10, dtype=np.int64))
+    assert b["mean_abs_total_spike_diff"] == np.abs(counts.sum(1) - other["v"].sum(1)).mean()
