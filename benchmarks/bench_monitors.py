@@ -6,10 +6,11 @@
 ``git show``, imported from a temporary folder, numba compiling it there); "off" is the current
 code with ``record=None``, "on" the current code recording every sample of the call (spikes, and
 v, theta and trace of ``--neurons`` neurons). The same fresh network and digits for each;
-each figure is the best of ``--repeat`` runs, interleaved in a shuffled order each round (a
-fixed order let the first of each round measure up to 30% faster on the shared 2-core machine), so that
-the load of a shared machine falls on all three alike; numba's compile time is excluded by a
-warm-up call. Prints the seconds and the ratios off / before and on / before.
+each figure is the best of ``--repeat`` runs, in a shuffled order each round (no variant
+always runs first); numba's compile time is excluded by a warm-up call. The times are the
+process's CPU time (all its threads): on a machine shared with other jobs, wall time measures
+their load more than the code. Prints the CPU seconds and the ratios off / before and
+on / before. ``--asm`` also compares the machine code of the numba fast paths.
 """
 
 from __future__ import annotations
@@ -61,9 +62,9 @@ def timed(backend, net, images, learn: bool, record_kw) -> float:
     net = copy.deepcopy(net)
     record = Record(**record_kw) if record_kw is not None else None
     kw = {} if record is None else {"record": record}
-    start = time.perf_counter()
+    start = time.process_time()
     backend.run(net, images, np.arange(len(images)), learn=learn, seed=1, ops=OpCounts(), **kw)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def _instructions(text: str) -> list[str]:
@@ -116,9 +117,10 @@ def main(argv=None) -> int:
         from tinysnn_numba import NumbaBackend
 
         print(f"tinysnn N={args.n}, T={cfg.train.time_steps}; 'on' records every sample: "
-              f"spikes, and v, theta, trace of {args.neurons} neurons; best of {args.repeat}")
-        print(f"{'backend':8s} {'phase':6s} {'samples':>7s} {'before s':>9s} {'off s':>9s} "
-              f"{'on s':>9s} {'off/before':>10s} {'on/before':>10s}")
+              f"spikes, and v, theta, trace of {args.neurons} neurons; best of {args.repeat}; "
+              "CPU seconds")
+        print(f"{'backend':8s} {'phase':6s} {'samples':>7s} {'before':>9s} {'off':>9s} "
+              f"{'on':>9s} {'off/before':>10s} {'on/before':>10s}")
         for label, old, new, n in (("numpy", OldNumpy(), NumpyBackend(), args.numpy_samples),
                                    ("numba", OldNumba(), NumbaBackend(), args.numba_samples)):
             for phase, learn, images in (("train", True, data.train_images[:n]),

@@ -161,14 +161,16 @@ def assert_same(a: Recording, b: Recording):
         assert arr.shape == b.arrays()[k].shape and arr.tobytes() == b.arrays()[k].tobytes(), k
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rec=recordings())
 def test_recording_file_round_trip(tmp_path, rec):
     path = rec.save(tmp_path / "r.npz")
     assert_same(rec, Recording.load(path))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rec=recordings(), data=st.data())
 def test_a_damaged_recording_file_is_one_line_error_or_intact(tmp_path, rec, data):
     path = rec.save(tmp_path / "r.npz")
@@ -226,6 +228,19 @@ def test_sizes_are_checked_before_allocating(tmp_path):
         Recording.load(bad)
     with pytest.raises(RecordingFileError, match="no such"):
         Recording.load(tmp_path / "absent.npz")
+    # header fields of the wrong type (the CRC is right: written so)
+    for field, value in (("n_classes", "ten"), ("dt", None), ("neuron", {"thresh": "x"}),
+                         ("variables", ["spikes", "volts"]), ("version", 2)):
+        header = json.loads(np.lib.format.read_array(
+            __import__("io").BytesIO(zipfile.ZipFile(good).read("header.npy"))).tobytes())
+        header[field] = value
+        buf = __import__("io").BytesIO()
+        np.lib.format.write_array(buf, np.frombuffer(json.dumps(header).encode(), np.uint8))
+        with zipfile.ZipFile(good) as zf, zipfile.ZipFile(bad, "w") as out:
+            for n in zf.namelist():
+                out.writestr(n, buf.getvalue() if n == "header.npy" else zf.read(n))
+        with pytest.raises(RecordingFileError):
+            Recording.load(bad)
 
 
 # -- the training curve -------------------------------------------------------------------
@@ -360,5 +375,6 @@ def test_eval_record_command(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "was not recorded" in err and err.count("\n") == 1
     (tmp_path / "broken.npz").write_bytes(out.read_bytes()[:-100])
-    assert main(["plot", "raster", str(tmp_path / "broken.npz"), "-o", str(tmp_path / "x.png")]) == 2
+    assert main(["plot", "raster", str(tmp_path / "broken.npz"),
+                 "-o", str(tmp_path / "x.png")]) == 2
     assert "broken.npz" in capsys.readouterr().err

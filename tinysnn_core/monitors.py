@@ -327,6 +327,13 @@ def _read(zf: zipfile.ZipFile, path, max_bytes: int) -> Recording:
             or any(v not in VARIABLES for v in variables) or len(set(variables)) != len(variables)):
         raise RecordingFileError(f"{path}: header variables {variables!r}; known: "
                                  f"{', '.join(VARIABLES)}")
+    n_classes, dt = header.get("n_classes", 10), header.get("dt", 1.0)
+    neuron = header.get("neuron")
+    if (not isinstance(n_classes, int) or isinstance(n_classes, bool)
+            or not 1 <= n_classes <= 1 << 16 or not _number(dt)
+            or (neuron is not None and (not isinstance(neuron, dict) or not all(
+                _number(neuron.get(k)) for k in ("rest", "reset", "thresh"))))):
+        raise RecordingFileError(f"{path}: header n_classes, dt or neuron of the wrong type")
     names = [n for n in _MEMBERS if n not in STATE_VARIABLES or n in variables]
     expected = {n + ".npy" for n in names} | {"header.npy"}
     present = set(zf.namelist())
@@ -351,6 +358,10 @@ def _read(zf: zipfile.ZipFile, path, max_bytes: int) -> Recording:
     except InputError as exc:
         raise RecordingFileError(f"{path}: {exc}") from None
     return rec
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
 
 
 def _check_consistent(rec: Recording) -> None:

@@ -147,7 +147,11 @@ def plot_membrane(rec, sample: int, path_or_ax, *, retry: int | None = None, neu
     p = rec.presentation(sample, retry)
     cols = _chosen(rec, p, neurons)
     dt = float(rec.header.get("dt", 1.0))
-    thresh = float(rec.header["neuron"]["thresh"])
+    neuron = rec.header.get("neuron")
+    if not isinstance(neuron, dict) or "thresh" not in neuron:
+        raise InputError("this recording does not say the neurons' threshold (its header has "
+                         "no 'neuron'; monitors.record_run writes it)")
+    thresh = float(neuron["thresh"])
     T = int(rec.header["time_steps"])
     t = np.arange(T) * dt
     fig, (ax,), path = _axes(path_or_ax, 1, (7.0, 3.4))

@@ -75,7 +75,8 @@ class PlotCommand:
                 if args.samples:
                     top = int(rec.sample_ids.max()) + 1
                     chosen = parse_indices(args.samples, top, "sample")
-                    sample = [s for s in (chosen or range(top)) if s in set(rec.sample_ids.tolist())]
+                    have = set(rec.sample_ids.tolist())
+                    sample = [s for s in (chosen or range(top)) if s in have]
                 plots.plot_raster(rec, sample, args.out, assignments=assignments)
             else:
                 neurons = None
