@@ -188,7 +188,7 @@ def test_no_leak_becomes_an_if_node(tmp_path, small_config):
 
 
 def test_plugin_neuron_model_is_refused_in_one_line(tmp_path, small_config):
-    pytest.importorskip("tinysnn_example")   # installed by scripts/setup.sh, as this plugin
+    # nonleaky-if comes from tinysnn-example, which scripts/setup.sh installs as it does this plugin
     net = Network.build(small_config(exc_neuron={"name": "nonleaky-if"}), n_inputs=5)
     with pytest.raises(ConfigError, match="no NIR mapping"):
         write_nir(net, tmp_path / "x.nir")
