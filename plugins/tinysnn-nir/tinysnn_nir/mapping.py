@@ -6,7 +6,7 @@ NIR's neurons are continuous-time ODEs; a tinySNN step of ``dt`` is
     v <- rest + decay * (v - rest) + I          decay = exp(-dt / tc_decay)
 
 with ``I`` the summed weights of the spikes of that step. A NIR ``LIF`` whose input is held for
-one step (a spike is a 1 for ``dt``: how every discrete-time NIR simulator feeds spikes) and
+one step (a spike is a 1 for ``dt``: how the discrete-time NIR simulators feed spikes) and
 integrated exactly gives this update with ``tau = -dt / ln(decay)`` (the model's ``tc_decay``)
 and ``r = 1 / (1 - decay)``, so those are written. What NIR cannot express (the refractory
 period, the one-spike winner, theta's learning dynamics, the Poisson encoder, fixed-point
