@@ -341,6 +341,10 @@ def test_eval_record_command(tmp_path, capsys):
     assert main(["run", *small, "--out", str(model), "--curve", str(tmp_path / "c.json"),
                  "--curve-window", "10"]) == 0
     assert len(TrainingCurve.load(tmp_path / "c.json").points) == 3
+    capsys.readouterr()
+    assert main(["run", *small, "--out", str(tmp_path / "s"), "--seeds", "2",
+                 "--curve", str(tmp_path / "s.json")]) == 2
+    assert "--seeds" in capsys.readouterr().err and not (tmp_path / "s").exists()
     out = tmp_path / "rec.npz"
     assert main(["eval", str(model), "-q", "--record", str(out), "--record-samples", "3:6,9",
                  "--record-neurons", "active:4"]) == 0

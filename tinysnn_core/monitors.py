@@ -448,6 +448,18 @@ def parse_indices(text: str, n: int, what: str) -> tuple[int, ...] | None:
     return tuple(dict.fromkeys(out))
 
 
+def check_can_record(backend) -> str:
+    """The backend's name; a one-line refusal when its ``run`` takes no ``record`` (the
+    contract's optional argument)."""
+    from . import contracts
+
+    name = getattr(backend, "name", type(backend).__name__)
+    if not contracts.accepts_argument(backend.run, "record"):
+        raise TinySNNError(f"backend {name!r} cannot record: its run() takes no record argument "
+                           "(contracts.Backend.run); use --backend numpy or numba")
+    return name
+
+
 def record_run(net, images, sample_ids, record: Record, *, seed: int, backend=None,
                learn: bool = False, labels=None, ops=None, max_bytes: int = MAX_BYTES,
                **header) -> Recording:
@@ -457,7 +469,6 @@ def record_run(net, images, sample_ids, record: Record, *, seed: int, backend=No
     its label when ``labels`` (one per image) are given. ``header``: provenance to add.
     Refuses, before any work, a backend that cannot record and a recording larger than
     ``max_bytes``."""
-    from . import contracts
     from .data import check_batch
     from .evaluate import predict
     from .ops import OpCounts
@@ -465,10 +476,7 @@ def record_run(net, images, sample_ids, record: Record, *, seed: int, backend=No
 
     cfg = net.config
     backend = backend or get_backend(cfg)
-    name = getattr(backend, "name", type(backend).__name__)
-    if not contracts.accepts_argument(backend.run, "record"):
-        raise TinySNNError(f"backend {name!r} cannot record: its run() takes no record argument "
-                           "(contracts.Backend.run); use --backend numpy or numba")
+    name = check_can_record(backend)
     images, ids = check_batch(images, sample_ids, net.n_inputs)
     record.check(net, learn)
     check_backend(backend, net, learn=learn)
@@ -601,9 +609,9 @@ class TrainingCurve:
 
 
 def record_from_specs(samples: str, neurons: str, variables: str, n_samples: int, net,
-                      out=None) -> Record:
+                      out=None, backend=None) -> Record:
     """The ``Record`` of ``tinysnn eval --record``'s options (checked against the test set's
-    ``n_samples``, the network and, when given, the output file's folder)."""
+    ``n_samples``, the network and, when given, the output file's folder and the backend)."""
     most_active = None
     text = str(neurons).strip()
     if text.startswith("active:"):
@@ -620,6 +628,8 @@ def record_from_specs(samples: str, neurons: str, variables: str, n_samples: int
     rec.check(net, learn=False)
     if out is not None:
         check_out_path(out)
+    if backend is not None:
+        check_can_record(backend)
     return rec
 
 
