@@ -4,6 +4,9 @@ The core is minimal: hook specifications (``hookspecs``), the plugin registry (`
 the configuration schema (``config``), the fixed-point semantics (``fixedpoint``), the model
 file format (``modelfile``) and the training/evaluation flow.  Every concrete neuron model,
 learning rule, quantizer, rounding scheme, cost model, backend and data set is a plugin.
+
+The Python API is the facade package ``tinysnn`` (``import tinysnn as tsnn``, docs/api.md): these
+modules' functions under one name each.
 """
 
 import pluggy
