@@ -249,6 +249,12 @@ def test_export_command_and_api(tmp_path, small_config, capsys):
                                                                     "c": "word", "d": "q"}
     with pytest.raises(ConfigError, match="key=value"):
         parse_options(["novalue"])
+    # a place that cannot be written is one line too, and leaves nothing behind
+    (tmp_path / "plain").write_text("a file, not a directory")
+    assert cli.main(["export", str(model), "-f", "nir", str(tmp_path / "plain" / "x.nir")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the NIR file" in err and err.strip().count("\n") == 0
+    assert (tmp_path / "plain").read_text() == "a file, not a directory"
     # a damaged model file is the model file's one-line error
     model.write_bytes(model.read_bytes()[:100])
     assert cli.main(["export", str(model), "-f", "nir", str(tmp_path / "bad")]) == 2

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from tinysnn_core import __version__
-from tinysnn_core.errors import ConfigError
+from tinysnn_core.errors import ConfigError, TinySNNError
 
 #: every node's and the graph's tinySNN metadata lives under this key
 METADATA_KEY = "tinysnn"
@@ -223,12 +223,15 @@ def write_nir(net, path) -> Path:
 
     path = Path(path)
     graph = to_nir(net)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         nir.write(tmp, graph)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise TinySNNError(f"cannot write the NIR file {path}: "
+                           f"{exc.strerror or exc}") from None
     finally:
-        if tmp.exists():
+        if tmp.is_file():
             tmp.unlink()
     return path
