@@ -27,3 +27,6 @@ nice -n 10 $T explore --seeds "$K" "$OUT/tinysnn" --results "$OUT/explore.jsonl"
 echo "explore: wall $(( $(date +%s) - start )) s"
 $T select "$OUT/explore.jsonl" --model "$OUT/tinysnn" --within 1 -q \
     --out "$OUT/selected.tsnn" --json "$OUT/selected.json"
+# the same rule on seed 0 alone (its own results file): what one seed can certify
+$T select "$OUT/explore.jsonl.seeds/seed0.jsonl" --model "$OUT/tinysnn/seed0.tsnn" --within 1 -q \
+    --out "$OUT/selected-seed0.tsnn"

@@ -44,14 +44,15 @@ def main() -> None:
     base = reference_baseline(rows)
     rule = AccuracyRule(base, within_pp=args.within)
     print()
-    print(f"| point | accuracy, mean | 95% CI | per seed | vs float, paired | one-sided 95% "
-          f"lower bound | McNemar p | within {args.within:g} point? |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"| point | x smaller | accuracy, mean | 95% CI | per seed | vs float, paired | "
+          f"one-sided 95% lower bound | McNemar p | within {args.within:g} point? |")
+    print("|---|---|---|---|---|---|---|---|---|")
     order = sorted(rows, key=lambda r: (r["kind"] != "baseline", r["scheme"], r["group_set"],
                                         -r["bits"], r["rounding"]))
     for r in order:
         lo, hi = r["accuracy_ci"]
-        cells = [r["label"], pct(r["accuracy"]) + "%", f"{pct(lo)}-{pct(hi)}%",
+        cells = [r["label"], f"{base['memory_model_bits'] / r['memory_model_bits']:.2f}",
+                 pct(r["accuracy"]) + "%", f"{pct(lo)}-{pct(hi)}%",
                  ", ".join(f"{100 * a:.1f}" for a in r["accuracy_seeds"])]
         if r["kind"] == "baseline":
             cells += ["", "", "", ""]
