@@ -98,6 +98,10 @@ def _target(base: dict, target, within_pp) -> float:
     return target if target is not None else base["accuracy"] - within_pp / 100.0
 
 
+def _points(x: float) -> str:
+    return f"{x:g} point" + ("" if x == 1 else "s")
+
+
 def correctness(row: dict) -> list[np.ndarray]:
     """Per seed, which test samples ``row`` got right (its hex bitmaps); a bitmap that does not
     decode, or whose count disagrees with the row's accuracy of that seed, is an InputError."""
@@ -178,11 +182,12 @@ class AccuracyRule:
         samples = (f"the {n:,} test samples" + (f" of each of the {k} seeds" if k > 1 else "")
                    if len(set(b["test_sizes"])) == 1 else f"the test samples of the {k} seeds")
         if self.within_pp is not None:
-            return (f"Target: within {self.within_pp:g} points of the {base}, decided with "
+            return (f"Target: within {_points(self.within_pp)} of the {base}, decided with "
                     f"{self._conf()} confidence by a paired test on the same test samples: a "
                     f"candidate qualifies when the one-sided {self._conf()} lower confidence "
                     f"bound of its accuracy difference to the baseline is at least "
-                    f"{-self.within_pp:g} points (stratified paired bootstrap, "
+                    f"{-self.within_pp:g} {_points(self.within_pp).split()[1]} (stratified "
+                    f"paired bootstrap, "
                     f"{RESAMPLES:,} resamples of {samples}"
                     + (", each seed against its own float model)." if k > 1 else ")."))
         return (f"Target accuracy {100 * self.target:.2f}% ({base}), decided with "
@@ -215,7 +220,7 @@ class AccuracyRule:
     def goal(self) -> str:
         """What no candidate did, for the error when none qualifies."""
         if self.paired and self.within_pp is not None:
-            return (f"is within {self.within_pp:g} points of the float baseline at "
+            return (f"is within {_points(self.within_pp)} of the float baseline at "
                     f"{self._conf()} confidence (paired test)")
         return (f"reaches {100 * self.target:.2f}%"
                 + (f" at {self._conf()} confidence" if self.paired else ""))
