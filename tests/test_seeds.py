@@ -206,3 +206,31 @@ def test_any_manifest_is_read_or_refused_in_one_line(tmp_path, seeds, models, fm
     else:                    # only a manifest naming an existing file in the directory passes
         assert got == [(seeds[0], str(tmp_path / models[str(seeds[0])]))]
         assert models[str(seeds[0])] == "seed0.tsnn"
+
+
+field_values = (st.none() | st.booleans() | st.integers(-2, 2 ** 40) | st.floats(allow_nan=True)
+                | st.text(max_size=12) | st.lists(st.integers(0, 2) | st.text(max_size=4)
+                                                  | st.floats(0, 1), max_size=3))
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.sampled_from([0, 1]),
+       name=st.sampled_from(["seeds", "accuracy_seeds", "correct", "test_sizes",
+                             "test_digests", "accuracy_ci", "accuracy"]),
+       value=field_values)
+def test_any_damaged_per_seed_field_is_one_clear_error(tmp_path, which, name, value):
+    """Whatever one per-seed field of the baseline or a candidate holds, reading and selecting
+    either works or stops with a tinysnn error (never another exception)."""
+    from tinysnn_core.errors import TinySNNError
+
+    v = np.array([True] * 30 + [False] * 10)
+    rows = [_row("base", [v, v], seeds=(0, 1), kind="baseline", memory=8000),
+            _row("cand", [v, v], seeds=(0, 1))]
+    rows[which][name] = value
+    path = tmp_path / "r.jsonl"
+    _write(path, rows)
+    try:
+        select(read_results(path), within_pp=1)
+    except TinySNNError as exc:
+        assert "\n" not in str(exc)

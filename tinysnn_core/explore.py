@@ -230,9 +230,9 @@ def _seed_problem(row: dict) -> str | None:
              "test_sizes": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
              "test_digests": lambda v: isinstance(v, str)}
     for name, ok in kinds.items():
-        values = row.get(name)
-        if values is None and name != "accuracy_seeds":
+        if name not in row and name != "accuracy_seeds":
             continue
+        values = row.get(name)
         if not isinstance(values, list) or len(values) != len(seeds) or not all(map(ok, values)):
             return f"field {name!r} is not a list of {len(seeds)} per-seed values"
     if ("correct" in row) != ("test_sizes" in row):
