@@ -107,7 +107,8 @@ def test_within_one_point_needs_the_paired_test_to_say_so():
     old = [{k: v for k, v in r.items() if k not in ("seeds", "accuracy_seeds", "correct",
                                                      "test_sizes", "test_digests")} for r in rows]
     sel_old = select(old, within_pp=1)
-    assert sel_old.chosen["label"] == "noisy" and "No paired test was possible" in sel_old.explanation
+    assert sel_old.chosen["label"] == "noisy"
+    assert "No paired test was possible" in sel_old.explanation
     assert sel_old.test is None
 
 

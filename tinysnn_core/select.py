@@ -21,7 +21,8 @@ The accuracy target is decided with a paired test when the rows carry per-sample
 (``tinysnn explore`` writes them: per seed, which test samples the point got right): with
 ``--within X`` a candidate qualifies when the one-sided lower confidence bound (95% by default)
 of its accuracy difference to the float baseline is at least -X points (a stratified paired
-bootstrap over the test samples, each seed against its own float model; ``stats.paired_difference``);
+bootstrap over the test samples, each seed against its own float model:
+``stats.paired_difference``);
 with ``--target ACC`` when the one-sided lower bound of its accuracy is at least ACC. The
 explanation states the test, its confidence and, for the chosen model, the bound and the exact
 McNemar test of the discordant samples. Rows without per-sample results (an older results file)
