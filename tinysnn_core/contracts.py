@@ -11,7 +11,10 @@ cannot be seen before an object is built: the network checks those of its neuron
 learning rule and encoder when it builds them (``check_built``).
 
 To extend a contract, add a member to its protocol; mark it ``@optional`` unless every plugin of
-that kind already has it, and say in its docstring what the core does when it is missing.
+that kind already has it, and say in its docstring what the core does when it is missing. A new
+keyword argument of a method is marked ``@optional_arguments(name)`` the same way: a plugin's
+method may lack it, and the core refuses in one line what needs it (``Backend.run``'s
+``record``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ if TYPE_CHECKING:  # the contracts only name these types; importing them here wo
     from .data import Dataset
     from .fixedpoint import QFormat
     from .intsim import IntegerModel, NeuronCodes
+    from .monitors import Record
     from .network import LearningContext, Network, Topology
     from .ops import OpCounts
     from .quant import QuantPlan
@@ -43,6 +47,25 @@ def optional(member):
 
 def is_optional(fn: Callable) -> bool:
     return bool(getattr(fn, "__tinysnn_optional__", False))
+
+
+def optional_arguments(*names: str):
+    """Mark keyword arguments of a protocol method as ones a plugin's method may lack: the
+    registration check does not require them, and the core passes one only to a method that
+    takes it (``accepts_argument``), refusing in one line what needs it otherwise."""
+    def mark(member):
+        member.__tinysnn_optional_args__ = frozenset(names)
+        return member
+    return mark
+
+
+def accepts_argument(fn: Callable, name: str) -> bool:
+    """Whether ``fn`` (a bound method or function) takes the keyword argument ``name``."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 
 # -- the protocols ---------------------------------------------------------------------------
@@ -322,12 +345,24 @@ class Backend(Protocol):
     def available(self) -> tuple[bool, str]:
         """``(True, "")``, or ``(False, why)`` when it cannot run here (no GPU, no compiler)."""
 
+    @optional_arguments("record")
     def run(self, net: Network, images: np.ndarray, sample_ids: np.ndarray, *, learn: bool,
-            seed: int, ops: OpCounts) -> np.ndarray:
+            seed: int, ops: OpCounts, record: Record | None = None) -> np.ndarray:
         """``images``: uint8 [batch, 784]; ``sample_ids``: int [batch], the counter-based
         generator's sample numbers. Runs every presentation of each sample (the encoder's retry
         rule), learning when ``learn``, adds its operation counts to ``ops``, and returns the
-        last presentation's excitatory spike counts, int64 [batch, N]."""
+        last presentation's excitatory spike counts, int64 [batch, N].
+
+        ``record`` (an optional argument: a backend may leave it out, and the core then refuses
+        a recording in one line instead of running without it): a
+        ``tinysnn_core.monitors.Record``, or None (the default: nothing recorded, nothing
+        spent). For each sample whose id ``record.wants``, the backend calls
+        ``record.add_presentation`` once per presentation with the excitatory spikes as
+        (step, neuron) events and, per step, ``v``, ``theta`` and ``trace`` of
+        ``record.neuron_index(N)`` for the ``record.variables`` asked; then
+        ``record.add_sample`` with its counts. A variable it cannot record is refused with a
+        ``TinySNNError`` before any work (``record.check(net, learn)`` says what the network
+        lacks)."""
 
     @optional
     def check(self, net: Network, *, learn: bool) -> None:
@@ -445,12 +480,24 @@ class EnergyMeter(Protocol):
 
 
 class Exporter(Protocol):
-    """Writes a model in another form (for example C source for the firmware).
+    """Writes a model in another form: one file (``nir``: the Neuromorphic Intermediate
+    Representation) or a directory (``c``: C sources for the firmware).
 
-    ``tinysnn plugins`` lists exporters, ``tinysnn deploy`` uses ``tinysnn-serial``'s."""
+    Its name is the one it is registered under. ``tinysnn export MODEL --format NAME PATH`` and
+    ``tinysnn_core.export.export_model`` build it with ``cls()`` and call ``export``;
+    ``tinysnn deploy`` uses ``tinysnn-serial``'s ``c``."""
 
-    def export(self, net: Network, out_dir: Path, name: str = "model") -> Path:
-        """Write ``net`` under ``out_dir``; returns what was written."""
+    @property
+    def suffix(self) -> str:
+        """The suffix of the file it writes, with its dot (``".nir"``), or ``""`` when it
+        writes a directory. ``export_model`` appends it to a path that has no suffix."""
+
+    def export(self, net: Network, path: Path, **options: Any) -> Path:
+        """Write ``net`` to ``path`` (a file, or a directory for an exporter whose ``suffix`` is
+        ``""``); returns what was written. A quantized network is written with its dequantized
+        values (what its float simulation uses). ``options``: the exporter's own keyword
+        arguments (``--option KEY=VALUE`` on the command line, values parsed as TOML);
+        ``export_model`` refuses, in one line, one that ``export`` does not take."""
 
 
 # -- what is registered, per kind ------------------------------------------------------------
@@ -504,7 +551,7 @@ CONTRACTS: dict[str, Contract] = {c.kind: c for c in (
     Contract("board", Board, INSTANCE),
     Contract("transport", Transport, CLASS),
     Contract("energy_meter", EnergyMeter, CLASS),
-    Contract("exporter", Exporter, CLASS),
+    Contract("exporter", Exporter, CLASS, ("suffix",), built_bare=True),
 )}
 
 
@@ -532,10 +579,12 @@ def _accepts(fn, n_positional: int, keywords: set[str]) -> bool:
 
 def _calls(spec_fn) -> list[tuple[int, set[str]]]:
     """The calls the core makes per the protocol's signature: with the required arguments only,
-    and with every argument (``self`` and ``**options`` left out)."""
+    and with every argument (``self``, ``**options`` and the ``optional_arguments`` left
+    out)."""
     params = list(inspect.signature(spec_fn).parameters.values())[1:]
+    leave_out = getattr(spec_fn, "__tinysnn_optional_args__", frozenset())
     pos = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    kw = [p for p in params if p.kind == p.KEYWORD_ONLY]
+    kw = [p for p in params if p.kind == p.KEYWORD_ONLY and p.name not in leave_out]
     required = (sum(p.default is p.empty for p in pos),
                 {p.name for p in kw if p.default is p.empty})
     return [required, (len(pos), {p.name for p in kw})]

@@ -79,6 +79,11 @@ class RunCommand:
         p.add_argument("--fresh", action="store_true",
                        help="ignore an existing checkpoint and start over")
         p.add_argument("--json", metavar="FILE", help="also write the metrics and op counts as JSON")
+        p.add_argument("--curve", metavar="FILE.json",
+                       help="also write the training curve (running accuracy, theta, active "
+                            "neurons per window of --curve-window samples; docs/monitors.md)")
+        p.add_argument("--curve-window", type=int, default=250, metavar="N",
+                       help="samples per training-curve window (default 250)")
         p.add_argument("--seeds", metavar="K", help="train K seeds (--seed, --seed + 1, ...; "
                        "each resumable) into the directory --out, with the accuracy's mean and "
                        "95%% confidence interval in OUT/seeds.json")
@@ -86,14 +91,26 @@ class RunCommand:
     def run(self, args) -> int:
         from tinysnn_core import train as flow
 
+        if getattr(args, "seeds", None) is not None and getattr(args, "curve", None):
+            raise ConfigError("--curve records one training run: leave it out with --seeds")
         if getattr(args, "seeds", None) is not None:
             from tinysnn_core.seeds import run_seeds_command
 
             return run_seeds_command(self, args)
         cfg = config_from_args(args)
         out = Path(args.out)
+        curve = None
+        if getattr(args, "curve", None):
+            from tinysnn_core.monitors import TrainingCurve, check_out_path
+
+            check_out_path(args.curve)      # before the training, not after it
+            curve = TrainingCurve(window=args.curve_window)
         net, metrics = flow.run(cfg, out, fresh=args.fresh, evaluate=self.evaluate,
-                                progress=not args.quiet)
+                                progress=not args.quiet,
+                                callbacks=[curve] if curve is not None else None)
+        if curve is not None:
+            curve.save(args.curve)
+            print(f"training curve ({len(curve.points)} windows) written to {args.curve}")
         print_summary(net, metrics if self.evaluate else {})
         print(f"model written to {out}")
         if args.json:
@@ -120,6 +137,18 @@ class EvalCommand:
         p.add_argument("--reassign", action="store_true",
                        help="recompute label assignments even if the model has them")
         p.add_argument("--quiet", "-q", action="store_true")
+        g = p.add_argument_group("recording (docs/monitors.md)")
+        g.add_argument("--record", metavar="FILE.npz",
+                       help="also record spikes and state of chosen test samples into FILE")
+        g.add_argument("--record-samples", metavar="SPEC", default="0:10",
+                       help="test samples to record: 'all', indices and start:stop ranges "
+                            "(default 0:10)")
+        g.add_argument("--record-neurons", metavar="SPEC", default="0:10",
+                       help="neurons whose v, theta and trace are recorded (spikes: all), "
+                            "same form (default 0:10)")
+        g.add_argument("--record-variables", metavar="LIST", default="spikes,v,theta,trace",
+                       help="comma-separated, of spikes, v, theta, trace "
+                            "(default: all four)")
 
     def run(self, args) -> int:
         from tinysnn_core import train as flow
@@ -140,10 +169,23 @@ class EvalCommand:
             net = Network(cfg, net.w, net.theta, net.topology, net.assignments, net.proportions,
                           net.ops, net.progress)
         data = flow.load_dataset(net.config)
+        record = None
+        if args.record:     # every refusal before the evaluation's work
+            from tinysnn_core import monitors
+
+            record = monitors.record_from_specs(args.record_samples, args.record_neurons,
+                                                args.record_variables, len(data.test_labels),
+                                                net, out=args.record,
+                                                backend=flow.get_backend(net.config))
         if net.assignments is None or args.reassign:
             flow.assign(net, data, progress=not args.quiet)
         metrics = flow.evaluate(net, data, progress=not args.quiet)
         print_summary(net, metrics)
+        if record is not None:
+            rec = monitors.record_test_samples(net, data, record, model=args.model)
+            rec.save(args.record)
+            print(f"recording of {len(rec.sample_ids)} samples ({len(rec.pres_sample)} "
+                  f"presentations, {len(rec.spike_pres)} spikes) written to {args.record}")
         return 0
 
 
@@ -175,9 +217,34 @@ class PluginsCommand:
         return 0
 
 
+class ExportCommand:
+    """Write a model in another format through an exporter plugin (``tinysnn plugins --kind
+    exporter`` lists them)."""
+
+    def add_arguments(self, p):
+        p.add_argument("model", help="model file (.tsnn)")
+        p.add_argument("--format", "-f", required=True, metavar="NAME",
+                       help="exporter: nir (the Neuromorphic Intermediate Representation), "
+                            "c (C sources for the firmware), or an installed plugin's")
+        p.add_argument("path", metavar="FILE",
+                       help="file to write (the format's suffix is added when FILE has none; "
+                            "a directory for c)")
+        p.add_argument("--option", "-O", metavar="KEY=VALUE", action="append", default=[],
+                       help="an option of the exporter (repeatable; values are TOML literals)")
+
+    def run(self, args) -> int:
+        from tinysnn_core.export import export_model, parse_options
+
+        written = export_model(args.model, args.format, args.path, **parse_options(args.option))
+        print(f"{args.format} export written to {written}")
+        return 0
+
+
 @hookimpl
 def register_commands(register):
     register("run", RunCommand, summary="train and evaluate (the main job); resumable")
+    register("export", ExportCommand, summary="write a model as NIR, C sources or another "
+             "exporter's format")
     register("train", TrainCommand, summary="train with STDP only; resumable")
     register("eval", EvalCommand, summary="evaluate a saved model on the test set")
     register("plugins", PluginsCommand, summary="list the registered plugins")

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tinysnn_core import hookimpl
 from tinysnn_core.errors import ConfigError, TinySNNError
+from tinysnn_core.log import TinySNNWarning
+
+if TYPE_CHECKING:
+    from tinysnn_core.network import Network
 
 
 def _csv(text, cast=str, flag: str = "", lo=None, hi=None):
@@ -111,6 +116,11 @@ class ExploreCommand:
                             "select need not retrain it")
         p.add_argument("--assign-limit", type=int, metavar="N",
                        help="assign labels on the first N training samples (default: all)")
+        p.add_argument("--seeds", metavar="K", help="each point over K seeds: every MODEL is "
+                       "then a run directory of tinysnn run --seeds, and its first K seeds' "
+                       "models are the bases (one per seed); each seed is explored into "
+                       "RESULTS.seeds/seed<S>.jsonl, and RESULTS gets one row per point with "
+                       "the mean accuracy, its 95%% CI and per-sample results per seed")
         p.add_argument("--quiet", "-q", action="store_true")
 
     def run(self, args) -> int:
@@ -129,7 +139,9 @@ class ExploreCommand:
             max_retries=_csv(args.retries, int, "--retries") if args.retries is not None else None,
             exit_margin=_csv(args.exit_margins, int, "--exit-margins")
             if args.exit_margins is not None else None)
-        nets = [load_network(m) for m in args.model]
+        seed_sets = _seed_sets(args)
+        models = [s[0][1] for s in seed_sets] if seed_sets else args.model
+        nets = [load_network(m) for m in models]
         net = nets[0]
         for v in variants:  # the config schema checks every value, before any work
             net.config.with_overrides([f"inference.{k}={val}" for k, val in v.items()])
@@ -149,21 +161,48 @@ class ExploreCommand:
                    "cost_models": cost_models}
         if args.assign_limit:
             options["assign_limit"] = args.assign_limit  # part of every point's key
-        for path, net in zip(args.model, nets):
-            points = build_grid(schemes=schemes, bits=bits, roundings=roundings,
-                                group_sets=group_sets,
-                                sensitivity=not args.no_sensitivity, ranges=model_ranges(net),
-                                neuron_bits=args.neuron_bits, decay_bits=args.decay_bits,
-                                inference=variants, train_time_steps=train_steps)
+        def grid(net):
+            return build_grid(schemes=schemes, bits=bits, roundings=roundings,
+                              group_sets=group_sets,
+                              sensitivity=not args.no_sensitivity, ranges=model_ranges(net),
+                              neuron_bits=args.neuron_bits, decay_bits=args.decay_bits,
+                              inference=variants, train_time_steps=train_steps)
+
+        for i, (path, net) in enumerate(zip(models, nets)):
+            points = grid(net)
             for msg in decays_lost_in_training(net, points):
-                print(f"tinysnn: warning: {msg}; --decay-bits 32 keeps theta's decay",
-                      file=sys.stderr)
+                warnings.warn(f"{msg}; --decay-bits 32 keeps theta's decay", TinySNNWarning,
+                              stacklevel=2)
+            if seed_sets:
+                from tinysnn_core.explore import run_seeded_exploration
+
+                rows = run_seeded_exploration(
+                    seed_sets[i], lambda m: grid(load_network(m)), args.results,
+                    workers=args.workers, scheduler=args.scheduler, options=options,
+                    progress=not args.quiet, no_workers_timeout=args.no_workers_timeout,
+                    run_dir=args.model[i])
+                continue
             rows = run_exploration(points, path, args.results, workers=args.workers,
                                    scheduler=args.scheduler, options=options,
                                    progress=not args.quiet,
                                    no_workers_timeout=args.no_workers_timeout)
         print(f"{len([r for r in rows if r.get('kind') != 'baseline'])} points in {args.results}")
         return 0
+
+
+def _seed_sets(args):
+    """With --seeds K: per MODEL (a run directory of run --seeds) its first K seeds'
+    ``(seed, model path)``; without: None (and no MODEL may be a directory)."""
+    if args.seeds is None:
+        for m in args.model:
+            if Path(m).is_dir():
+                raise ConfigError(f"{m} is a directory: explore a run directory of tinysnn run "
+                                  "--seeds with --seeds K")
+        return None
+    from tinysnn_core.seeds import parse_seed_count, read_run_dir
+
+    k = parse_seed_count(args.seeds)
+    return [read_run_dir(m, k) for m in args.model]
 
 
 def _cost_model_arguments(p) -> None:
@@ -209,6 +248,9 @@ class SelectCommand:
         target.add_argument("--target", type=float, help="absolute accuracy target, e.g. 0.85")
         target.add_argument("--within", type=float,
                             help="accuracy within this many percentage points of the float model")
+        p.add_argument("--confidence", type=float, default=0.95,
+                       help="confidence of the paired test that decides the target when the "
+                            "results have per-sample results (default 0.95)")
         p.add_argument("--max-memory-kib", type=float, help="budget: weights + neuron parameters")
         p.add_argument("--max-energy-uj", type=float, help="budget: energy per inference")
         p.add_argument("--reward", default="ratio", choices=["ratio", "gap"])
@@ -226,6 +268,8 @@ class SelectCommand:
         from tinysnn_core.select import select_by_cost, select_for_board
 
         _check_target(args)
+        if not 0.5 <= args.confidence < 1:
+            raise ConfigError(f"--confidence is in 0.5..1 (e.g. 0.95), got {args.confidence}")
         if not 0 <= args.mu < float("inf"):
             raise ConfigError(f"--mu must be a non-negative number, got {args.mu}")
         if not 0 < args.tau < float("inf"):
@@ -241,18 +285,19 @@ class SelectCommand:
         if args.cost_model:
             sel = select_by_cost(rows, args.cost_model, args.figure, target=args.target,
                                  within_pp=args.within, max_cost=args.max_cost,
-                                 base_model=args.model)
+                                 base_model=args.model, confidence=args.confidence)
         elif args.board:
             sel = select_for_board(rows, args.board, target=args.target, within_pp=args.within,
                                    max_latency_ms=args.latency_ms, max_energy_uj=args.energy_uj,
-                                   base_model=args.model)
+                                   base_model=args.model, confidence=args.confidence)
         else:
             if args.latency_ms or args.energy_uj:
                 raise ConfigError("--latency-ms and --energy-uj are board budgets: give --board")
             sel = select(rows, target=args.target, within_pp=args.within,
                          max_memory_bits=args.max_memory_kib * 8192 if args.max_memory_kib else None,
                          max_energy_pj=args.max_energy_uj * 1e6 if args.max_energy_uj else None,
-                         reward_kind=args.reward, mu=args.mu, tau=args.tau, base_model=args.model)
+                         reward_kind=args.reward, mu=args.mu, tau=args.tau, base_model=args.model,
+                         confidence=args.confidence)
         base_path = sel.chosen.get("base_model_path") or args.model
         if not base_path:
             raise ConfigError("the results do not name their base model: give --model")
@@ -265,12 +310,12 @@ class SelectCommand:
         print(f"model written to {args.out}")
         if args.json:
             Path(args.json).write_text(json.dumps({"chosen": sel.chosen, "baseline": sel.baseline,
-                                                   "target": sel.target,
+                                                   "target": sel.target, "test": sel.test,
                                                    "explanation": sel.explanation}, indent=2))
         return 0
 
 
-def materialize(row: dict, base_model: str, progress: bool = False):
+def materialize(row: dict, base_model: str, progress: bool = False) -> "Network":
     """The network of a results row: the float model with the row's plan (PTQ), or the saved
     model of an ITQ point."""
     from tinysnn_core import train as flow
@@ -355,12 +400,30 @@ class ReportCommand:
                               "or --within too")
         elif args.cost_model is not None:
             raise ConfigError("--cost-model chooses a model: give --target or --within too")
-        fw = load_network(args.model).w if args.model else None
-        cw = load_network(args.selected).w if args.selected else None
-        path = write_report(rows, sel, args.out, float_w=fw, chosen_w=cw, title=args.title,
-                            board=args.board, max_latency_ms=args.latency_ms)
+        fnet = load_network(args.model) if args.model else None
+        cnet = load_network(args.selected) if args.selected else None
+        path = write_report(rows, sel, args.out, float_w=fnet.w if fnet else None,
+                            chosen_w=cnet.w if cnet else None, title=args.title,
+                            board=args.board, max_latency_ms=args.latency_ms,
+                            results_path=args.results, command=_report_command_line(args),
+                            model_paths=[args.model] if args.model else [],
+                            float_assignments=fnet.assignments if fnet else None,
+                            chosen_assignments=cnet.assignments if cnet else None)
         print(f"report written to {path} (and report.html)")
         return 0
+
+
+def _report_command_line(args) -> str:
+    """The report's command line, rebuilt from its parsed flags (the report's provenance)."""
+    import shlex
+
+    words = ["tinysnn", "report", args.results]
+    for flag in ("model", "selected", "target", "within", "board", "latency_ms", "energy_uj",
+                 "cost_model", "figure", "max_cost", "out", "title"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            words += [f"--{flag.replace('_', '-')}", str(value)]
+    return shlex.join(words)
 
 
 @hookimpl
