@@ -21,15 +21,20 @@ from tinysnn_core.config import Config
 from tinysnn_core.data import Dataset
 from tinysnn_core.errors import ConfigError, InputError, ModelFileError, PluginError, TinySNNError
 from tinysnn_core.explore import read_results
+from tinysnn_core.export import export_model
 from tinysnn_core.intsim import from_network as integer_model
 from tinysnn_core.intsim import run_integer
 from tinysnn_core.log import TinySNNNote, TinySNNWarning
 from tinysnn_core.modelfile import load_network, save_network
+from tinysnn_core.monitors import Record, Recording, TrainingCurve, record_test_samples
 from tinysnn_core.network import Network
+from tinysnn_core.plots import (confusion_matrix, plot_assignments, plot_confusion, plot_membrane,
+                                plot_raster, plot_theta, plot_traces, plot_training_curve)
 from tinysnn_core.quant import QuantPlan
 from tinysnn_core.registry import get_registry
 from tinysnn_core.report import write_report
 from tinysnn_core.select import Selection, select, select_by_cost, select_for_board
+from tinysnn_core.stats import mcnemar_exact, mean_ci, paired_difference
 from tinysnn_core.train import (TrainStep, assign, build_network, evaluate, get_backend,
                                 load_dataset, run, stream_seed, train, warn_lost_decays)
 
@@ -38,8 +43,14 @@ __all__ = [
     "Config", "Dataset", "Network", "QuantPlan", "load_dataset", "build_network", "get_backend",
     # training and evaluation
     "train", "TrainStep", "assign", "evaluate", "run", "warn_lost_decays",
-    # model files
-    "save_network", "load_network",
+    # monitors and plots
+    "Record", "Recording", "record_test_samples", "TrainingCurve", "plot_raster",
+    "plot_membrane", "plot_theta", "plot_traces", "confusion_matrix", "plot_confusion",
+    "plot_assignments", "plot_training_curve",
+    # model files and other formats
+    "save_network", "load_network", "export_model",
+    # statistics over seeds and on paired test samples
+    "mean_ci", "paired_difference", "mcnemar_exact",
     # quantization, exploration, selection, report
     "quantize_network", "explore", "read_results", "select", "select_for_board",
     "select_by_cost", "Selection", "materialize", "write_report",

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Any
+
 import numpy as np
 
 from .errors import InputError, TinySNNError
@@ -69,7 +71,7 @@ def _title(rec, sample, p) -> str:
 
 # -- from a recording ----------------------------------------------------------------------------
 
-def plot_raster(rec, sample, path_or_ax, *, retry: int | None = None, assignments=None):
+def plot_raster(rec, sample, path_or_ax, *, retry: int | None = None, assignments=None) -> Any:
     """Spike raster: a tick per spike at (time, neuron), coloured by the neuron's class when
     ``assignments`` [N] are given. ``sample``: one sample id (its presentation ``retry``,
     default the last), or a list of them, whose last presentations are drawn one after the
@@ -139,7 +141,7 @@ def _chosen(rec, p, neurons, limit: int = 4) -> list[int]:
     return (spiking + rest)[:limit]
 
 
-def plot_membrane(rec, sample: int, path_or_ax, *, retry: int | None = None, neurons=None):
+def plot_membrane(rec, sample: int, path_or_ax, *, retry: int | None = None, neurons=None) -> Any:
     """Membrane potential of recorded neurons through one presentation, each with its
     threshold ``thresh + theta`` (dashed) and its emitted spikes (triangles on it)."""
     if "v" not in rec.state:
@@ -175,7 +177,7 @@ def plot_membrane(rec, sample: int, path_or_ax, *, retry: int | None = None, neu
     return _done(fig, [ax], path)
 
 
-def plot_theta(rec, sample: int, path_or_ax, *, retry: int | None = None, neurons=None):
+def plot_theta(rec, sample: int, path_or_ax, *, retry: int | None = None, neurons=None) -> Any:
     """Adaptive threshold offsets theta of recorded neurons through one presentation (flat in
     inference; stepping up by theta_plus at each spike while learning)."""
     if "theta" not in rec.state:
@@ -199,7 +201,7 @@ def plot_theta(rec, sample: int, path_or_ax, *, retry: int | None = None, neuron
     return _done(fig, [ax], path)
 
 
-def plot_traces(rec, sample: int, path_or_ax, *, retry: int | None = None, neurons=None):
+def plot_traces(rec, sample: int, path_or_ax, *, retry: int | None = None, neurons=None) -> Any:
     """``plot_membrane`` above ``plot_theta`` (two Axes)."""
     fig, axes, path = _axes(path_or_ax, 2, (7.0, 5.4), sharex=True)
     plot_membrane(rec, sample, axes[0], retry=retry, neurons=neurons)
@@ -225,7 +227,7 @@ def confusion_matrix(labels, predictions, n_classes: int = 10) -> np.ndarray:
     return m
 
 
-def plot_confusion(labels, predictions, path_or_ax, *, n_classes: int = 10):
+def plot_confusion(labels, predictions, path_or_ax, *, n_classes: int = 10) -> Any:
     """Confusion matrix, each row (true class) as fractions of its samples, with the counts."""
     m = confusion_matrix(labels, predictions, n_classes)
     rows = m.sum(axis=1, keepdims=True)
@@ -247,7 +249,7 @@ def plot_confusion(labels, predictions, path_or_ax, *, n_classes: int = 10):
     return _done(fig, [ax], path)
 
 
-def plot_assignments(assignments, path_or_ax, *, n_classes: int = 10):
+def plot_assignments(assignments, path_or_ax, *, n_classes: int = 10) -> Any:
     """Class-assignment histogram: neurons per class, and the unassigned ones (never spiked
     during assignment) in black."""
     a = np.asarray(assignments, dtype=np.int64)
@@ -267,7 +269,7 @@ def plot_assignments(assignments, path_or_ax, *, n_classes: int = 10):
     return _done(fig, [ax], path)
 
 
-def plot_training_curve(curve, path_or_ax):
+def plot_training_curve(curve, path_or_ax) -> Any:
     """Training curve (``monitors.TrainingCurve``, its ``to_dict()`` or its points) against
     training samples: running accuracy, mean (and max) theta, active neurons per window."""
     points = getattr(curve, "points", None)
