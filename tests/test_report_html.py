@@ -282,8 +282,9 @@ def test_report_command_fills_the_provenance_and_draws_the_models(tmp_path):
     assert page.dds.count(command) == 1
     assert {f.name for f in out.glob("*.png")} == {
         "pareto.png", "accuracy_vs_bits.png", "breakdown.png", "weights_float.png",
-        "weights_selected.png", "assignments_float.png", "assignments_selected.png"}
-    assert len(page.imgs) == 7
+        "weights_selected.png", "assignments_float.png", "assignments_selected.png",
+        "confusion_float.png", "raster_float.png"}
+    assert len(page.imgs) == 9
     models = next(t for t in page.tables if t[0]["cells"][0] == "base model")
     assert models[1]["cells"][5] == "3"
 
@@ -308,3 +309,42 @@ def test_rows_combined_over_seeds_list_every_seeds_model(tmp_path):
     assert [r["cells"][5] for r in models[1:]] == ["0", "1"]
     assert all(r["cells"][9].endswith("(matches the results: n/a)") and "warn" not in r["class"]
                for r in models[1:])
+
+
+def test_report_views_are_the_evaluations_and_can_be_left_out(tmp_path):
+    """The float model's confusion matrix counts exactly the evaluation's predictions; the
+    training curve of run --curve is drawn when given; --no-model-views draws neither view."""
+    import json
+
+    from tinysnn_core import train as flow
+    from tinysnn_core.cli import main
+    from tinysnn_core.monitors import TrainingCurve
+    from tinysnn_core.plots import confusion_matrix
+    from tinysnn_core.report import report_views
+
+    cfg = Config.from_dict({"n_neurons": 12, "seed": 3,
+                            "train": {"n_train": 60, "n_test": 40, "time_steps": 40}})
+    net = flow.build_network(cfg)
+    data = flow.load_dataset(cfg)
+    curve = TrainingCurve(window=20)
+    flow.train(net, data, progress=False, callbacks=[curve])
+    flow.assign(net, data, progress=False)
+    accuracy = flow.evaluate(net, data, progress=False)["accuracy"]
+    view = report_views(net, data)
+    cm = confusion_matrix(view["labels"], view["predictions"])
+    assert cm.sum() == 40 and np.trace(cm) == round(40 * accuracy)
+    assert list(view["recording"].sample_ids) == [0]
+    model, results = tmp_path / "m.tsnn", tmp_path / "r.jsonl"
+    save_network(net, model)
+    curve.save(tmp_path / "curve.json")
+    results.write_text("".join(json.dumps(r) + "\n" for r in _rows(str(model),
+                                                                     file_digest(model))))
+    for extra, want in (([], {"confusion_float.png", "raster_float.png", "training_curve.png"}),
+                        (["--no-model-views"], {"training_curve.png"})):
+        out = tmp_path / f"rep{len(extra)}"
+        assert main(["report", str(results), "--model", str(model), "--curve",
+                     str(tmp_path / "curve.json"), "--out", str(out), *extra]) == 0
+        views = {f.name for f in out.glob("*.png")} & {"confusion_float.png", "raster_float.png",
+                                                     "training_curve.png"}
+        assert views == want
+        assert len(_parse((out / "report.html").read_text()).imgs) == len(list(out.glob("*.png")))

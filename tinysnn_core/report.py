@@ -861,11 +861,14 @@ def write_report(rows, selection, out_dir, *, float_w=None, chosen_w=None,
                  title="tinySNN exploration", board: str | None = None,
                  max_latency_ms: float | None = None, results_path=None,
                  command: str | None = None, model_paths=(), float_assignments=None,
-                 chosen_assignments=None):
+                 chosen_assignments=None, float_view: dict | None = None, curve=None):
     """Write ``report.md``, ``report.html`` and the plots to ``out_dir``. With ``board``, the
     board section (``selection`` then is ``select_for_board``'s, or None). ``results_path``,
     ``command`` and ``model_paths`` (the float models) go into the provenance block; the
-    ``*_assignments`` (a model's ``assignments``) draw its class-assignment histogram."""
+    ``*_assignments`` (a model's ``assignments``) draw its class-assignment histogram;
+    ``float_view`` (``labels`` and ``predictions`` of the test set, and a ``recording`` of test
+    samples: ``report_views``) the float model's confusion matrix and a test sample's spike
+    raster; ``curve`` (a ``monitors.TrainingCurve``) its training curve."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     bases = [r for r in rows if r.get("kind") == "baseline"]
@@ -961,6 +964,29 @@ def write_report(rows, selection, out_dir, *, float_w=None, chosen_w=None,
                 f"assignments_{which}.png", f"Class assignments of the {which} model: how many "
                 "of its neurons vote for each class (the class each fired most for on the "
                 "assignment samples); black: neurons that never fired there."))
+    if float_view is not None or curve is not None:
+        from . import plots
+
+        if float_view is not None:
+            plots.plot_confusion(float_view["labels"], float_view["predictions"],
+                                 out / "confusion_float.png")
+            n = len(float_view["labels"])
+            figs.figures.append(Figure(
+                "confusion_float.png", f"Confusion matrix of the float model on its {n} test "
+                "samples (rows: the true class, columns: the predicted one)."))
+            rec = float_view.get("recording")
+            if rec is not None and len(rec.sample_ids):
+                plots.plot_raster(rec, int(rec.sample_ids[0]), out / "raster_float.png")
+                figs.figures.append(Figure(
+                    "raster_float.png", f"Spike raster of the float model's excitatory layer on "
+                    f"test sample {int(rec.sample_ids[0])} (label {int(rec.labels[0])}, "
+                    f"predicted {int(rec.predictions[0])}), every presentation of it."))
+        if curve is not None:
+            plots.plot_training_curve(curve, out / "training_curve.png")
+            figs.figures.append(Figure(
+                "training_curve.png", "Training curve (tinysnn run --curve): running accuracy "
+                "(labels assigned on one window, scored on the next), mean theta and active "
+                "neurons per window of training samples."))
     sections.append(figs)
     pairs, models = _provenance_section(
         provenance(rows, results_path=results_path, command=command, model_paths=model_paths))
@@ -968,6 +994,29 @@ def write_report(rows, selection, out_dir, *, float_w=None, chosen_w=None,
     (out / "report.md").write_text(md)
     (out / "report.html").write_text(page)
     return out / "report.md"
+
+
+def report_views(net, data, *, raster_sample: int = 0) -> dict:
+    """What the report shows of a model beyond its weights: the test set's labels and the
+    predictions of the model's own classifier, as ``evaluate`` computes them (same backend,
+    seed and sample ids), and a recording of the spikes of one test sample."""
+    from . import monitors
+    from .evaluate import predict
+    from .ops import OpCounts
+    from .train import get_backend, run_batched, stream_seed
+
+    if net.assignments is None:
+        raise TinySNNError("the model has no label assignments: its report views need them")
+    n = len(data.test_labels)
+    counts = run_batched(net, get_backend(net.config), data.test_images, np.arange(n),
+                         learn=False, seed=stream_seed(net.config.seed, "test"), ops=OpCounts(),
+                         desc="report", progress=False, chunk=net.config.train.batch_size)
+    predictions = predict(counts, net.assignments, net.proportions, net.config.train.classifier,
+                          data.n_classes)
+    rec = monitors.record_test_samples(
+        net, data, monitors.Record(samples=[min(raster_sample, n - 1)], variables=("spikes",)))
+    return {"labels": np.asarray(data.test_labels), "predictions": predictions,
+            "recording": rec}
 
 
 def render(title: str, provenance_pairs, models: Table, sections, out) -> tuple[str, str]:

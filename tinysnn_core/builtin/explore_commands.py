@@ -363,6 +363,11 @@ class ReportCommand:
         p.add_argument("--energy-uj", type=float, help="with --board: energy budget (board "
                        "model: cycles x datasheet current x VDD)")
         _cost_model_arguments(p)
+        p.add_argument("--curve", metavar="FILE.json", help="a training curve of the float model "
+                       "(tinysnn run --curve) to draw")
+        p.add_argument("--no-model-views", action="store_true",
+                       help="leave out what needs the test set: the float model's confusion "
+                       "matrix and a test sample's spike raster (drawn when --model is given)")
         p.add_argument("--out", "-o", default="runs/report", help="output directory")
         p.add_argument("--title", default="tinySNN exploration")
 
@@ -402,13 +407,25 @@ class ReportCommand:
             raise ConfigError("--cost-model chooses a model: give --target or --within too")
         fnet = load_network(args.model) if args.model else None
         cnet = load_network(args.selected) if args.selected else None
+        curve = None
+        if args.curve:
+            from tinysnn_core.monitors import TrainingCurve
+
+            curve = TrainingCurve.load(args.curve)
+        view = None
+        if fnet is not None and not args.no_model_views:
+            from tinysnn_core.report import report_views
+            from tinysnn_core.train import load_dataset
+
+            view = report_views(fnet, load_dataset(fnet.config))
         path = write_report(rows, sel, args.out, float_w=fnet.w if fnet else None,
                             chosen_w=cnet.w if cnet else None, title=args.title,
                             board=args.board, max_latency_ms=args.latency_ms,
                             results_path=args.results, command=_report_command_line(args),
                             model_paths=[args.model] if args.model else [],
                             float_assignments=fnet.assignments if fnet else None,
-                            chosen_assignments=cnet.assignments if cnet else None)
+                            chosen_assignments=cnet.assignments if cnet else None,
+                            float_view=view, curve=curve)
         print(f"report written to {path} (and report.html)")
         return 0
 
@@ -419,7 +436,7 @@ def _report_command_line(args) -> str:
 
     words = ["tinysnn", "report", args.results]
     for flag in ("model", "selected", "target", "within", "board", "latency_ms", "energy_uj",
-                 "cost_model", "figure", "max_cost", "out", "title"):
+                 "cost_model", "figure", "max_cost", "curve", "out", "title"):
         value = getattr(args, flag, None)
         if value is not None:
             words += [f"--{flag.replace('_', '-')}", str(value)]
