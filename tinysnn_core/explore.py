@@ -471,40 +471,14 @@ def baseline_row(base_model: str, options: dict) -> dict:
             "deployable": False}
 
 
-class _CountsRecorder:
-    """A backend that keeps the spike counts of every pass it runs, so that the flow's own
-    ``evaluate`` yields the per-sample predictions as well as the accuracy."""
-
-    def __init__(self, backend):
-        self._backend = backend
-        self.counts = []
-
-    def run(self, *args, **kwargs):
-        out = self._backend.run(*args, **kwargs)
-        self.counts.append(np.asarray(out))
-        return out
-
-    def __getattr__(self, name):
-        return getattr(self._backend, name)
-
-
 def evaluate_correct(net, data, backend):
     """``train.evaluate``'s metrics and, per test sample, whether the network's classifier got
     it right (the paired tests of ``select`` compare these between models)."""
     from . import train as flow
-    from .evaluate import predict
 
-    recorder = _CountsRecorder(backend)
-    metrics = flow.evaluate(net, data, backend=recorder, progress=False)
-    counts = np.concatenate(recorder.counts) if recorder.counts else np.zeros((0, net.n_neurons))
-    pred = predict(counts, net.assignments, net.proportions, net.config.train.classifier,
-                   data.n_classes)
-    correct = pred == data.test_labels
-    if correct.shape != data.test_labels.shape or abs(correct.mean() - metrics["accuracy"]) > 1e-9:
-        raise TinySNNError("the per-sample predictions do not reproduce the evaluated accuracy "
-                           f"({correct.mean()} vs {metrics['accuracy']}): a backend that returns "
-                           "its spike counts out of order?")
-    return metrics, correct
+    metrics, pred = flow.evaluate(net, data, backend=backend, progress=False,
+                                  return_predictions=True)
+    return metrics, pred == data.test_labels
 
 
 def samples_digest(data) -> str:

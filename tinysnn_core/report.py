@@ -1001,18 +1001,12 @@ def report_views(net, data, *, raster_sample: int = 0) -> dict:
     predictions of the model's own classifier, as ``evaluate`` computes them (same backend,
     seed and sample ids), and a recording of the spikes of one test sample."""
     from . import monitors
-    from .evaluate import predict
-    from .ops import OpCounts
-    from .train import get_backend, run_batched, stream_seed
+    from .train import evaluate
 
     if net.assignments is None:
         raise TinySNNError("the model has no label assignments: its report views need them")
     n = len(data.test_labels)
-    counts = run_batched(net, get_backend(net.config), data.test_images, np.arange(n),
-                         learn=False, seed=stream_seed(net.config.seed, "test"), ops=OpCounts(),
-                         desc="report", progress=False, chunk=net.config.train.batch_size)
-    predictions = predict(counts, net.assignments, net.proportions, net.config.train.classifier,
-                          data.n_classes)
+    _, predictions = evaluate(net, data, progress=False, return_predictions=True)
     rec = monitors.record_test_samples(
         net, data, monitors.Record(samples=[min(raster_sample, n - 1)], variables=("spikes",)))
     return {"labels": np.asarray(data.test_labels), "predictions": predictions,

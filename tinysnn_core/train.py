@@ -278,8 +278,11 @@ def assign(net: Network, data: Dataset, *, backend: Backend | None = None,
 
 
 def evaluate(net: Network, data: Dataset, *, backend: Backend | None = None,
-             progress: bool = True) -> dict:
-    """Test-set accuracy with both classifiers (learning off)."""
+             progress: bool = True, return_predictions: bool = False
+             ) -> dict | tuple[dict, np.ndarray]:
+    """Test-set accuracy with both classifiers (learning off). ``return_predictions``: also
+    the network's own classifier's prediction for each test sample, ``(metrics, predictions)``
+    (the paired tests and the report's confusion matrix use them)."""
     if net.assignments is None:
         raise TinySNNError("the network has no label assignments yet: run assign (or train) first")
     if len(data.test_labels) == 0:      # an accuracy of no samples would be nan
@@ -292,12 +295,13 @@ def evaluate(net: Network, data: Dataset, *, backend: Backend | None = None,
                          desc="test", progress=progress, chunk=net.config.train.batch_size)
     seconds = time.perf_counter() - started
     metrics = {"n_test": int(len(data.test_labels)), "test_seconds": seconds}
+    preds = {}
     for clf in ("all-activity", "proportion-weighting"):
-        pred = predict(counts, net.assignments, net.proportions, clf, data.n_classes)
-        metrics[f"accuracy_{clf}"] = float((pred == data.test_labels).mean())
+        preds[clf] = predict(counts, net.assignments, net.proportions, clf, data.n_classes)
+        metrics[f"accuracy_{clf}"] = float((preds[clf] == data.test_labels).mean())
     metrics["accuracy"] = metrics[f"accuracy_{net.config.train.classifier}"]
     net.metrics = metrics
-    return metrics
+    return (metrics, preds[net.config.train.classifier]) if return_predictions else metrics
 
 
 _evaluate = evaluate    # for run(), whose keyword ``evaluate`` hides the function
