@@ -152,7 +152,7 @@ def integer_models(draw):
         assignments=rng.integers(-1, 10, n), formats={})
 
 
-@settings(max_examples=8, deadline=None,
+@settings(max_examples=5, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(m=integer_models(), seed=st.integers(0, 2**32 - 1))
 def test_random_integer_models_match_intsim(tmp_path_factory, m, seed):

@@ -151,7 +151,7 @@ def plugin_models(draw):
         assignments=rng.integers(-1, 10, n), formats={}, exit_margin=draw(st.integers(0, 3)))
 
 
-@settings(max_examples=5, deadline=None,   # a firmware build each: about 3 s
+@settings(max_examples=3, deadline=None,   # a firmware build each: about 3 s
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(m=plugin_models(), seed=st.integers(0, 2**32 - 1))
 def test_random_plugin_models_match_intsim_on_the_host(tmp_path_factory, m, seed):

@@ -150,7 +150,7 @@ def _session(host_fw):
     return t, dut
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.integers(0, 2**32 - 1), st.sampled_from([1, 7, 9, 24, 96]))
 def test_db_map_reports_exactly_the_chunks_that_arrived(host_fw, seed, chunk):
     rng = random.Random(seed)
