@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,9 @@ import types
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import side_venv  # noqa: E402  (standard library only, like this module at import)
+from side_venv import SetupError, run_step  # noqa: E402,F401  (compare.py uses bb.SetupError)
 VENV_DIR = HERE / ".venv-bindsnet"
 # Written after a successful setup; its content must match SETUP_SPEC or the setup is redone.
 VENV_MARKER = VENV_DIR / ".bindsnet-baseline-ready"
@@ -53,10 +55,6 @@ SETUP_SPEC = json.dumps({"torch": TORCH_VERSION, "bindsnet": BINDSNET_VERSION,
                          "packages": RUNTIME_PACKAGES}, sort_keys=True)
 
 N_CLASSES = 10
-
-
-class SetupError(RuntimeError):
-    """The BindsNET side venv could not be built or checked."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,75 +107,36 @@ def venv_python() -> Path:
     return VENV_DIR / "bin" / "python"
 
 
-def _run_step(what: str, cmd: list[str], env: dict | None = None) -> str:
-    """Run one setup command; on failure raise SetupError with the tail of its output."""
-    print(f"[setup] {what}", file=sys.stderr, flush=True)
-    try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=env)
-    except OSError as exc:
-        raise SetupError(f"{what}: could not start {cmd[0]}: {exc}") from exc
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stdout.strip().splitlines()[-25:])
-        raise SetupError(f"{what} failed (exit {proc.returncode}):\n  $ {' '.join(cmd)}\n{tail}")
-    return proc.stdout
-
-
 def _venv_torch_version(py: Path) -> str:
-    out = _run_step("checking torch in the venv",
-                    [str(py), "-c", "import torch; print(torch.__version__)"])
+    out = run_step("checking torch in the venv",
+                   [str(py), "-c", "import torch; print(torch.__version__)"])
     return out.strip().splitlines()[-1]
 
 
 def ensure_venv() -> Path:
     """Create benchmarks/.venv-bindsnet once; return its python. Idempotent."""
-    py = venv_python()
-    if VENV_MARKER.is_file() and py.exists() and VENV_MARKER.read_text() == SETUP_SPEC:
-        return py
-
-    if not py.exists():
-        base = shutil.which("python3") or sys.executable
-        try:
-            _run_step(f"creating {VENV_DIR} with {base} -m venv",
-                      [base, "-m", "venv", str(VENV_DIR)])
-        except SetupError as exc:
-            raise SetupError(f"{exc}\nCould not create the virtual environment. On Debian/Ubuntu "
-                             "`apt-get install python3-venv` provides the venv module.") from exc
-        if not py.exists():
-            raise SetupError(f"venv created but {py} is missing")
-
-    # A constraints file pins torch for every pip call below: if any package asked for another
-    # torch, pip fails loudly instead of silently replacing the local CPU build.
-    constraints = VENV_DIR / "constraints.txt"
-    constraints.write_text(f"torch=={TORCH_VERSION}\n")
-    pip = [str(py), "-m", "pip", "install", "--disable-pip-version-check", "-c", str(constraints)]
-    _run_step(f"pip install torch=={TORCH_VERSION}", pip + [f"torch=={TORCH_VERSION}"])
+    if side_venv.is_ready(VENV_DIR, VENV_MARKER, SETUP_SPEC):
+        return venv_python()
+    py = side_venv.create(VENV_DIR)
+    pip = side_venv.pinned_pip(py, VENV_DIR, TORCH_VERSION)
     # --no-deps: bindsnet's metadata asks for torch>=2.14 and torchvision, neither of which we
     # may install; the packages it really imports are installed explicitly next.
-    _run_step(f"pip install --no-deps bindsnet=={BINDSNET_VERSION}",
-              pip + ["--no-deps", f"bindsnet=={BINDSNET_VERSION}"])
-    _run_step("pip install " + " ".join(RUNTIME_PACKAGES), pip + RUNTIME_PACKAGES)
-
-    tv = _venv_torch_version(py)
-    if not tv.startswith(TORCH_VERSION):
-        raise SetupError(f"torch in {VENV_DIR} is {tv}, expected {TORCH_VERSION}: "
-                         f"delete {VENV_DIR} and run --setup-only again")
+    run_step(f"pip install --no-deps bindsnet=={BINDSNET_VERSION}",
+             pip + ["--no-deps", f"bindsnet=={BINDSNET_VERSION}"])
+    run_step("pip install " + " ".join(RUNTIME_PACKAGES), pip + RUNTIME_PACKAGES)
+    side_venv.check_torch(VENV_DIR, _venv_torch_version(py), TORCH_VERSION)
     # Prove that `import bindsnet` works with the torchvision stand-in before a long run.
-    out = _run_step("checking `import bindsnet` (with the torchvision stand-in)",
-                    [str(py), str(Path(__file__).resolve()), "--inner", "-"],
-                    env=_inner_env(1))
+    out = run_step("checking `import bindsnet` (with the torchvision stand-in)",
+                   [str(py), str(Path(__file__).resolve()), "--inner", "-"],
+                   env=_inner_env(1))
     print(f"[setup] ok: {out.strip().splitlines()[-1]}", file=sys.stderr)
     VENV_MARKER.write_text(SETUP_SPEC)
     return py
 
 
 def _inner_env(threads: int) -> dict:
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)  # nothing of the project's environment may leak into the venv
-    env["MPLBACKEND"] = "Agg"    # bindsnet imports matplotlib.pyplot: no display needed
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[var] = str(threads)
-    return env
+    # bindsnet imports matplotlib.pyplot: no display needed
+    return side_venv.isolated_env(threads, MPLBACKEND="Agg")
 
 
 def write_split_npz(seed: int, path: Path) -> dict:

@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import side_venv  # noqa: E402  (standard library only: the side venv's half imports it too)
+from side_venv import SetupError, run_step  # noqa: E402
 VENV_DIR = ROOT / "benchmarks" / ".venv-nir"
 VENV_MARKER = VENV_DIR / ".nir-roundtrip-ready"
 TORCH_VERSION = "2.13.0"      # this machine's local CPU wheel; never let pip resolve another torch
@@ -47,10 +49,6 @@ PACKAGES = ["nir==1.0.8", "nirtorch==2.6"]
 NORSE = "norse==1.1.0"         # --no-deps: its metadata asks for torchvision, which is not needed
 SETUP_SPEC = json.dumps({"torch": TORCH_VERSION, "packages": PACKAGES, "norse": NORSE},
                         sort_keys=True)
-
-
-class SetupError(RuntimeError):
-    """The side venv could not be built or checked."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,45 +183,22 @@ def inner_main(args) -> int:
 # outer half: side venv, our simulation, comparison
 # --------------------------------------------------------------------------------------------
 
-def _run_step(what: str, cmd: list[str]) -> str:
-    print(f"[setup] {what}", file=sys.stderr, flush=True)
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env=_inner_env(1))
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stdout.strip().splitlines()[-25:])
-        raise SetupError(f"{what} failed (exit {proc.returncode}):\n  $ {' '.join(cmd)}\n{tail}")
-    return proc.stdout
-
-
 def _inner_env(threads: int) -> dict:
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)    # nothing of the project may leak into the consumer's side
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[var] = str(threads)
-    return env
+    return side_venv.isolated_env(threads)
 
 
 def ensure_venv() -> Path:
     """Create benchmarks/.venv-nir once; return its python. Idempotent."""
-    py = VENV_DIR / "bin" / "python"
-    if VENV_MARKER.is_file() and py.exists() and VENV_MARKER.read_text() == SETUP_SPEC:
-        return py
-    if not py.exists():
-        base = shutil.which("python3") or sys.executable
-        _run_step(f"creating {VENV_DIR.relative_to(ROOT)}", [base, "-m", "venv", str(VENV_DIR)])
-    constraints = VENV_DIR / "constraints.txt"
-    constraints.write_text(f"torch=={TORCH_VERSION}\n")
-    pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-c",
-           str(constraints)]
-    _run_step(f"pip install torch=={TORCH_VERSION}", pip + [f"torch=={TORCH_VERSION}"])
-    _run_step("pip install " + " ".join(PACKAGES), pip + PACKAGES)
-    _run_step(f"pip install --no-deps {NORSE}", pip + ["--no-deps", NORSE])
-    out = _run_step("checking the consumer's imports", [str(py), "-c", (
+    if side_venv.is_ready(VENV_DIR, VENV_MARKER, SETUP_SPEC):
+        return VENV_DIR / "bin" / "python"
+    py = side_venv.create(VENV_DIR)
+    pip = side_venv.pinned_pip(py, VENV_DIR, TORCH_VERSION)
+    run_step("pip install " + " ".join(PACKAGES), pip + PACKAGES, env=_inner_env(1))
+    run_step(f"pip install --no-deps {NORSE}", pip + ["--no-deps", NORSE], env=_inner_env(1))
+    out = run_step("checking the consumer's imports", [str(py), "-c", (
         "import torch, nir, nirtorch; from norse.torch.module.lif_box import LIFBoxCell; "
-        "print(torch.__version__)")])
-    if not out.strip().splitlines()[-1].startswith(TORCH_VERSION):
-        raise SetupError(f"torch in the side venv is {out.strip()}, expected {TORCH_VERSION}: "
-                         f"delete {VENV_DIR} and run --setup-only again")
+        "print(torch.__version__)")], env=_inner_env(1))
+    side_venv.check_torch(VENV_DIR, out.strip().splitlines()[-1], TORCH_VERSION)
     VENV_MARKER.write_text(SETUP_SPEC)
     return py
 

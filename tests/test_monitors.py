@@ -4,6 +4,8 @@ trip and damage, hypothesis), the training curve, the plots and ``tinysnn eval -
 from __future__ import annotations
 
 import copy
+import io
+import json
 import zipfile
 from types import SimpleNamespace
 
@@ -192,38 +194,40 @@ def test_a_damaged_recording_file_is_one_line_error_or_intact(tmp_path, rec, dat
         assert_same(rec, got)
 
 
+def _npy(array) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, array)
+    return buf.getvalue()
+
+
+def _header(path) -> dict:
+    with zipfile.ZipFile(path) as zf:
+        return json.loads(np.lib.format.read_array(io.BytesIO(zf.read("header.npy"))).tobytes())
+
+
+def _with(path, out, **members) -> None:
+    """Copy the recording ``path`` to ``out`` with the members named ``NAME_npy`` replaced."""
+    with zipfile.ZipFile(path) as zf, zipfile.ZipFile(out, "w") as dst:
+        for n in zf.namelist():
+            dst.writestr(n, members.get(n.replace(".", "_")) or zf.read(n))
+
+
 def test_sizes_are_checked_before_allocating(tmp_path):
     rec = Record(variables=ALL)
     rec.add_presentation(0, 0, [1], [0], {v: np.zeros((3, 2)) for v in ("v", "theta", "trace")})
     rec.add_sample(0, [1, 0])
     good = rec.recording(n_neurons=2, time_steps=3).save(tmp_path / "good.npz")
     # a header that declares a huge recording: refused from the header, nothing read
-    import json
-
-    with zipfile.ZipFile(good) as zf:
-        members = {n: zf.read(n) for n in zf.namelist()}
-    header = json.loads(np.lib.format.read_array(
-        __import__("io").BytesIO(members["header.npy"])).tobytes())
+    header = _header(good)
     header["sizes"]["T"] = header["time_steps"] = 2 ** 30
-    buf = __import__("io").BytesIO()
-    np.lib.format.write_array(buf, np.frombuffer(json.dumps(header).encode(), np.uint8))
-    members["header.npy"] = buf.getvalue()
     bad = tmp_path / "huge.npz"
-    with zipfile.ZipFile(bad, "w") as zf:
-        for n, b in members.items():
-            zf.writestr(n, b)
+    _with(good, bad, header_npy=_npy(np.frombuffer(json.dumps(header).encode(), np.uint8)))
     with pytest.raises(RecordingFileError, match="more than the limit"):
         Recording.load(bad)
     with pytest.raises(RecordingFileError, match="more than the limit"):
         Recording.load(good, max_bytes=16)
     # a member whose own .npy header disagrees with the file's header
-    members["header.npy"] = zipfile.ZipFile(good).read("header.npy")
-    buf = __import__("io").BytesIO()
-    np.lib.format.write_array(buf, np.zeros((1, 3, 5)))
-    members["v.npy"] = buf.getvalue()
-    with zipfile.ZipFile(bad, "w") as zf:
-        for n, b in members.items():
-            zf.writestr(n, b)
+    _with(good, bad, v_npy=_npy(np.zeros((1, 3, 5))))
     with pytest.raises(RecordingFileError, match="member 'v'"):
         Recording.load(bad)
     with pytest.raises(RecordingFileError, match="no such"):
@@ -231,14 +235,9 @@ def test_sizes_are_checked_before_allocating(tmp_path):
     # header fields of the wrong type (the CRC is right: written so)
     for field, value in (("n_classes", "ten"), ("dt", None), ("neuron", {"thresh": "x"}),
                          ("variables", ["spikes", "volts"]), ("version", 2)):
-        header = json.loads(np.lib.format.read_array(
-            __import__("io").BytesIO(zipfile.ZipFile(good).read("header.npy"))).tobytes())
+        header = _header(good)
         header[field] = value
-        buf = __import__("io").BytesIO()
-        np.lib.format.write_array(buf, np.frombuffer(json.dumps(header).encode(), np.uint8))
-        with zipfile.ZipFile(good) as zf, zipfile.ZipFile(bad, "w") as out:
-            for n in zf.namelist():
-                out.writestr(n, buf.getvalue() if n == "header.npy" else zf.read(n))
+        _with(good, bad, header_npy=_npy(np.frombuffer(json.dumps(header).encode(), np.uint8)))
         with pytest.raises(RecordingFileError):
             Recording.load(bad)
 

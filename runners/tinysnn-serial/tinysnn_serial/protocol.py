@@ -648,7 +648,13 @@ class DeviceUnderTest:
         self._received = received   # what a failed attempt got, for salvage
         self._reply_at = None       # when the first line of the answer came
         after_stale = False
+        stray = False
         while True:
+            if stray:       # a stray answer was skipped: wait for ours as if nothing had come
+                self.stats.strays += 1
+                received.clear()
+                self._reply_at = None
+                got_any, start, nudge, stray = False, time.monotonic(), nudge_after, False
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.stats.timeouts += 1
@@ -669,11 +675,7 @@ class DeviceUnderTest:
             if not raw.endswith(b"\n"):
                 if received and wait < remaining:
                     if _stray_answer(received):     # a stray answer whose m-ready was damaged
-                        self.stats.strays += 1
-                        received.clear()
-                        self._reply_at = None
-                        got_any, start = False, time.monotonic()
-                        nudge = nudge_after
+                        stray = True
                         continue
                     self.stats.timeouts += 1
                     return None
@@ -710,11 +712,7 @@ class DeviceUnderTest:
                 if _stray_answer(received):
                     # a fragment of a posted frame cut by a damaged byte (a '!' one bit from
                     # '%') was answered as an unknown command: our answer is still to come
-                    self.stats.strays += 1
-                    received.clear()
-                    self._reply_at = None
-                    got_any, start = False, time.monotonic()
-                    nudge = nudge_after
+                    stray = True
                     continue
                 self.stats.unacked_ready += 1
                 return None             # a reply without our valid ack: damaged, or not ours
