@@ -16,14 +16,19 @@
  *   ret=ADDR                  its return address (default: found from the calling BL/BLX)
  *   out=PATH                  one line per timed call (default: QEMU's log, -d plugin)
  *   flash=LO:HI ws=N          wait states of instruction fetches and data reads in [LO, HI)
+ *   isr=LO:HI                 an exception handler's code; may be repeated (16). What runs in
+ *                             it (entry charge and return refill included) is reported apart,
+ *                             not charged to a timed call: an interrupt that lands in a call
+ *                             (a UART byte, a SysTick wrap) depends on host timing, not on the
+ *                             function. Handlers must be leaf functions.
  *   div=N mull=N mlal=N exc=N the data-dependent costs: SDIV/UDIV (default 12), UMULL/SMULL
  *                             and UMLAL/SMLAL on the M3 (5 and 7), exception entry (12)
  * Addresses are hexadecimal (0x...) or decimal.
  *
  * Output line per call: entry=0x... call=K insns=I cycles=C core=X fetch_stall=F data_stall=D
- * core_lo=L core_hi=H, with cycles = core + fetch_stall + data_stall and [L, H] the core counts
- * the TRMs' ranges allow (P 1-3, DIV 2-12, MULL 3-5, MLAL 4-7, IT folded or not); "# total ..."
- * at exit. */
+ * core_lo=L core_hi=H isr_insns=J isr_cycles=K, with cycles = core + fetch_stall + data_stall and [L, H] the core counts
+ * the TRMs' ranges allow (P 1-3, DIV 2-12, MULL 3-5, MLAL 4-7, IT folded or not) and J, K what
+ * the handlers ran during the call (not in I, C); "# total ..." at exit. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -370,6 +375,7 @@ static dec_t decode(const uint8_t *b, size_t size)
 
 /* ---- configuration -------------------------------------------------------------------------- */
 #define MAX_ENTRIES 16
+#define MAX_ISRS 16
 
 static struct {
     int m4;
@@ -385,12 +391,36 @@ typedef struct {
 } counters_t;
 
 static counters_t now;
+/* What ran in exception handlers, in total, and `now` when the running one was entered. */
+static counters_t isr, isr_entered;
+static int in_isr;
+static struct { uint64_t lo, hi; } isrs[MAX_ISRS];
+static int n_isrs;
+
+static int is_isr(uint64_t a)
+{
+    int i;
+    for (i = 0; i < n_isrs; i++)
+        if (a >= isrs[i].lo && a < isrs[i].hi)
+            return 1;
+    return 0;
+}
+
+static void add_since(counters_t *acc, const counters_t *since)
+{
+    acc->insns += now.insns - since->insns;
+    acc->core += now.core - since->core;
+    acc->fetch += now.fetch - since->fetch;
+    acc->data += now.data - since->data;
+    acc->below += now.below - since->below;
+    acc->above += now.above - since->above;
+}
 
 typedef struct {
     uint64_t addr, ret_fixed, ret;
     int active;
     uint64_t calls;
-    counters_t start;
+    counters_t start, isr_start;
 } entry_t;
 
 static entry_t entries[MAX_ENTRIES];
@@ -492,21 +522,28 @@ static void write_line(const char *s)
 
 static void close_call(entry_t *e)
 {
-    char buf[256];
-    counters_t d;
-    d.insns = now.insns - e->start.insns;
-    d.core = now.core - e->start.core;
-    d.fetch = now.fetch - e->start.fetch;
-    d.data = now.data - e->start.data;
-    d.below = now.below - e->start.below;
-    d.above = now.above - e->start.above;
+    char buf[320];
+    counters_t d = {0}, h = {0};
+    add_since(&d, &e->start); /* everything since entry, handlers included */
+    h.insns = isr.insns - e->isr_start.insns;
+    h.core = isr.core - e->isr_start.core;
+    h.fetch = isr.fetch - e->isr_start.fetch;
+    h.data = isr.data - e->isr_start.data;
+    h.below = isr.below - e->isr_start.below;
+    h.above = isr.above - e->isr_start.above;
+    d.insns -= h.insns;
+    d.core -= h.core;
+    d.fetch -= h.fetch;
+    d.data -= h.data;
+    d.below -= h.below;
+    d.above -= h.above;
     e->calls++;
     snprintf(buf, sizeof buf,
              "entry=0x%" PRIx64 " call=%" PRIu64 " insns=%" PRIu64 " cycles=%" PRIu64
              " core=%" PRIu64 " fetch_stall=%" PRIu64 " data_stall=%" PRIu64 " core_lo=%" PRIu64
-             " core_hi=%" PRIu64 "\n",
+             " core_hi=%" PRIu64 " isr_insns=%" PRIu64 " isr_cycles=%" PRIu64 "\n",
              e->addr, e->calls, d.insns, d.core + d.fetch + d.data, d.core, d.fetch, d.data,
-             d.core - d.below, d.core + d.above);
+             d.core - d.below, d.core + d.above, h.insns, h.core + h.fetch + h.data);
     write_line(buf);
     e->active = 0;
     n_active--;
@@ -517,6 +554,10 @@ static void tb_exec(unsigned int vcpu, void *udata)
     const tbrec_t *t = udata;
     const tbrec_t *p = prev_tb;
     (void)vcpu;
+    if (!in_isr && n_isrs && is_isr(t->vaddr)) {
+        in_isr = 1; /* from here (the entry charge below included) until the handler returns */
+        isr_entered = now;
+    }
     if (p) {
         int taken = t->vaddr != p->fallthrough;
         if (p->kind != K_NONE) {
@@ -531,6 +572,12 @@ static void tb_exec(unsigned int vcpu, void *udata)
             now.core += cfg.exc; /* no branch, yet elsewhere: an exception was taken */
         }
     }
+    if (in_isr && !is_isr(t->vaddr)) {
+        /* back from the handler: its blocks and the return's refill go to the handlers' count
+         * (the interrupted branch's own refill, if any, went with the entry: at most 3) */
+        add_since(&isr, &isr_entered);
+        in_isr = 0;
+    }
     if (n_active) {
         int i;
         for (i = 0; i < n_entries; i++)
@@ -543,6 +590,7 @@ static void tb_exec(unsigned int vcpu, void *udata)
         if (!e->active && ret) {
             e->ret = ret;
             e->start = now;
+            e->isr_start = isr;
             e->active = 1;
             n_active++;
         }
@@ -675,6 +723,21 @@ static int parse_u64(const char *s, uint64_t *v)
     return *end ? -1 : 0;
 }
 
+/* LO:HI with LO < HI */
+static int parse_range(const char *val, uint64_t *lo, uint64_t *hi)
+{
+    char buf[64];
+    const char *colon = strchr(val, ':');
+    size_t ll = colon ? (size_t)(colon - val) : 0;
+    if (!colon || ll == 0 || ll >= sizeof buf)
+        return -1;
+    memcpy(buf, val, ll);
+    buf[ll] = '\0';
+    if (parse_u64(buf, lo) || parse_u64(colon + 1, hi))
+        return -1;
+    return *hi > *lo ? 0 : -1;
+}
+
 static int parse_arg(const char *arg)
 {
     const char *eq = strchr(arg, '=');
@@ -699,17 +762,16 @@ static int parse_arg(const char *arg)
         cfg.out = fopen(val, "a");
         return cfg.out ? 0 : -1;
     }
-    if (KEY("flash")) {
-        char lo[64];
-        const char *colon = strchr(val, ':');
-        size_t ll = colon ? (size_t)(colon - val) : 0;
-        if (!colon || ll == 0 || ll >= sizeof lo)
+    if (KEY("flash"))
+        return parse_range(val, &cfg.flash_lo, &cfg.flash_hi);
+    if (KEY("isr")) {
+        if (n_isrs == MAX_ISRS)
             return -1;
-        memcpy(lo, val, ll);
-        lo[ll] = '\0';
-        if (parse_u64(lo, &cfg.flash_lo) || parse_u64(colon + 1, &cfg.flash_hi))
+        if (parse_range(val, &isrs[n_isrs].lo, &isrs[n_isrs].hi))
             return -1;
-        return cfg.flash_hi > cfg.flash_lo ? 0 : -1;
+        isrs[n_isrs].lo &= ~(uint64_t)1;
+        n_isrs++;
+        return 0;
     }
     if (parse_u64(val, &v))
         return -1;
@@ -748,8 +810,8 @@ CMC_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info,
     for (i = 0; i < argc; i++) {
         if (parse_arg(argv[i])) {
             fprintf(stderr, "cmcycles: bad argument '%s' (cpu=cortex-m3|cortex-m4, entry=ADDR, "
-                            "ret=ADDR, out=PATH, flash=LO:HI, ws=N, div=N, mull=N, mlal=N, "
-                            "exc=N)\n", argv[i]);
+                            "ret=ADDR, out=PATH, flash=LO:HI, isr=LO:HI, ws=N, div=N, mull=N, "
+                            "mlal=N, exc=N)\n", argv[i]);
             return -1;
         }
     }

@@ -171,10 +171,11 @@ def _qemu_opt(value: str) -> str:
 
 
 def plugin_argv(plugin, profile: CycleProfile, *, entries, out, flash=None,
-                returns=None) -> list[str]:
+                returns=None, isrs=()) -> list[str]:
     """``-plugin`` arguments for QEMU: time every call of the functions at ``entries``
     (addresses) and append one line per call to ``out``; ``flash``: (lo, hi) of the memory
-    charged with the profile's wait states."""
+    charged with the profile's wait states; ``isrs``: (lo, hi) of the exception handlers, whose
+    work during a call is reported apart from the call's."""
     args = [_qemu_opt(plugin)] + profile.plugin_args()
     for i, addr in enumerate(entries):
         args.append(f"entry={int(addr) & ~1:#x}")
@@ -183,6 +184,8 @@ def plugin_argv(plugin, profile: CycleProfile, *, entries, out, flash=None,
     if flash is not None and profile.flash_wait_states:
         lo, hi = flash
         args.append(f"flash={int(lo):#x}:{int(hi):#x}")
+    for lo, hi in isrs:
+        args.append(f"isr={int(lo) & ~1:#x}:{int(hi):#x}")
     args.append(f"out={_qemu_opt(out)}")
     return ["-plugin", ",".join(args)]
 
@@ -205,6 +208,25 @@ def symbol_address(elf, name: str = "tsnn_infer") -> int:
         if len(parts) == 3 and parts[2] == name and parts[1] in "TtWw":
             return int(parts[0], 16) & ~1
     raise CycleError(f"{elf} has no function {name!r} in its symbol table")
+
+
+def handler_ranges(elf) -> list[tuple[int, int]]:
+    """[lo, hi) of the ELF's exception handlers (functions named ``*_Handler``, the reset handler
+    aside): an interrupt that lands inside a timed call runs one of these."""
+    out = subprocess.run([_binutil("nm"), "-S", str(elf)], capture_output=True, text=True,
+                         check=True).stdout
+    ranges = set()
+    for line in out.splitlines():
+        parts = line.split()
+        name = parts[-1] if parts else ""
+        if not name.endswith("_Handler") or name == "Reset_Handler" or parts[-2] not in "TtWw":
+            continue
+        if len(parts) != 4:
+            raise CycleError(f"{elf}: the handler {name} has no size in the symbol table "
+                             "(assembly: add .size), so its work cannot be told apart")
+        lo = int(parts[0], 16) & ~1
+        ranges.add((lo, lo + int(parts[1], 16)))
+    return sorted(ranges)
 
 
 def flash_range(elf) -> tuple[int, int]:
@@ -240,6 +262,8 @@ class CallCycles:
     data_stall: int
     core_lo: int | None = None  # the core counts the TRMs' ranges allow (P 1-3, DIV 2-12, ...)
     core_hi: int | None = None
+    isr_insns: int = 0   # what interrupt handlers ran during the call (not in insns, cycles)
+    isr_cycles: int = 0
 
     @property
     def cpi(self) -> float:
@@ -257,7 +281,8 @@ def parse_calls(text: str) -> list[CallCycles]:
                                 int(kv["cycles"]), int(kv["core"]), int(kv["fetch_stall"]),
                                 int(kv["data_stall"]),
                                 int(kv["core_lo"]) if "core_lo" in kv else None,
-                                int(kv["core_hi"]) if "core_hi" in kv else None))
+                                int(kv["core_hi"]) if "core_hi" in kv else None,
+                                int(kv.get("isr_insns", 0)), int(kv.get("isr_cycles", 0))))
     return calls
 
 
@@ -276,6 +301,8 @@ class SampleCycles:
     calls: int = 1       # tsnn_infer calls seen for this sample (more after a protocol retry)
     core_lo: int | None = None  # the range of the core count the TRMs' ranges allow
     core_hi: int | None = None
+    isr_insns: int = 0   # interrupt handlers run during the call (a UART byte, a SysTick wrap:
+    isr_cycles: int = 0  # host timing), counted apart from insns and cycles
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -325,7 +352,8 @@ def estimate_samples(elf, samples, profile: CycleProfile, *, board=None,
     out = (work / "cycles.txt").resolve()
     out.write_text("")
     log = work / "qemu.log"
-    argv = plugin_argv(plugin, profile, entries=[entry], out=out, flash=flash)
+    argv = plugin_argv(plugin, profile, entries=[entry], out=out, flash=flash,
+                       isrs=handler_ranges(elf))
     try:
         try:
             running = board.start(elf, log_path=log, extra_args=argv)
@@ -352,7 +380,7 @@ def estimate_samples(elf, samples, profile: CycleProfile, *, board=None,
                     c = calls[-1]
                     row = SampleCycles(sid, res.prediction, res.cycles, c.insns, c.cycles,
                                        c.core, c.fetch_stall, c.data_stall, len(calls),
-                                       c.core_lo, c.core_hi)
+                                       c.core_lo, c.core_hi, c.isr_insns, c.isr_cycles)
                     rows.append(row)
                     if on_sample is not None:
                         on_sample(row)
@@ -476,5 +504,5 @@ class CyclesCommand:
 
 __all__ = ["CORES", "FLASH_WAIT_STATES", "CallCycles", "CycleError", "CycleProfile",
            "CyclesCommand", "SampleCycles", "build_plugin", "core_of", "cycle_profile",
-           "emulator_for", "estimate_samples", "flash_range", "parse_calls", "plugin_argv",
+           "emulator_for", "estimate_samples", "flash_range", "handler_ranges", "parse_calls", "plugin_argv",
            "plugin_source_dir", "summarize", "symbol_address"]

@@ -17,6 +17,8 @@
     .section .vectors, "a"
     .word __stack_top
     .word reset               @ a Thumb function: the linker sets bit 0
+    .word 0, 0, 0, 0, 0, 0, 0, 0, 0   @ NMI .. reserved (exceptions 2-10: not taken here)
+    .word SVCall_Handler      @ exception 11
 
     .text
     .thumb_func
@@ -58,6 +60,8 @@ reset:
     bl dsp_loop
     nop
 #endif
+    bl svc_call
+    nop
     movs r0, #0x18            @ SYS_EXIT
     ldr r1, =0x20026          @ ADP_Stopped_ApplicationExit
     bkpt 0xab
@@ -194,6 +198,28 @@ dsp_loop:
     bne 1b
     bx lr
 #endif
+
+/* SVC: an exception taken inside a timed call, deterministically. The call's own count is
+ * movs 1 + svc 1 + adds 1 + bx lr 1+2 = 6 cycles, 4 instructions; the handler's, reported apart
+ * when the plugin is given its range (isr=), is exception entry 12 + movs 1 + bx lr 1 + the
+ * return's refill 2 = 16 cycles, 2 instructions. */
+    .balign 8
+    .thumb_func
+    .global svc_call
+svc_call:
+    movs r1, #1
+    svc #0
+    adds r1, #2
+    bx lr
+
+    .balign 8
+    .thumb_func
+    .global SVCall_Handler
+    .type SVCall_Handler, %function
+SVCall_Handler:
+    movs r2, #5
+    bx lr
+    .size SVCall_Handler, . - SVCall_Handler  @ the plugin learns the handler's range from it
 
     .section .rodata
     .balign 8
