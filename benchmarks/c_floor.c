@@ -1,0 +1,574 @@
+/* The C floor of the reduced tinysnn network's training: only the work of
+ * configs/tinysnn.toml's training (topology `tinysnn`, rule `tinysnn-stdp`, adaptive LIF with the
+ * one-spike rule, the retry rule, column normalisation), on one core, on input spikes that
+ * benchmarks/c_floor.py drew with the project's own encoder and wrote to a file. No Python, no
+ * I/O inside the timed region. See docs/c-floor.md.
+ *
+ * It mirrors plugins/tinysnn-numba/tinysnn_numba/kernels.py (train_batch: _steps_float,
+ * _end_float) operation by operation, in the same order, so that in float64 built without FMA
+ * contraction (-ffp-contract=off) its spikes and weights are bit-identical to the numba
+ * backend's. -DREAL=float builds the float32 variant (same code, float state and weights).
+ *
+ * usage: c_floor SPIKEFILE [--repeats R] [--dump PATH]
+ *   prints "key value" lines on stdout; a bad file is one line "c_floor: error: ..." on stderr
+ *   and exit status 2.
+ *
+ * Spike file (little-endian), written by c_floor.py's write_spike_file:
+ *   char[8] "TSNNCF1\0"
+ *   u32 n_in, N, T, K (samples), R (presentations per sample: max_retries + 1)
+ *   i32 one_spike, min_post, adapt_pot, normalize, retry_min
+ *   f64 rest, reset, thresh, decay, refrac, theta_decay, theta_plus, dt, w_lat, wmin, wmax,
+ *       trace_decay, nu_post, x_tar, target, k_min, k_max, weight_decay, norm
+ *   f64 w0[n_in * N] (row-major), theta0[N]
+ *   per sample: u16 n_nz, u16 nz[n_nz] (ascending non-zero pixels);
+ *     per presentation r < R, per step t < T: u32 winner word, u16 n, u16 pixel[n] (ascending,
+ *     each one of the sample's nz)
+ *   u64 total input spikes of the file, char[8] "TSNNEND\0"
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef REAL
+#define REAL double
+#endif
+#define STR2(x) #x
+#define STR(x) STR2(x)
+
+#define N_IP 5
+#define N_FP 19
+
+static void fail(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("c_floor: error: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(2);
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = aligned_alloc(64, (n + 63) / 64 * 64 + 64);
+    if (!p)
+        fail("out of memory (%zu bytes)", n);
+    return p;
+}
+
+/* -- reading the spike file: a bounds-checked cursor over the whole file in memory ---------- */
+typedef struct {
+    const unsigned char *p, *end;
+    const char *where;
+} cursor;
+
+static const unsigned char *take(cursor *c, size_t n)
+{
+    if ((size_t)(c->end - c->p) < n)
+        fail("spike file truncated (in %s)", c->where);
+    const unsigned char *q = c->p;
+    c->p += n;
+    return q;
+}
+static uint16_t rd_u16(cursor *c)
+{
+    const unsigned char *q = take(c, 2);
+    return (uint16_t)(q[0] | q[1] << 8);
+}
+static uint32_t rd_u32(cursor *c)
+{
+    const unsigned char *q = take(c, 4);
+    return (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+}
+static uint64_t rd_u64(cursor *c)
+{
+    uint64_t lo = rd_u32(c);
+    return lo | (uint64_t)rd_u32(c) << 32;
+}
+static double rd_f64(cursor *c) { uint64_t u = rd_u64(c); double d; memcpy(&d, &u, 8); return d; }
+
+typedef struct {
+    uint32_t n_in, N, T, K, R;
+    int one_spike, min_post, adapt_pot, normalize, retry_min;
+    REAL rest, reset, thresh, decay, refrac, theta_decay, theta_plus, dt, w_lat, wmin, wmax,
+        trace_decay, nu_post, x_tar, target, k_min, k_max, weight_decay, norm;
+    double *w0, *theta0;
+    int32_t *nz_off;      /* [K + 1] into nz */
+    uint16_t *nz;
+    int64_t *step_off;    /* [(K * R * T) + 1] into pix: step (s, r, t) = (s * R + r) * T + t */
+    uint16_t *pix;
+    uint32_t *winner;     /* [K * R * T] */
+    uint64_t file_spikes;
+} spikes;
+
+static void load(const char *path, spikes *S)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail("cannot open spike file %s", path);
+    if (fseek(f, 0, SEEK_END) != 0)
+        fail("cannot read spike file %s", path);
+    long size = ftell(f);
+    rewind(f);
+    if (size < 0)
+        fail("cannot read spike file %s", path);
+    unsigned char *buf = malloc((size_t)size + 1);
+    if (!buf)
+        fail("out of memory reading %s", path);
+    if (fread(buf, 1, (size_t)size, f) != (size_t)size)
+        fail("cannot read spike file %s", path);
+    fclose(f);
+    cursor c = {buf, buf + size, "header"};
+    if (memcmp(take(&c, 8), "TSNNCF1", 8) != 0)
+        fail("%s is not a c_floor spike file (bad magic)", path);
+    S->n_in = rd_u32(&c);
+    S->N = rd_u32(&c);
+    S->T = rd_u32(&c);
+    S->K = rd_u32(&c);
+    S->R = rd_u32(&c);
+    if (S->n_in < 1 || S->n_in > 65535 || S->N < 1 || S->N > 1u << 20 || S->T < 1 ||
+        S->T > 1u << 20 || S->K > 1u << 24 || S->R < 1 || S->R > 255)
+        fail("header out of range (n_in %u, N %u, T %u, K %u, R %u)", S->n_in, S->N, S->T, S->K,
+             S->R);
+    int32_t ip[N_IP];
+    for (int k = 0; k < N_IP; k++)
+        ip[k] = (int32_t)rd_u32(&c);
+    S->one_spike = ip[0]; S->min_post = ip[1]; S->adapt_pot = ip[2]; S->normalize = ip[3];
+    S->retry_min = ip[4];
+    double fp[N_FP];
+    for (int k = 0; k < N_FP; k++)
+        fp[k] = rd_f64(&c);
+    S->rest = (REAL)fp[0]; S->reset = (REAL)fp[1]; S->thresh = (REAL)fp[2]; S->decay = (REAL)fp[3];
+    S->refrac = (REAL)fp[4]; S->theta_decay = (REAL)fp[5]; S->theta_plus = (REAL)fp[6];
+    S->dt = (REAL)fp[7]; S->w_lat = (REAL)fp[8]; S->wmin = (REAL)fp[9]; S->wmax = (REAL)fp[10];
+    S->trace_decay = (REAL)fp[11]; S->nu_post = (REAL)fp[12]; S->x_tar = (REAL)fp[13];
+    S->target = (REAL)fp[14]; S->k_min = (REAL)fp[15]; S->k_max = (REAL)fp[16];
+    S->weight_decay = (REAL)fp[17]; S->norm = (REAL)fp[18];
+    size_t nw = (size_t)S->n_in * S->N;
+    c.where = "initial weights";
+    if (nw + S->N > (size_t)(c.end - c.p) / 8)
+        fail("spike file truncated (%zu initial weights announced)", nw);
+    S->w0 = xmalloc(nw * sizeof(double));
+    for (size_t k = 0; k < nw; k++)
+        S->w0[k] = rd_f64(&c);
+    S->theta0 = xmalloc(S->N * sizeof(double));
+    for (uint32_t j = 0; j < S->N; j++)
+        S->theta0[j] = rd_f64(&c);
+    /* the spikes: at most the bytes left, two per index */
+    size_t left = (size_t)(c.end - c.p);
+    size_t n_steps = (size_t)S->K * S->R * S->T;
+    if (n_steps > left / 6)
+        fail("spike file truncated (%zu steps announced, %zu bytes left)", n_steps, left);
+    S->nz_off = xmalloc((S->K + 1) * sizeof(int32_t));
+    S->nz = xmalloc(((size_t)S->K * S->n_in + 1) * sizeof(uint16_t));
+    S->step_off = xmalloc((n_steps + 1) * sizeof(int64_t));
+    S->winner = xmalloc((n_steps + 1) * sizeof(uint32_t));
+    S->pix = xmalloc((left / 2 + 1) * sizeof(uint16_t));
+    int32_t *pos = xmalloc(S->n_in * sizeof(int32_t));
+    int64_t n_pix = 0;
+    size_t n_nz_all = 0;
+    char where[96];
+    c.where = where;
+    S->nz_off[0] = 0;
+    S->step_off[0] = 0;
+    for (uint32_t s = 0; s < S->K; s++) {
+        snprintf(where, sizeof where, "sample %u", s);
+        uint32_t n_nz = rd_u16(&c);
+        if (n_nz > S->n_in)
+            fail("sample %u: %u non-zero pixels of %u", s, n_nz, S->n_in);
+        for (uint32_t i = 0; i < S->n_in; i++)
+            pos[i] = -1;
+        for (uint32_t k = 0; k < n_nz; k++) {
+            uint16_t i = rd_u16(&c);
+            if (i >= S->n_in || (k && i <= S->nz[n_nz_all + k - 1]))
+                fail("sample %u: non-zero pixel list not ascending within 0..%u", s, S->n_in - 1);
+            S->nz[n_nz_all + k] = i;
+            pos[i] = (int32_t)k;
+        }
+        n_nz_all += n_nz;
+        S->nz_off[s + 1] = (int32_t)n_nz_all;
+        for (uint32_t r = 0; r < S->R; r++)
+            for (uint32_t t = 0; t < S->T; t++) {
+                snprintf(where, sizeof where, "sample %u presentation %u step %u", s, r, t);
+                size_t st = ((size_t)s * S->R + r) * S->T + t;
+                S->winner[st] = rd_u32(&c);
+                uint32_t n = rd_u16(&c);
+                if (n > n_nz)
+                    fail("%s: %u input spikes from %u non-zero pixels", where, n, n_nz);
+                for (uint32_t q = 0; q < n; q++) {
+                    uint16_t i = rd_u16(&c);
+                    if (i >= S->n_in || pos[i] < 0 || (q && i <= S->pix[n_pix - 1]))
+                        fail("%s: spiking pixel %u is not an ascending non-zero pixel", where, i);
+                    S->pix[n_pix++] = i;
+                }
+                S->step_off[st + 1] = n_pix;
+            }
+    }
+    c.where = "trailer";
+    S->file_spikes = rd_u64(&c);
+    if (memcmp(take(&c, 8), "TSNNEND", 8) != 0)
+        fail("spike file corrupt: bad end marker");
+    if (c.p != c.end)
+        fail("spike file corrupt: %zu bytes after the end marker", (size_t)(c.end - c.p));
+    if (S->file_spikes != (uint64_t)n_pix)
+        fail("spike file corrupt: trailer says %llu input spikes, the steps hold %lld",
+             (unsigned long long)S->file_spikes, (long long)n_pix);
+    free(pos);
+    free(buf);
+}
+
+/* -- the network ---------------------------------------------------------------------------- */
+typedef struct {
+    REAL *w, *theta, *cur, *v, *ref, *x_pre, *acc, *sums;
+    int32_t *s, *s_prev, *cross, *cnt, *cols, *pos;
+    int64_t exc_spikes, input_spikes, presentations, stdp_updates, norm_ops;
+    int32_t *n_pres;      /* [K] presentations each sample ran */
+} net;
+
+/* cur[j] = sum of w[rows[q], j], from 0, one row after the other (the reference's order) */
+static void sum_rows(const REAL *restrict w, uint32_t N, const uint16_t *rows, int64_t n,
+                     REAL *restrict cur)
+{
+    for (uint32_t j = 0; j < N; j++)
+        cur[j] = 0;
+    int64_t q = 0;
+    for (; q + 4 <= n; q += 4) {  /* four rows per pass over cur: a quarter of its traffic */
+        const REAL *r0 = w + (size_t)rows[q] * N, *r1 = w + (size_t)rows[q + 1] * N;
+        const REAL *r2 = w + (size_t)rows[q + 2] * N, *r3 = w + (size_t)rows[q + 3] * N;
+        for (uint32_t j = 0; j < N; j++)
+            cur[j] = (((cur[j] + r0[j]) + r1[j]) + r2[j]) + r3[j];
+    }
+    for (; q < n; q++) {
+        const REAL *r0 = w + (size_t)rows[q] * N;
+        for (uint32_t j = 0; j < N; j++)
+            cur[j] += r0[j];
+    }
+}
+
+static inline REAL clip(REAL x, REAL lo, REAL hi)
+{
+    if (!(x > lo))
+        x = lo;
+    if (!(x < hi))
+        x = hi;
+    return x;
+}
+
+/* NumPy's pairwise sum (pairwise_sum_DOUBLE) of |w[start .. start+n, col]| */
+static REAL pairwise_abs(const REAL *w, uint32_t N, uint32_t col, uint32_t start, uint32_t n)
+{
+#define A(i) (w[(size_t)(i) * N + col] < 0 ? -w[(size_t)(i) * N + col] : w[(size_t)(i) * N + col])
+    if (n < 8) {
+        REAL res = 0;
+        for (uint32_t i = start; i < start + n; i++)
+            res += A(i);
+        return res;
+    }
+    if (n <= 128) {
+        REAL r[8];
+        for (int u = 0; u < 8; u++)
+            r[u] = A(start + u);
+        uint32_t i = 8, stop = n - n % 8;
+        for (; i < stop; i += 8)
+            for (int u = 0; u < 8; u++)
+                r[u] += A(start + i + u);
+        REAL res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++)
+            res += A(start + i);
+        return res;
+    }
+    uint32_t m2 = n / 2;
+    m2 -= m2 % 8;
+    return pairwise_abs(w, N, col, start, m2) + pairwise_abs(w, N, col, start + m2, n - m2);
+#undef A
+}
+
+/* one presentation's time loop (_steps_float of the tinysnn network while learning); returns
+ * its excitatory spikes */
+static int64_t present(const spikes *S, net *X, uint32_t s, uint32_t r)
+{
+    const uint32_t N = S->N, n_in = S->n_in, T = S->T;
+    const uint16_t *nz = S->nz + S->nz_off[s];
+    const int32_t n_nz = S->nz_off[s + 1] - S->nz_off[s];
+    REAL *restrict v = X->v, *restrict ref = X->ref, *restrict cur = X->cur;
+    REAL *restrict theta = X->theta, *restrict x_pre = X->x_pre;
+    int32_t *restrict sp = X->s, *restrict sprev = X->s_prev;
+    const REAL rest = S->rest, reset = S->reset, thresh = S->thresh, decay = S->decay,
+               refrac = S->refrac, dt = S->dt, tdec = S->theta_decay, tplus = S->theta_plus,
+               w_lat = S->w_lat, trace_decay = S->trace_decay;
+    for (uint32_t j = 0; j < N; j++) {
+        v[j] = rest;
+        ref[j] = 0;
+        sprev[j] = 0;
+        X->cnt[j] = 0;
+    }
+    for (uint32_t i = 0; i < n_in; i++)
+        x_pre[i] = 0;
+    int64_t n_exc = 0, n_src = 0;
+    for (uint32_t t = 0; t < T; t++) {
+        size_t st = ((size_t)s * S->R + r) * T + t;
+        const uint16_t *pre = S->pix + S->step_off[st];
+        int64_t n_pre = S->step_off[st + 1] - S->step_off[st];
+        X->input_spikes += n_pre;
+        sum_rows(X->w, N, pre, n_pre, cur);
+        if (n_src) {
+            for (uint32_t j = 0; j < N; j++)
+                cur[j] += w_lat * (REAL)(n_src - sprev[j]);
+        }
+        /* adaptive LIF while learning: theta decays, then leak, input unless refractory,
+         * threshold thresh + theta, reset; selects only, so that the loop vectorises */
+        int32_t nc = 0;
+        for (uint32_t j = 0; j < N; j++) {
+            REAL th = theta[j] * tdec;
+            theta[j] = th;
+            REAL x = ((v[j] - rest) * decay) + rest;
+            x = x + (ref[j] <= 0 ? cur[j] : (REAL)0);
+            int c = x >= thresh + th;
+            v[j] = c ? reset : x;
+            ref[j] = c ? refrac : ref[j] - dt;
+            sp[j] = c;
+            nc += c;
+        }
+        int32_t n_post = 0;
+        if (nc) {
+            int32_t q = 0;
+            for (uint32_t j = 0; j < N; j++)
+                if (sp[j]) {
+                    X->cross[q++] = (int32_t)j;
+                    theta[j] = theta[j] + tplus;   /* every crossing neuron adapts */
+                }
+            n_post = nc;
+            if (S->one_spike && nc > 1) {
+                int32_t win = X->cross[(int64_t)S->winner[st] % nc];
+                for (q = 0; q < nc; q++)
+                    sp[X->cross[q]] = 0;
+                sp[win] = 1;
+                X->cross[0] = win;
+                n_post = 1;
+            }
+        }
+        int32_t *tmp = sprev;    /* this step's spikes become the previous ones */
+        sprev = sp;
+        sp = tmp;
+        n_src = n_post;
+        n_exc += n_post;
+        /* traces of the sample's non-zero pixels, then tinysnn-stdp's trace sums */
+        for (int32_t k = 0; k < n_nz; k++)
+            x_pre[nz[k]] *= trace_decay;
+        for (int64_t q = 0; q < n_pre; q++)
+            x_pre[pre[q]] = 1;
+        for (int32_t q = 0; q < n_post; q++) {
+            int32_t j = X->cross[q];
+            REAL *restrict a = X->acc + (size_t)j * n_in;
+            if (X->cnt[j] == 0)
+                for (int32_t k = 0; k < n_nz; k++)
+                    a[k] = x_pre[nz[k]];
+            else
+                for (int32_t k = 0; k < n_nz; k++)
+                    a[k] += x_pre[nz[k]];
+            X->cnt[j] += 1;
+        }
+    }
+    X->s = sp;
+    X->s_prev = sprev;
+    X->exc_spikes += n_exc;
+    X->presentations += 1;
+    return n_exc;
+}
+
+/* tinysnn-stdp's end_sample on the neurons that passed the filter, then their normalisation
+ * (_end_float) */
+static void end_sample(const spikes *S, net *X, uint32_t s, int64_t n_exc)
+{
+    const uint32_t N = S->N, n_in = S->n_in;
+    const uint16_t *nz = S->nz + S->nz_off[s];
+    const int32_t n_nz = S->nz_off[s + 1] - S->nz_off[s];
+    REAL *restrict w = X->w;
+    int32_t n_cols = 0;
+    for (uint32_t j = 0; j < N; j++)
+        if (X->cnt[j] > 0 && X->cnt[j] >= S->min_post)
+            X->cols[n_cols++] = (int32_t)j;
+    if (!n_cols)
+        return;
+    for (uint32_t i = 0; i < n_in; i++)
+        X->pos[i] = -1;
+    for (int32_t k = 0; k < n_nz; k++)
+        X->pos[nz[k]] = k;
+    REAL kf = 1;
+    if (S->adapt_pot)
+        kf = clip(S->target / (REAL)(n_exc > 1 ? n_exc : 1), S->k_min, S->k_max);
+    const REAL nu = S->nu_post, x_tar = S->x_tar, keep = 1 - S->weight_decay;
+    for (uint32_t i = 0; i < n_in; i++) {
+        int32_t p = X->pos[i];
+        REAL *restrict row = w + (size_t)i * N;
+        for (int32_t c = 0; c < n_cols; c++) {
+            int32_t j = X->cols[c];
+            REAL a = p >= 0 ? X->acc[(size_t)j * n_in + p] : (REAL)0;
+            REAL dw = nu * (kf * a - (REAL)X->cnt[j] * x_tar);
+            REAL x = row[j] + dw;
+            if (S->weight_decay != 0)
+                x *= keep;
+            row[j] = clip(x, S->wmin, S->wmax);
+        }
+    }
+    X->stdp_updates += (int64_t)n_cols * n_in;
+    if (!S->normalize)
+        return;
+    for (int32_t c = 0; c < n_cols; c++) {
+        REAL sum = pairwise_abs(w, N, (uint32_t)X->cols[c], 0, n_in);
+        if (sum == 0)
+            sum = 1;
+        X->sums[c] = S->norm / sum;
+    }
+    for (uint32_t i = 0; i < n_in; i++) {
+        REAL *restrict row = w + (size_t)i * N;
+        for (int32_t c = 0; c < n_cols; c++)
+            row[X->cols[c]] *= X->sums[c];
+    }
+    X->norm_ops += 2 * (int64_t)n_in * n_cols;
+}
+
+static void train(const spikes *S, net *X)
+{
+    X->exc_spikes = X->input_spikes = X->presentations = X->stdp_updates = X->norm_ops = 0;
+    for (uint32_t s = 0; s < S->K; s++) {
+        uint32_t r = 0;
+        for (; r < S->R; r++) {
+            int64_t n_exc = present(S, X, s, r);
+            end_sample(S, X, s, n_exc);
+            if (n_exc >= S->retry_min)
+                break;
+        }
+        X->n_pres[s] = (int32_t)(r < S->R ? r + 1 : S->R);
+    }
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void reset_weights(const spikes *S, net *X)
+{
+    size_t nw = (size_t)S->n_in * S->N;
+    for (size_t k = 0; k < nw; k++)
+        X->w[k] = (REAL)S->w0[k];
+    for (uint32_t j = 0; j < S->N; j++)
+        X->theta[j] = (REAL)S->theta0[j];
+}
+
+/* only the input row accumulation of the presentations training ran; returns a checksum so
+ * that the compiler keeps the work */
+static double rows_only(const spikes *S, net *X)
+{
+    double chk = 0;
+    for (uint32_t s = 0; s < S->K; s++)
+        for (int32_t r = 0; r < X->n_pres[s]; r++)
+            for (uint32_t t = 0; t < S->T; t++) {
+                size_t st = ((size_t)s * S->R + (uint32_t)r) * S->T + t;
+                int64_t n = S->step_off[st + 1] - S->step_off[st];
+                sum_rows(X->w, S->N, S->pix + S->step_off[st], n, X->cur);
+                chk += (double)X->cur[t % S->N];
+            }
+    return chk;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL, *dump = NULL;
+    int repeats = 3;
+    for (int a = 1; a < argc; a++) {
+        if (!strcmp(argv[a], "--repeats") && a + 1 < argc)
+            repeats = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--dump") && a + 1 < argc)
+            dump = argv[++a];
+        else if (argv[a][0] != '-' && !path)
+            path = argv[a];
+        else
+            fail("usage: c_floor SPIKEFILE [--repeats R] [--dump PATH]");
+    }
+    if (!path || repeats < 1)
+        fail("usage: c_floor SPIKEFILE [--repeats R] [--dump PATH]");
+    spikes S;
+    load(path, &S);
+    const uint32_t N = S.N, n_in = S.n_in;
+    net X;
+    memset(&X, 0, sizeof X);
+    X.w = xmalloc((size_t)n_in * N * sizeof(REAL));
+    X.theta = xmalloc(N * sizeof(REAL));
+    X.cur = xmalloc(N * sizeof(REAL));
+    X.v = xmalloc(N * sizeof(REAL));
+    X.ref = xmalloc(N * sizeof(REAL));
+    X.x_pre = xmalloc(n_in * sizeof(REAL));
+    X.acc = xmalloc((size_t)N * n_in * sizeof(REAL));
+    X.sums = xmalloc(N * sizeof(REAL));
+    X.s = xmalloc(N * sizeof(int32_t));
+    X.s_prev = xmalloc(N * sizeof(int32_t));
+    X.cross = xmalloc(N * sizeof(int32_t));
+    X.cnt = xmalloc(N * sizeof(int32_t));
+    X.cols = xmalloc(N * sizeof(int32_t));
+    X.pos = xmalloc(n_in * sizeof(int32_t));
+    X.n_pres = xmalloc((S.K + 1) * sizeof(int32_t));
+
+    double best = 1e300, best_rows = 1e300, chk = 0;
+    int64_t first[5] = {0};
+    printf("dtype %s\n", sizeof(REAL) == 8 ? "float64" : "float32");
+    printf("real %s\n", STR(REAL));
+    printf("train_s");
+    for (int k = 0; k < repeats; k++) {
+        reset_weights(&S, &X);
+        double t0 = now();
+        train(&S, &X);
+        double dt = now() - t0;
+        printf(" %.9f", dt);
+        best = dt < best ? dt : best;
+        int64_t got[5] = {X.exc_spikes, X.input_spikes, X.presentations, X.stdp_updates,
+                          X.norm_ops};
+        if (k == 0)
+            memcpy(first, got, sizeof got);
+        else if (memcmp(first, got, sizeof got) != 0)
+            fail("repeat %d did different work than the first (not deterministic)", k);
+    }
+    printf("\n");
+    if (dump) {   /* outside the timed region: the trained weights, then theta, as REAL */
+        FILE *f = fopen(dump, "wb");
+        if (!f || fwrite(X.w, sizeof(REAL), (size_t)n_in * N, f) != (size_t)n_in * N ||
+            fwrite(X.theta, sizeof(REAL), N, f) != N || fclose(f) != 0)
+            fail("cannot write %s", dump);
+    }
+    printf("rows_s");
+    for (int k = 0; k < repeats; k++) {
+        double t0 = now();
+        chk += rows_only(&S, &X);
+        double dt = now() - t0;
+        printf(" %.9f", dt);
+        best_rows = dt < best_rows ? dt : best_rows;
+    }
+    printf("\n");
+    double wsum = 0, tsum = 0;
+    for (size_t k = 0; k < (size_t)n_in * N; k++)
+        wsum += (double)X.w[k];
+    for (uint32_t j = 0; j < N; j++)
+        tsum += (double)X.theta[j];
+    printf("n_in %u\nn_neurons %u\ntime_steps %u\nsamples %u\npresentations_max %u\n", n_in, N,
+           S.T, S.K, S.R);
+    printf("file_input_spikes %llu\n", (unsigned long long)S.file_spikes);
+    printf("input_spikes %lld\nexc_spikes %lld\npresentations %lld\nstdp_updates %lld\n"
+           "norm_ops %lld\n", (long long)X.input_spikes, (long long)X.exc_spikes,
+           (long long)X.presentations, (long long)X.stdp_updates, (long long)X.norm_ops);
+    printf("sample_presentations");
+    for (uint32_t s = 0; s < S.K; s++)
+        printf(" %d", X.n_pres[s]);
+    printf("\n");
+    printf("train_us_per_sample %.3f\n", S.K ? 1e6 * best / S.K : 0.0);
+    printf("rows_us_per_sample %.3f\n", S.K ? 1e6 * best_rows / S.K : 0.0);
+    printf("weight_sum %.17g\ntheta_sum %.17g\nrows_checksum %.17g\n", wsum, tsum, chk);
+    return 0;
+}
