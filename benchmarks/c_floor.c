@@ -11,7 +11,10 @@
  *
  * usage: c_floor SPIKEFILE [--repeats R] [--dump PATH]
  *   prints "key value" lines on stdout; a bad file is one line "c_floor: error: ..." on stderr
- *   and exit status 2.
+ *   and exit status 2. Timed: training on the file's spikes (the floor), the row accumulation
+ *   alone, and training that draws its input spikes itself with the project's counter-based
+ *   generator (tinysnn_core/counter_rng.py), as the numba kernels do; the drawn spikes are
+ *   checked against the file's (draw_mismatch_steps).
  *
  * Spike file (little-endian), written by c_floor.py's write_spike_file:
  *   char[8] "TSNNCF1\0"
@@ -19,8 +22,10 @@
  *   i32 one_spike, min_post, adapt_pot, normalize, retry_min
  *   f64 rest, reset, thresh, decay, refrac, theta_decay, theta_plus, dt, w_lat, wmin, wmax,
  *       trace_decay, nu_post, x_tar, target, k_min, k_max, weight_decay, norm
+ *   u32 rate_unit[R] (the encoder's integer threshold per unit of intensity, per presentation)
  *   f64 w0[n_in * N] (row-major), theta0[N]
- *   per sample: u16 n_nz, u16 nz[n_nz] (ascending non-zero pixels);
+ *   per sample: u32 sample key, u16 n_nz, u16 nz[n_nz] (ascending non-zero pixels),
+ *     u8 intensity[n_nz];
  *     per presentation r < R, per step t < T: u32 winner word, u16 n, u16 pixel[n] (ascending,
  *     each one of the sample's nz)
  *   u64 total input spikes of the file, char[8] "TSNNEND\0"
@@ -98,8 +103,11 @@ typedef struct {
     REAL rest, reset, thresh, decay, refrac, theta_decay, theta_plus, dt, w_lat, wmin, wmax,
         trace_decay, nu_post, x_tar, target, k_min, k_max, weight_decay, norm;
     double *w0, *theta0;
-    int32_t *nz_off;      /* [K + 1] into nz */
+    uint32_t *rate_unit;  /* [R] */
+    uint32_t *skey;       /* [K] the samples' keys (counter_rng.sample_key) */
+    int32_t *nz_off;      /* [K + 1] into nz and val */
     uint16_t *nz;
+    uint8_t *val;         /* intensities of the non-zero pixels */
     int64_t *step_off;    /* [(K * R * T) + 1] into pix: step (s, r, t) = (s * R + r) * T + t */
     uint16_t *pix;
     uint32_t *winner;     /* [K * R * T] */
@@ -149,6 +157,9 @@ static void load(const char *path, spikes *S)
     S->trace_decay = (REAL)fp[11]; S->nu_post = (REAL)fp[12]; S->x_tar = (REAL)fp[13];
     S->target = (REAL)fp[14]; S->k_min = (REAL)fp[15]; S->k_max = (REAL)fp[16];
     S->weight_decay = (REAL)fp[17]; S->norm = (REAL)fp[18];
+    S->rate_unit = xmalloc(S->R * sizeof(uint32_t));
+    for (uint32_t r = 0; r < S->R; r++)
+        S->rate_unit[r] = rd_u32(&c);
     size_t nw = (size_t)S->n_in * S->N;
     c.where = "initial weights";
     if (nw + S->N > (size_t)(c.end - c.p) / 8)
@@ -166,6 +177,8 @@ static void load(const char *path, spikes *S)
         fail("spike file truncated (%zu steps announced, %zu bytes left)", n_steps, left);
     S->nz_off = xmalloc((S->K + 1) * sizeof(int32_t));
     S->nz = xmalloc(((size_t)S->K * S->n_in + 1) * sizeof(uint16_t));
+    S->val = xmalloc((size_t)S->K * S->n_in + 1);
+    S->skey = xmalloc((S->K + 1) * sizeof(uint32_t));
     S->step_off = xmalloc((n_steps + 1) * sizeof(int64_t));
     S->winner = xmalloc((n_steps + 1) * sizeof(uint32_t));
     S->pix = xmalloc((left / 2 + 1) * sizeof(uint16_t));
@@ -178,6 +191,7 @@ static void load(const char *path, spikes *S)
     S->step_off[0] = 0;
     for (uint32_t s = 0; s < S->K; s++) {
         snprintf(where, sizeof where, "sample %u", s);
+        S->skey[s] = rd_u32(&c);
         uint32_t n_nz = rd_u16(&c);
         if (n_nz > S->n_in)
             fail("sample %u: %u non-zero pixels of %u", s, n_nz, S->n_in);
@@ -189,6 +203,12 @@ static void load(const char *path, spikes *S)
                 fail("sample %u: non-zero pixel list not ascending within 0..%u", s, S->n_in - 1);
             S->nz[n_nz_all + k] = i;
             pos[i] = (int32_t)k;
+        }
+        for (uint32_t k = 0; k < n_nz; k++) {
+            uint8_t v = take(&c, 1)[0];
+            if (v == 0)
+                fail("sample %u: a listed non-zero pixel has intensity 0", s);
+            S->val[n_nz_all + k] = v;
         }
         n_nz_all += n_nz;
         S->nz_off[s + 1] = (int32_t)n_nz_all;
@@ -226,6 +246,9 @@ static void load(const char *path, spikes *S)
 typedef struct {
     REAL *w, *theta, *cur, *v, *ref, *x_pre, *acc, *sums;
     int32_t *s, *s_prev, *cross, *cnt, *cols, *pos;
+    uint16_t *pre;        /* drawn spikes of a step (pixels) */
+    uint32_t *thr, *im;   /* per non-zero pixel: spike threshold, index hash (draw mode) */
+    uint8_t *fired;
     int64_t exc_spikes, input_spikes, presentations, stdp_updates, norm_ops;
     int32_t *n_pres;      /* [K] presentations each sample ran */
 } net;
@@ -248,6 +271,34 @@ static void sum_rows(const REAL *restrict w, uint32_t N, const uint16_t *rows, i
         for (uint32_t j = 0; j < N; j++)
             cur[j] += r0[j];
     }
+}
+
+/* tinysnn_core/counter_rng.py: MurmurHash3's fmix32, the step key, the winner draw */
+static inline uint32_t fmix32(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x85EBCA6Bu;
+    x ^= x >> 13;
+    x *= 0xC2B2AE35u;
+    x ^= x >> 16;
+    return x;
+}
+#define STEP_MUL 0x85EBCA77u
+#define INDEX_MUL 0xC2B2AE3Du
+#define WINNER_INDEX 0xFFFFu
+
+/* the pixels of a presentation that spike at the step with key sk: draw < intensity * unit */
+static int64_t draw_step(uint32_t sk, const uint16_t *nz, int32_t n_nz, const uint32_t *im,
+                         const uint32_t *thr, uint8_t *fired, uint16_t *pre)
+{
+    for (int32_t k = 0; k < n_nz; k++)  /* branch-free: vectorised */
+        fired[k] = fmix32(sk + im[k]) < thr[k];
+    int64_t n = 0;
+    for (int32_t k = 0; k < n_nz; k++) {
+        pre[n] = nz[k];
+        n += fired[k];
+    }
+    return n;
 }
 
 static inline REAL clip(REAL x, REAL lo, REAL hi)
@@ -290,7 +341,7 @@ static REAL pairwise_abs(const REAL *w, uint32_t N, uint32_t col, uint32_t start
 
 /* one presentation's time loop (_steps_float of the tinysnn network while learning); returns
  * its excitatory spikes */
-static int64_t present(const spikes *S, net *X, uint32_t s, uint32_t r)
+static int64_t present(const spikes *S, net *X, uint32_t s, uint32_t r, int draw)
 {
     const uint32_t N = S->N, n_in = S->n_in, T = S->T;
     const uint16_t *nz = S->nz + S->nz_off[s];
@@ -307,13 +358,36 @@ static int64_t present(const spikes *S, net *X, uint32_t s, uint32_t r)
         sprev[j] = 0;
         X->cnt[j] = 0;
     }
+    /* the traces of the non-zero pixels only, in their compact order (zero pixels never spike:
+     * their traces stay 0); pos maps a pixel to its place */
     for (uint32_t i = 0; i < n_in; i++)
-        x_pre[i] = 0;
+        X->pos[i] = -1;
+    for (int32_t k = 0; k < n_nz; k++) {
+        X->pos[nz[k]] = k;
+        x_pre[k] = 0;
+    }
+    const uint8_t *val = S->val + S->nz_off[s];
+    if (draw)      /* the encoder's thresholds (< 2**32, c_floor.py checks) and index hashes */
+        for (int32_t k = 0; k < n_nz; k++) {
+            X->thr[k] = (uint32_t)val[k] * S->rate_unit[r];
+            X->im[k] = (uint32_t)nz[k] * INDEX_MUL;
+        }
     int64_t n_exc = 0, n_src = 0;
     for (uint32_t t = 0; t < T; t++) {
         size_t st = ((size_t)s * S->R + r) * T + t;
-        const uint16_t *pre = S->pix + S->step_off[st];
-        int64_t n_pre = S->step_off[st + 1] - S->step_off[st];
+        const uint16_t *pre;
+        int64_t n_pre;
+        uint32_t winner;
+        if (draw) {
+            uint32_t sk = fmix32(S->skey[s] ^ ((r * T + t) * STEP_MUL));
+            n_pre = draw_step(sk, nz, n_nz, X->im, X->thr, X->fired, X->pre);
+            pre = X->pre;
+            winner = fmix32(sk + WINNER_INDEX * INDEX_MUL);
+        } else {
+            pre = S->pix + S->step_off[st];
+            n_pre = S->step_off[st + 1] - S->step_off[st];
+            winner = S->winner[st];
+        }
         X->input_spikes += n_pre;
         sum_rows(X->w, N, pre, n_pre, cur);
         if (n_src) {
@@ -344,7 +418,7 @@ static int64_t present(const spikes *S, net *X, uint32_t s, uint32_t r)
                 }
             n_post = nc;
             if (S->one_spike && nc > 1) {
-                int32_t win = X->cross[(int64_t)S->winner[st] % nc];
+                int32_t win = X->cross[(int64_t)winner % nc];
                 for (q = 0; q < nc; q++)
                     sp[X->cross[q]] = 0;
                 sp[win] = 1;
@@ -359,18 +433,18 @@ static int64_t present(const spikes *S, net *X, uint32_t s, uint32_t r)
         n_exc += n_post;
         /* traces of the sample's non-zero pixels, then tinysnn-stdp's trace sums */
         for (int32_t k = 0; k < n_nz; k++)
-            x_pre[nz[k]] *= trace_decay;
+            x_pre[k] *= trace_decay;
         for (int64_t q = 0; q < n_pre; q++)
-            x_pre[pre[q]] = 1;
+            x_pre[X->pos[pre[q]]] = 1;
         for (int32_t q = 0; q < n_post; q++) {
             int32_t j = X->cross[q];
             REAL *restrict a = X->acc + (size_t)j * n_in;
             if (X->cnt[j] == 0)
                 for (int32_t k = 0; k < n_nz; k++)
-                    a[k] = x_pre[nz[k]];
+                    a[k] = x_pre[k];
             else
                 for (int32_t k = 0; k < n_nz; k++)
-                    a[k] += x_pre[nz[k]];
+                    a[k] += x_pre[k];
             X->cnt[j] += 1;
         }
     }
@@ -383,11 +457,9 @@ static int64_t present(const spikes *S, net *X, uint32_t s, uint32_t r)
 
 /* tinysnn-stdp's end_sample on the neurons that passed the filter, then their normalisation
  * (_end_float) */
-static void end_sample(const spikes *S, net *X, uint32_t s, int64_t n_exc)
+static void end_sample(const spikes *S, net *X, int64_t n_exc)
 {
     const uint32_t N = S->N, n_in = S->n_in;
-    const uint16_t *nz = S->nz + S->nz_off[s];
-    const int32_t n_nz = S->nz_off[s + 1] - S->nz_off[s];
     REAL *restrict w = X->w;
     int32_t n_cols = 0;
     for (uint32_t j = 0; j < N; j++)
@@ -395,10 +467,6 @@ static void end_sample(const spikes *S, net *X, uint32_t s, int64_t n_exc)
             X->cols[n_cols++] = (int32_t)j;
     if (!n_cols)
         return;
-    for (uint32_t i = 0; i < n_in; i++)
-        X->pos[i] = -1;
-    for (int32_t k = 0; k < n_nz; k++)
-        X->pos[nz[k]] = k;
     REAL kf = 1;
     if (S->adapt_pot)
         kf = clip(S->target / (REAL)(n_exc > 1 ? n_exc : 1), S->k_min, S->k_max);
@@ -433,14 +501,14 @@ static void end_sample(const spikes *S, net *X, uint32_t s, int64_t n_exc)
     X->norm_ops += 2 * (int64_t)n_in * n_cols;
 }
 
-static void train(const spikes *S, net *X)
+static void train(const spikes *S, net *X, int draw)
 {
     X->exc_spikes = X->input_spikes = X->presentations = X->stdp_updates = X->norm_ops = 0;
     for (uint32_t s = 0; s < S->K; s++) {
         uint32_t r = 0;
         for (; r < S->R; r++) {
-            int64_t n_exc = present(S, X, s, r);
-            end_sample(S, X, s, n_exc);
+            int64_t n_exc = present(S, X, s, r, draw);
+            end_sample(S, X, n_exc);
             if (n_exc >= S->retry_min)
                 break;
         }
@@ -448,12 +516,15 @@ static void train(const spikes *S, net *X)
     }
 }
 
-static double now(void)
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+static double now(void) { return clock_s(CLOCK_MONOTONIC); }
+/* CPU time of this thread: below the wall time when the shared machine preempted it */
+static double cpu_now(void) { return clock_s(CLOCK_THREAD_CPUTIME_ID); }
 
 static void reset_weights(const spikes *S, net *X)
 {
@@ -462,6 +533,33 @@ static void reset_weights(const spikes *S, net *X)
         X->w[k] = (REAL)S->w0[k];
     for (uint32_t j = 0; j < S->N; j++)
         X->theta[j] = (REAL)S->theta0[j];
+}
+
+/* the steps whose drawn spikes or winner word differ from the file's (0: the generator here
+ * is the project's) */
+static int64_t verify_draws(const spikes *S, net *X)
+{
+    int64_t bad = 0;
+    for (uint32_t s = 0; s < S->K; s++) {
+        const uint16_t *nz = S->nz + S->nz_off[s];
+        const uint8_t *val = S->val + S->nz_off[s];
+        const int32_t n_nz = S->nz_off[s + 1] - S->nz_off[s];
+        for (uint32_t r = 0; r < S->R; r++) {
+            for (int32_t k = 0; k < n_nz; k++) {
+                X->thr[k] = (uint32_t)val[k] * S->rate_unit[r];
+                X->im[k] = (uint32_t)nz[k] * INDEX_MUL;
+            }
+            for (uint32_t t = 0; t < S->T; t++) {
+                size_t st = ((size_t)s * S->R + r) * S->T + t;
+                uint32_t sk = fmix32(S->skey[s] ^ ((r * S->T + t) * STEP_MUL));
+                int64_t n = draw_step(sk, nz, n_nz, X->im, X->thr, X->fired, X->pre);
+                int64_t m = S->step_off[st + 1] - S->step_off[st];
+                bad += n != m || memcmp(X->pre, S->pix + S->step_off[st], 2 * (size_t)n) != 0 ||
+                       fmix32(sk + WINNER_INDEX * INDEX_MUL) != S->winner[st];
+            }
+        }
+    }
+    return bad;
 }
 
 /* only the input row accumulation of the presentations training ran; returns a checksum so
@@ -516,17 +614,22 @@ int main(int argc, char **argv)
     X.cols = xmalloc(N * sizeof(int32_t));
     X.pos = xmalloc(n_in * sizeof(int32_t));
     X.n_pres = xmalloc((S.K + 1) * sizeof(int32_t));
+    X.pre = xmalloc((n_in + 1) * sizeof(uint16_t));
+    X.thr = xmalloc((n_in + 1) * sizeof(uint32_t));
+    X.im = xmalloc((n_in + 1) * sizeof(uint32_t));
+    X.fired = xmalloc(n_in + 1);
 
-    double best = 1e300, best_rows = 1e300, chk = 0;
+    double best = 1e300, best_rows = 1e300, chk = 0, *cpu = xmalloc(repeats * sizeof(double));
     int64_t first[5] = {0};
     printf("dtype %s\n", sizeof(REAL) == 8 ? "float64" : "float32");
     printf("real %s\n", STR(REAL));
     printf("train_s");
     for (int k = 0; k < repeats; k++) {
         reset_weights(&S, &X);
-        double t0 = now();
-        train(&S, &X);
+        double t0 = now(), c0 = cpu_now();
+        train(&S, &X, 0);
         double dt = now() - t0;
+        cpu[k] = cpu_now() - c0;
         printf(" %.9f", dt);
         best = dt < best ? dt : best;
         int64_t got[5] = {X.exc_spikes, X.input_spikes, X.presentations, X.stdp_updates,
@@ -536,6 +639,9 @@ int main(int argc, char **argv)
         else if (memcmp(first, got, sizeof got) != 0)
             fail("repeat %d did different work than the first (not deterministic)", k);
     }
+    printf("\ntrain_cpu_s");
+    for (int k = 0; k < repeats; k++)
+        printf(" %.9f", cpu[k]);
     printf("\n");
     if (dump) {   /* outside the timed region: the trained weights, then theta, as REAL */
         FILE *f = fopen(dump, "wb");
@@ -552,6 +658,24 @@ int main(int argc, char **argv)
         best_rows = dt < best_rows ? dt : best_rows;
     }
     printf("\n");
+    /* the same training drawing its own input spikes: the same work as the numba kernels,
+     * whose time includes the draws (it must do exactly what the file-fed runs did) */
+    double best_draw = 1e300;
+    printf("train_draw_s");
+    for (int k = 0; k < repeats; k++) {
+        reset_weights(&S, &X);
+        double t0 = now();
+        train(&S, &X, 1);
+        double dt = now() - t0;
+        printf(" %.9f", dt);
+        best_draw = dt < best_draw ? dt : best_draw;
+        int64_t got[5] = {X.exc_spikes, X.input_spikes, X.presentations, X.stdp_updates,
+                          X.norm_ops};
+        if (memcmp(first, got, sizeof got) != 0)
+            fail("training on drawn spikes did different work than on the file's (the file's "
+                 "spikes are not the generator's)");
+    }
+    printf("\ndraw_mismatch_steps %lld\n", (long long)verify_draws(&S, &X));
     double wsum = 0, tsum = 0;
     for (size_t k = 0; k < (size_t)n_in * N; k++)
         wsum += (double)X.w[k];
@@ -569,6 +693,7 @@ int main(int argc, char **argv)
     printf("\n");
     printf("train_us_per_sample %.3f\n", S.K ? 1e6 * best / S.K : 0.0);
     printf("rows_us_per_sample %.3f\n", S.K ? 1e6 * best_rows / S.K : 0.0);
+    printf("train_draw_us_per_sample %.3f\n", S.K ? 1e6 * best_draw / S.K : 0.0);
     printf("weight_sum %.17g\ntheta_sum %.17g\nrows_checksum %.17g\n", wsum, tsum, chk);
     return 0;
 }

@@ -54,7 +54,9 @@ def test_counts_match_the_written_spikes(spikes, build_dir):
         assert rec["input_spikes"] == used
         assert 0 <= rec["exc_spikes"] <= rec["presentations"] * T
         assert rec["stdp_updates"] % 784 == 0
+        assert rec["draw_mismatch_steps"] == 0      # its own draws are the encoder's
         assert rec["us_per_sample"] > 0 and rec["rows_us_per_sample"] > 0
+        assert rec["with_draws_us_per_sample"] > 0
         assert "-O3" in rec["flags"] and rec["compiler"]
 
 
@@ -114,11 +116,12 @@ def test_corrupt_byte_is_refused_or_harmless(spikes, binary, tmp_path, pos, byte
 def test_spikes_of_a_zero_pixel_are_refused(spikes, binary, tmp_path):
     """A spiking pixel outside the sample's non-zero pixels (its trace sum has no slot)."""
     data = bytearray(spikes.path.read_bytes())
-    # the first sample's list of non-zero pixels starts after the header, weights and theta
-    at = 8 + 5 * 4 + 5 * 4 + 19 * 8 + 8 * 784 * N + 8 * N
+    # the first sample (key, non-zero pixels, intensities) after header, rate units, weights
+    R = spikes.per_presentation.shape[1]
+    at = 8 + 5 * 4 + 5 * 4 + 19 * 8 + 4 * R + 8 * 784 * N + 8 * N + 4
     n_nz = int.from_bytes(data[at:at + 2], "little")
     nz = np.frombuffer(bytes(data[at + 2:at + 2 + 2 * n_nz]), dtype="<u2")
-    step = at + 2 + 2 * n_nz          # step 0: winner word, count, pixels
+    step = at + 2 + 3 * n_nz          # step 0: winner word, count, pixels
     while int.from_bytes(data[step + 4:step + 6], "little") == 0:
         step += 6
     zero = int(np.setdiff1d(np.arange(784), nz)[0])
@@ -127,6 +130,29 @@ def test_spikes_of_a_zero_pixel_are_refused(spikes, binary, tmp_path):
     bad.write_bytes(bytes(data))
     with pytest.raises(InputError, match="not an ascending non-zero pixel"):
         c_floor.run_binary(binary, bad, repeats=1, cpu=None)
+
+
+def test_spikes_other_than_the_generators_are_caught(spikes, binary, tmp_path):
+    """A changed winner word is a readable file, but not the generator's: the C program's own
+    draws say so, and the driver refuses the run."""
+    data = bytearray(spikes.path.read_bytes())
+    R = spikes.per_presentation.shape[1]
+    at = 8 + 5 * 4 + 5 * 4 + 19 * 8 + 4 * R + 8 * 784 * N + 8 * N + 4
+    n_nz = int.from_bytes(data[at:at + 2], "little")
+    step = at + 2 + 3 * n_nz
+    data[step] ^= 0x01
+    bad = tmp_path / "winner.bin"
+    bad.write_bytes(bytes(data))
+    try:
+        rec = c_floor.run_binary(binary, bad, repeats=1, cpu=None)
+    except InputError as exc:       # the winner mattered: the two trainings differ
+        assert "drawn spikes" in str(exc)
+        return
+    assert rec["draw_mismatch_steps"] == 1
+    spk = copy.copy(spikes)
+    spk.path = bad
+    with pytest.raises(c_floor.TinySNNError, match="do not reproduce"):
+        c_floor.check_counts(spk, rec)
 
 
 @settings(max_examples=15, deadline=None,
