@@ -292,6 +292,9 @@ class NumbaBackend:
             if ip[k.IP_RULE] == k.RULE_TINYSNN and fp[k.FP_MU] != 0.0:
                 _train_numpy_pow(k, net, w, theta, images, skeys, rate_units, fp, ip, qp,
                                  counters, counts)
+            elif N >= 2:    # the fused path (N = 1: NumPy sums the rows pairwise)
+                k.train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp,
+                                    _program(n_in), counters, counts)
             else:
                 k.train_batch(w, theta, images, skeys, rate_units, fp, ip, qp, _program(n_in),
                               counters, counts)
@@ -409,6 +412,122 @@ class NumbaBackend:
             return preds, counts
         return preds, counts, {name: ops[:, i].copy() for i, name in enumerate(k.INT_OP_FIELDS)}
 
+
+    def run_group(self, nets, images, sample_ids, *, seed: int, ops_list) -> list[np.ndarray]:
+        """Inference (learn=False) of several networks on the same samples and seed: for each,
+        the counts and counters ``run(net, images, sample_ids, learn=False, seed=seed,
+        ops=ops)`` gives it, bit for bit, with the input spikes drawn once per sample for all
+        of them and the weight rows summed once per distinct weight matrix
+        (``kernels.infer_batch_group``). Networks that cannot share draws (another T, input
+        size, encoder rates or retries), and N = 1, run in calls of their own."""
+        for net in nets:
+            self.check(net, learn=False)
+        k = _kernels()
+        out = [None] * len(nets)
+        parts: dict = {}
+        for i, net in enumerate(nets):
+            fp, ip = pack_params(net)
+            enc = net.encoder
+            rate_units = tuple(int(enc.rate_unit(r)) for r in range(enc.params.max_retries + 1))
+            key = (tuple(net.w.shape), int(ip[k.IP_T]), rate_units)
+            parts.setdefault(key, []).append((i, fp, ip, pack_quant(net, False)))
+        for (shape, _, rate_units), members in parts.items():
+            if len(members) == 1 or shape[1] < 2:
+                for i, *_ in members:
+                    out[i] = self.run(nets[i], images, sample_ids, learn=False, seed=seed,
+                                      ops=ops_list[i])
+                continue
+            imgs, ids = _batch(images, sample_ids, shape[0])
+            K, B, N = len(members), len(imgs), shape[1]
+            if B == 0:
+                for i, *_ in members:
+                    out[i] = np.zeros((0, N), dtype=np.int64)
+                continue
+            wu, wmap = _distinct([np.ascontiguousarray(nets[i].w, dtype=np.float64)
+                                  for i, *_ in members])
+            theta = np.stack([np.broadcast_to(np.asarray(nets[i].theta, dtype=np.float64), (N,))
+                              for i, *_ in members])
+            fp = np.stack([m[1] for m in members])
+            ip = np.stack([m[2] for m in members])
+            qp = np.ascontiguousarray(np.stack([m[3] for m in members]))
+            skeys = np.array([counter_rng.sample_key(seed, s) for s in ids], dtype=np.int64)
+            per_sample = np.zeros((K, B, k.N_OPS), dtype=np.int64)
+            counts = np.zeros((K, B, N), dtype=np.int64)
+            k.infer_batch_group(wu, wmap, theta, imgs, skeys, np.array(rate_units, dtype=np.int64),
+                                fp, ip, qp, per_sample, counts, _threads())
+            for g, (i, *_) in enumerate(members):
+                _add_ops(ops_list[i], per_sample[g].sum(axis=0))
+                out[i] = counts[g]
+        return out
+
+    def run_integer_group(self, models, images, seed: int, sample_ids=None, *,
+                          with_ops: bool = False) -> list[tuple]:
+        """``run_integer`` of several integer models on the same samples and seed, one result
+        tuple per model, bit for bit the same, with the input spikes drawn once per sample for
+        all (``kernels.infer_int_batch_group``). Models that cannot share draws (another T,
+        input size or encoder rates) run in calls of their own."""
+        ok, why = _numba_status()
+        if not ok:
+            raise TinySNNError(f"backend 'numba' is not usable here: {why}")
+        packed = [pack_integer_model(m) for m in models]    # refusals before any work
+        k = _kernels()
+        out = [None] * len(models)
+        parts: dict = {}
+        for i, (m, p) in enumerate(zip(models, packed)):
+            key = (int(m.n_inputs), int(m.n_neurons), int(p[3][k.MP_T]), tuple(p[1].tolist()))
+            parts.setdefault(key, []).append(i)
+        for (n_in, N, _, rate_units), members in parts.items():
+            if len(members) == 1:
+                i = members[0]
+                out[i] = self.run_integer(models[i], images, seed, sample_ids, with_ops=with_ops)
+                continue
+            imgs, ids = _batch(images, sample_ids, n_in)
+            K, B = len(members), len(imgs)
+            C = max(int(packed[i][3][k.MP_N_CLASSES]) for i in members)
+            counts = np.zeros((K, B, N), dtype=np.int64)
+            preds = np.zeros((K, B), dtype=np.int64)
+            ops = np.zeros((K, B, k.N_IO), dtype=np.int64)
+            if B:
+                # one storage type and accumulator for all: valid for every column of every model
+                wn, acc = narrow_codes(np.concatenate([packed[i][0] for i in members], axis=1))
+                wu, wmap = _distinct([wn[:, g * N:(g + 1) * N] for g in range(K)])
+                sizes = np.zeros((K, max(1, C)), dtype=np.int64)
+                for g, i in enumerate(members):
+                    sizes[g, :packed[i][7].size] = packed[i][7]
+
+                def stack(j):
+                    return np.ascontiguousarray(np.stack([packed[i][j] for i in members]))
+
+                mp = stack(3)
+                skeys = np.array([counter_rng.sample_key(seed, s) for s in ids], dtype=np.int64)
+                chunk = k.INFER_STEPS if not mp[:, k.MP_EXIT_MARGIN].any() else k.INFER_STEPS_EXIT
+                k.infer_int_batch_group(wu, acc, wmap, imgs, skeys,
+                                        np.array(rate_units, dtype=np.int64), stack(2), mp,
+                                        stack(4), stack(5), stack(6), sizes, counts, preds, ops,
+                                        _threads(), chunk)
+            for g, i in enumerate(members):
+                if with_ops:
+                    out[i] = (preds[g], counts[g], {name: ops[g, :, j].copy()
+                                                    for j, name in enumerate(k.INT_OP_FIELDS)})
+                else:
+                    out[i] = (preds[g], counts[g])
+        return out
+
+
+def _distinct(arrays):
+    """The distinct arrays of ``arrays`` (equal bit for bit) stacked [U, ...], and for each
+    array the index of its copy: networks that share a weight matrix share its row sums."""
+    uniq, wmap = [], np.zeros(len(arrays), dtype=np.int64)
+    for g, a in enumerate(arrays):
+        bits = np.ascontiguousarray(a).view(np.uint8)
+        for u, b in enumerate(uniq):
+            if b.shape == a.shape and np.array_equal(np.ascontiguousarray(b).view(np.uint8), bits):
+                wmap[g] = u
+                break
+        else:
+            wmap[g] = len(uniq)
+            uniq.append(a)
+    return np.ascontiguousarray(np.stack(uniq)), wmap
 
 def _batch(images, sample_ids, n_in: int):
     """Images as int64 [B, n_in] and the sample ids as Python ints, checked by the core's

@@ -1611,3 +1611,869 @@ def infer_int_batch_tiled(wc, acc_proto, images, skeys, rate_units, lp, mp, th_e
             for j in range(N):
                 counts[b, j] = ib[tid, IB_COUNTS, j]
             preds[b] = _classify_int(counts[b], assignments, sizes, n_classes, sums)
+
+
+# -- fused learning path (train_batch) -----------------------------------------------------------
+# What learning shares with the inference kernels above: the input spikes depend on the sample
+# and seed only, so they are drawn TRAIN_STEPS steps at a time (fmix32 in uint32 lanes, one
+# compacted list); with a rule whose weights stay fixed during a presentation (tinysnn-stdp
+# writes them at the sample's end) the currents of those steps are summed at once too, rule by
+# rule otherwise (postpre writes the rows of every input spike, so each step's current reads the
+# weights the step before left). The excitatory update fuses the threshold decay, the lateral
+# term and the leak into one loop; diehl-cook's inhibitory layer is updated event-driven when
+# ``_inh_sparse_ok`` says that is exact. Every float operation is the reference's, in its order:
+# the counts, weights and thresholds are those of ``_steps_float`` bit for bit (tests compare
+# the two paths and NumPy). The recording monitor and the mu != 0 rule keep ``_steps_float``.
+TRAIN_STEPS = 32        # steps whose input spikes (and fixed-weight currents) are built at once
+
+
+@njit(cache=True, boundscheck=False)
+def _exc_step_train(v, ref, theta, cur, s, cross, sp, n_src, w_lat, adaptive, one_spike, rest,
+                    reset, thresh, decay, refrac, dt, theta_decay, theta_plus, rand):
+    """``_neuron_step_float`` of the excitatory layer while learning, the lateral term
+    ``w_lat * float(n_src - sp[j])`` added to the current first (as the step before it in the
+    reference) and the threshold decay fused in: element by element the same operations."""
+    n = v.shape[0]
+    nc = 0
+    fsrc = np.float64(n_src)
+    if adaptive and n_src:      # four loops, so that none has a branch inside
+        for j in range(n):
+            th = theta[j] * theta_decay
+            theta[j] = th
+            cj = cur[j] + w_lat * (fsrc - np.float64(sp[j]))
+            v[j], ref[j], c = _lif(v[j], ref[j], cj, thresh + th, rest, reset, decay, refrac, dt)
+            s[j] = np.int64(c)
+            nc += np.int64(c)
+    elif adaptive:
+        for j in range(n):
+            th = theta[j] * theta_decay
+            theta[j] = th
+            v[j], ref[j], c = _lif(v[j], ref[j], cur[j], thresh + th, rest, reset, decay, refrac,
+                                   dt)
+            s[j] = np.int64(c)
+            nc += np.int64(c)
+    elif n_src:
+        for j in range(n):
+            cj = cur[j] + w_lat * (fsrc - np.float64(sp[j]))
+            v[j], ref[j], c = _lif(v[j], ref[j], cj, thresh, rest, reset, decay, refrac, dt)
+            s[j] = np.int64(c)
+            nc += np.int64(c)
+    else:
+        for j in range(n):
+            v[j], ref[j], c = _lif(v[j], ref[j], cur[j], thresh, rest, reset, decay, refrac, dt)
+            s[j] = np.int64(c)
+            nc += np.int64(c)
+    if nc == 0:
+        return 0
+    q = 0
+    for j in range(n):
+        if s[j]:
+            cross[q] = j
+            q += 1
+            if adaptive:
+                theta[j] = theta[j] + theta_plus
+    if one_spike and nc > 1:
+        win = cross[rand % nc]
+        for q in range(nc):
+            s[cross[q]] = 0
+        s[win] = 1
+        cross[0] = win
+        nc = 1
+    return nc
+
+
+@njit(cache=True, boundscheck=False)
+def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, wp, x_pre, acc,
+                   ib, nzu, thm1, im, fired, lst, off, rnd, buf, inh_sparse):
+    """One learning presentation (``_steps_float`` with learn=True and no monitor): the same
+    spikes, weights, thresholds, traces, work rows and counters. ``n_nz``: ``_setup_inputs``'s
+    non-zero pixels (wp), whose traces decay; ``n_u``, ``nzu``/``thm1``/``im``: the
+    ``_setup_inputs_u32`` lists of the pixels that can spike. ``inh_sparse``: the event-driven
+    inhibitory layer is exact (``_inh_sparse_ok`` and a non-adaptive layer). Returns the presentation's excitatory spikes."""
+    n_in, N = w.shape
+    T = ip[IP_T]
+    CH = buf.shape[0]
+    has_inh = ip[IP_HAS_INH] != 0
+    e_adaptive = ip[IP_E_ADAPTIVE] != 0
+    e_one = ip[IP_E_ONE_SPIKE] != 0
+    i_adaptive = ip[IP_I_ADAPTIVE] != 0
+    i_one = ip[IP_I_ONE_SPIKE] != 0
+    rule = ip[IP_RULE]
+    needs_post = ip[IP_NEEDS_POST] != 0
+    fixed_w = rule == RULE_TINYSNN     # no weight written before the sample's end
+    dt = fp[FP_DT]
+    w_lat = fp[FP_W_LAT]
+    w_ei = fp[FP_W_EXC_INH]
+    wmin = fp[FP_WMIN]
+    wmax = fp[FP_WMAX]
+    trace_decay = fp[FP_TRACE_DECAY]
+    nu_pre = fp[FP_NU_PRE]
+    nu_post = fp[FP_NU_POST]
+    e_rest, e_reset, e_thresh, e_decay, e_refrac = (fp[FP_E_REST], fp[FP_E_RESET],
+                                                    fp[FP_E_THRESH], fp[FP_E_DECAY],
+                                                    fp[FP_E_REFRAC])
+    i_rest, i_reset, i_decay, i_refrac = (fp[FP_I_REST], fp[FP_I_RESET], fp[FP_I_DECAY],
+                                          fp[FP_I_REFRAC])
+    q_pot = qp[Q_POTENTIAL, QF_ON] != 0.0
+    q_theta = e_adaptive and qp[Q_THETA, QF_ON] != 0.0
+    q_tr = qp[Q_TRACES, QF_ON] != 0.0
+    q_w = qp[Q_WEIGHTS, QF_ON] != 0.0
+
+    current = wf[WF_CURRENT]
+    v_e = wf[WF_V_E]
+    ref_e = wf[WF_REF_E]
+    v_i = wf[WF_V_I]
+    ref_i = wf[WF_REF_I]
+    theta_i = wf[WF_THETA_I]
+    cur_inh = wf[WF_CUR_INH]
+    x_post = wf[WF_X_POST]
+    dep = wf[WF_SUMS]
+    src_prev = wi[WI_SRC_PREV]
+    e_prev = wi[WI_E_PREV]
+    s_e = wi[WI_S_E]
+    s_i = wi[WI_S_I]
+    cross = wi[WI_CROSS]
+    cross_i = wi[WI_CROSS_I]
+    cnt = wi[WI_CNT]
+    dirty = wi[WI_DIRTY]
+    counts = wi[WI_COUNTS]
+    nz = wp[WP_NZ]
+    plist = ib[IB_PLIST]
+    act = ib[IB_ACT]
+    in_act = ib[IB_IN_ACT]
+    tmp = ib[IB_TMP]
+
+    for j in range(N):
+        v_e[j] = e_rest
+        ref_e[j] = 0.0
+        v_i[j] = i_rest
+        ref_i[j] = 0.0
+        theta_i[j] = 0.0
+        x_post[j] = 0.0
+        src_prev[j] = 0
+        e_prev[j] = 0
+        cur_inh[j] = 0.0
+        cnt[j] = 0
+        dirty[j] = 0
+        counts[j] = 0
+        in_act[j] = 0
+    for i in range(n_in):
+        x_pre[i] = 0.0
+    n_act = 0
+    n_si_prev = 0
+    n_src = 0
+    n_e_prev = 0
+    inh_zero = True
+    n_input = 0
+    n_exc = 0
+    n_inh = 0
+    syn = 0
+    lat = 0
+    trace = 0
+    stdp = 0
+    accum = 0
+    for t0 in range(0, T, CH):
+        ch = min(CH, T - t0)
+        n_input += _draw_steps(skey, retry * T + t0, ch, n_u, nzu, thm1, im, fired, lst, off,
+                               rnd)
+        if fixed_w:
+            _accumulate(w, lst, off, ch, buf)
+        for tt in range(ch):
+            t = t0 + tt
+            p0 = off[tt]
+            n_pre = off[tt + 1] - p0
+            if fixed_w:
+                cur = buf[tt]
+            else:
+                _sum_rows(w, lst, p0, p0 + n_pre, current)
+                cur = current
+            syn += n_pre * N
+            if n_src:
+                lat += n_src * (N - 1)
+            sk = np.uint64(0)
+            if q_pot or q_theta or q_tr or q_w:
+                sk = _step_key(skey, retry * T + t)
+            if has_inh:
+                if not inh_sparse:
+                    if n_e_prev:
+                        for j in range(N):
+                            cur_inh[j] = w_ei * np.float64(e_prev[j])
+                        inh_zero = False
+                    elif not inh_zero:
+                        for j in range(N):
+                            cur_inh[j] = 0.0
+                        inh_zero = True
+                lat += n_e_prev
+            n_post = _exc_step_train(v_e, ref_e, theta_e, cur, s_e, cross, src_prev, n_src,
+                                     w_lat, e_adaptive, e_one, e_rest, e_reset, e_thresh,
+                                     e_decay, e_refrac, dt, fp[FP_E_THETA_DECAY],
+                                     fp[FP_E_THETA_PLUS], rnd[tt])
+            if q_pot:
+                _q_vec(v_e, N, e_rest, qp, Q_POTENTIAL, _site_key(sk, SALT_POT_E))
+            if q_theta:
+                _q_vec(theta_e, N, 0.0, qp, Q_THETA, _site_key(sk, SALT_THETA))
+            if has_inh:
+                if inh_sparse:
+                    n_act = _activate(plist, n_e_prev, in_act, act, n_act)
+                    n_si = 0
+                    for k in range(n_act):
+                        j = act[k]
+                        v_i[j], ref_i[j], c = _lif(v_i[j], ref_i[j], w_ei * np.float64(e_prev[j]),
+                                                   fp[FP_I_THRESH] + 0.0, i_rest, i_reset,
+                                                   i_decay, i_refrac, dt)
+                        if c:
+                            tmp[n_si] = j
+                            n_si += 1
+                    if q_pot:
+                        site = _site_key(sk, SALT_POT_I)
+                        for k in range(n_act):
+                            j = act[k]
+                            v_i[j] = _q(v_i[j], i_rest, qp, Q_POTENTIAL, site, j)
+                    # the previous step's inhibitory spikes in src_prev become this step's
+                    # (the exc step above has read them): one vector, updated in place
+                    n_si = _publish_spikes(tmp, n_si, src_prev, cross_i, n_si_prev, i_one)
+                    n_si_prev = n_si
+                    for q in range(n_post):
+                        plist[q] = cross[q]
+                else:
+                    n_si = _neuron_step_float(
+                        v_i, ref_i, theta_i, cur_inh, s_i, cross_i, i_adaptive, i_one, True,
+                        i_rest, i_reset, fp[FP_I_THRESH], i_decay, i_refrac, dt,
+                        fp[FP_I_THETA_DECAY], fp[FP_I_THETA_PLUS], 0)
+                    if q_pot:
+                        _q_vec(v_i, N, i_rest, qp, Q_POTENTIAL, _site_key(sk, SALT_POT_I))
+                    src_prev, s_i = s_i, src_prev   # this step's spikes become the previous
+                n_inh += n_si
+                e_prev, s_e = s_e, e_prev
+                n_src = n_si
+                n_e_prev = n_post
+            else:
+                src_prev, s_e = s_e, src_prev
+                n_src = n_post
+            for q in range(n_post):
+                counts[cross[q]] += 1
+            n_exc += n_post
+
+            # learning (the reference's order: traces, then the rule)
+            for k in range(n_nz):
+                x_pre[nz[k]] *= trace_decay
+            for q in range(p0, p0 + n_pre):
+                x_pre[lst[q]] = 1.0
+            trace += n_in
+            if needs_post:
+                for j in range(N):
+                    x_post[j] *= trace_decay
+                for q in range(n_post):
+                    x_post[cross[q]] = 1.0
+                trace += N
+            if q_tr:
+                site = _site_key(sk, SALT_TR_PRE)
+                for k in range(n_nz):
+                    i = nz[k]
+                    x_pre[i] = _q(x_pre[i], 0.0, qp, Q_TRACES, site, i)
+                if needs_post:
+                    _q_vec(x_post, N, 0.0, qp, Q_TRACES, _site_key(sk, SALT_TR_POST))
+            if rule == RULE_TINYSNN:
+                accum += n_post * n_in
+                for q in range(n_post):
+                    j = cross[q]
+                    if cnt[j] == 0:
+                        for k in range(n_nz):
+                            acc[j, k] = x_pre[nz[k]]
+                    else:
+                        for k in range(n_nz):
+                            acc[j, k] += x_pre[nz[k]]
+                    cnt[j] += 1
+            else:
+                if n_pre and nu_pre != 0.0:
+                    for j in range(N):
+                        dep[j] = nu_pre * x_post[j]
+                    if q_w:
+                        site = _site_key(sk, SALT_W_ROWS)
+                    for q in range(p0, p0 + n_pre):
+                        row = lst[q]
+                        if rule == RULE_POSTPRE:
+                            for j in range(N):
+                                w[row, j] = _clip(w[row, j] - dep[j], wmin, wmax)
+                        else:
+                            for j in range(N):
+                                wv = w[row, j]
+                                w[row, j] = _clip(wv - dep[j] * (wv - wmin), wmin, wmax)
+                        if q_w:
+                            for j in range(N):
+                                w[row, j] = _q(w[row, j], 0.0, qp, Q_WEIGHTS, site, row * N + j)
+                    for j in range(N):
+                        dirty[j] = 1
+                    stdp += n_pre * N
+                if n_post and nu_post != 0.0:
+                    if q_w:
+                        site = _site_key(sk, SALT_W_COLS)
+                    for i in range(n_in):
+                        dp = nu_post * x_pre[i]
+                        for q in range(n_post):
+                            j = cross[q]
+                            wv = w[i, j]
+                            if rule == RULE_POSTPRE:
+                                x = _clip(wv + dp, wmin, wmax)
+                            else:
+                                x = _clip(wv + dp * (wmax - wv), wmin, wmax)
+                            if q_w:
+                                x = _q(x, 0.0, qp, Q_WEIGHTS, site, i * N + j)
+                            w[i, j] = x
+                    for q in range(n_post):
+                        dirty[cross[q]] = 1
+                    stdp += n_post * n_in
+
+    ops[OP_PRESENTATIONS] += 1
+    ops[OP_TIME_STEPS] += T
+    ops[OP_NEURON_EXC] += T * N
+    if has_inh:
+        ops[OP_NEURON_INH] += T * N
+        ops[OP_INH_SPIKES] += n_inh
+    ops[OP_INPUT_SPIKES] += n_input
+    ops[OP_EXC_SPIKES] += n_exc
+    ops[OP_SYNAPTIC] += syn
+    ops[OP_LATERAL] += lat
+    ops[OP_TRACE] += trace
+    ops[OP_STDP] += stdp
+    ops[OP_ACCUM] += accum
+    return n_exc
+
+
+@njit(cache=True, boundscheck=False)
+def train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops, counts):
+    """``train_batch`` through ``_present_train``: the samples one after the other, the same
+    weights, thresholds, counts and counters."""
+    n_in, N = w.shape
+    acc_cols = n_in if ip[IP_RULE] == RULE_TINYSNN else 0
+    wf, wi, wp, x_pre, acc = workspace(n_in, N, acc_cols)
+    T = ip[IP_T]
+    CH = max(1, min(T, TRAIN_STEPS))
+    ib = np.zeros((N_IB, N), dtype=np.int64)
+    nzu = np.zeros(n_in, dtype=np.int64)
+    thm1 = np.zeros(n_in, dtype=np.uint32)
+    im = np.zeros(n_in, dtype=np.uint32)
+    fired = np.zeros(n_in, dtype=np.int32)
+    lst = np.zeros(CH * n_in + 1, dtype=np.int32)
+    off = np.zeros(CH + 1, dtype=np.int64)
+    rnd = np.zeros(CH, dtype=np.int64)
+    buf = np.zeros((CH, N if ip[IP_RULE] == RULE_TINYSNN else 0))   # the steps' currents
+    inh_sparse = (ip[IP_HAS_INH] != 0 and ip[IP_I_ADAPTIVE] == 0 and _inh_sparse_ok(fp, ip, qp))
+    no_pow = np.zeros((0, 0))
+    n_pres = ip[IP_MAX_RETRIES] + 1
+    for b in range(images.shape[0]):
+        skey = np.uint64(skeys[b])
+        for retry in range(n_pres):
+            n_nz = _setup_inputs(images[b], rate_units[retry], wp)
+            n_u = _setup_inputs_u32(images[b], rate_units[retry], nzu, thm1, im)
+            n_exc = _present_train(w, theta, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi,
+                                   wp, x_pre, acc, ib, nzu, thm1, im, fired, lst, off, rnd, buf,
+                                   inh_sparse)
+            _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, no_pow,
+                       prog)
+            if n_exc >= ip[IP_RETRY_MIN]:
+                break
+        ops[OP_SAMPLES] += 1
+        for j in range(N):
+            counts[b, j] = wi[WI_COUNTS, j]
+
+
+# -- grouped inference: several networks on the same input spikes -------------------------------
+# Points of an exploration that share their seed and samples (formats, roundings, group sets)
+# see the same input spikes, which depend only on (seed, sample, retry, step) and the image. The
+# grouped kernels draw and compact them once per chunk of steps and sample, sum the weight rows
+# once per distinct weight matrix (``wmap[k]``: network k's matrix in ``wu``; quantizations
+# that share a weight format share it), then advance each network's own state over the chunk.
+# Each network's steps are the single-network kernels' steps, operation for operation, so its
+# counts, predictions and counters are the same as a call of its own. A network that has
+# reached ``retry_min`` spikes (or exited early) leaves the sample's later presentations.
+# per-network scalar state of a presentation in the grouped kernels (sc[k, FIELD], int64)
+(GS_N_ACT, GS_N_SRC, GS_N_E_PREV, GS_N_SI_PREV, GS_INH_ZERO, GS_N_INPUT, GS_N_EXC, GS_N_INH,
+ GS_LAT, GS_SWAP, GS_N_ASSIGNED, GS_STEPS, GS_LIVE) = range(13)
+N_GS = 13
+
+
+@njit(cache=True, boundscheck=False)
+def _group_start(v_rest, i_rest, fb, ib, sc, T):
+    """A network's presentation state at the start (``_present_infer``'s first loop; float rows
+    in ``fb`` (its FB_TH_E row kept), integer rows in ``ib``) and ``sc`` zeroed."""
+    N = ib.shape[1]
+    for j in range(N):
+        fb[FB_V_E, j] = v_rest
+        fb[FB_REF_E, j] = 0.0
+        fb[FB_V_I, j] = i_rest
+        fb[FB_REF_I, j] = 0.0
+        fb[FB_CUR_I, j] = 0.0
+        fb[FB_THETA_I, j] = 0.0
+        ib[IB_SE_A, j] = 0
+        ib[IB_SE_B, j] = 0
+        ib[IB_SRC, j] = 0
+        ib[IB_IN_ACT, j] = 0
+        ib[IB_COUNTS, j] = 0
+    for f in range(N_GS):
+        sc[f] = 0
+    sc[GS_INH_ZERO] = 1
+    sc[GS_STEPS] = T
+    sc[GS_LIVE] = 1
+
+
+@njit(cache=True, boundscheck=False)
+def _group_chunk_float(buf, ch, t0, skey, retry, fp, ip, qp, fb, ib, sc, rnd, inh_sparse):
+    """Steps ``t0 .. t0 + ch - 1`` of one network's float presentation on the input currents
+    ``buf[:ch]``: the step loop of ``_present_infer``, its scalars kept in ``sc``."""
+    N = ib.shape[1]
+    T = ip[IP_T]
+    has_inh = ip[IP_HAS_INH] != 0
+    e_one = ip[IP_E_ONE_SPIKE] != 0
+    i_adaptive = ip[IP_I_ADAPTIVE] != 0
+    i_one = ip[IP_I_ONE_SPIKE] != 0
+    dt = fp[FP_DT]
+    w_lat = fp[FP_W_LAT]
+    w_ei = fp[FP_W_EXC_INH]
+    e_rest, e_reset, e_decay, e_refrac = (fp[FP_E_REST], fp[FP_E_RESET], fp[FP_E_DECAY],
+                                          fp[FP_E_REFRAC])
+    i_rest, i_reset, i_decay, i_refrac = (fp[FP_I_REST], fp[FP_I_RESET], fp[FP_I_DECAY],
+                                          fp[FP_I_REFRAC])
+    i_th = fp[FP_I_THRESH] + 0.0
+    q_pot = qp[Q_POTENTIAL, QF_ON] != 0.0
+    v_e = fb[FB_V_E]
+    ref_e = fb[FB_REF_E]
+    v_i = fb[FB_V_I]
+    ref_i = fb[FB_REF_I]
+    th_e = fb[FB_TH_E]
+    cur_i = fb[FB_CUR_I]
+    theta_i = fb[FB_THETA_I]
+    swap = sc[GS_SWAP]
+    s_e = ib[IB_SE_B] if swap else ib[IB_SE_A]
+    e_prev = ib[IB_SE_A] if swap else ib[IB_SE_B]
+    src = ib[IB_SRC]
+    cross = ib[IB_CROSS]
+    cross_i = ib[IB_CROSS_I]
+    plist = ib[IB_PLIST]
+    act = ib[IB_ACT]
+    in_act = ib[IB_IN_ACT]
+    counts = ib[IB_COUNTS]
+    tmp = ib[IB_TMP]
+    n_act = sc[GS_N_ACT]
+    n_src = sc[GS_N_SRC]
+    n_e_prev = sc[GS_N_E_PREV]
+    n_si_prev = sc[GS_N_SI_PREV]
+    inh_zero = sc[GS_INH_ZERO] != 0
+    n_exc = sc[GS_N_EXC]
+    n_inh = sc[GS_N_INH]
+    lat = sc[GS_LAT]
+    for tt in range(ch):
+        if n_src:
+            lat += n_src * (N - 1)
+        sp = src if has_inh else e_prev
+        n_post = _exc_step_infer(v_e, ref_e, th_e, buf[tt], s_e, cross, sp, n_src, w_lat,
+                                 e_one, e_rest, e_reset, e_decay, e_refrac, dt, rnd[tt])
+        sk = np.uint64(0)
+        if q_pot:
+            sk = _step_key(skey, retry * T + t0 + tt)
+            _q_vec(v_e, N, e_rest, qp, Q_POTENTIAL, _site_key(sk, SALT_POT_E))
+        if has_inh:
+            lat += n_e_prev
+            if inh_sparse:
+                n_act = _activate(plist, n_e_prev, in_act, act, n_act)
+                n_si = 0
+                for k in range(n_act):
+                    j = act[k]
+                    v_i[j], ref_i[j], c = _lif(v_i[j], ref_i[j], w_ei * np.float64(e_prev[j]),
+                                               i_th, i_rest, i_reset, i_decay, i_refrac, dt)
+                    if c:
+                        tmp[n_si] = j
+                        n_si += 1
+                if q_pot:
+                    site = _site_key(sk, SALT_POT_I)
+                    for k in range(n_act):
+                        j = act[k]
+                        v_i[j] = _q(v_i[j], i_rest, qp, Q_POTENTIAL, site, j)
+                n_si = _publish_spikes(tmp, n_si, src, cross_i, n_si_prev, i_one)
+                n_si_prev = n_si
+            else:
+                if n_e_prev:
+                    for j in range(N):
+                        cur_i[j] = w_ei * np.float64(e_prev[j])
+                    inh_zero = False
+                elif not inh_zero:
+                    for j in range(N):
+                        cur_i[j] = 0.0
+                    inh_zero = True
+                n_si = _neuron_step_float(
+                    v_i, ref_i, theta_i, cur_i, src, cross_i, i_adaptive, i_one, False,
+                    i_rest, i_reset, fp[FP_I_THRESH], i_decay, i_refrac, dt, 0.0, 0.0, 0)
+                if q_pot:
+                    _q_vec(v_i, N, i_rest, qp, Q_POTENTIAL, _site_key(sk, SALT_POT_I))
+            n_inh += n_si
+            n_src = n_si
+            for q in range(n_post):
+                plist[q] = cross[q]
+            n_e_prev = n_post
+        else:
+            n_src = n_post
+        s_e, e_prev = e_prev, s_e
+        swap = 1 - swap
+        for q in range(n_post):
+            counts[cross[q]] += 1
+        n_exc += n_post
+    sc[GS_N_ACT] = n_act
+    sc[GS_N_SRC] = n_src
+    sc[GS_N_E_PREV] = n_e_prev
+    sc[GS_N_SI_PREV] = n_si_prev
+    sc[GS_INH_ZERO] = np.int64(inh_zero)
+    sc[GS_N_EXC] = n_exc
+    sc[GS_N_INH] = n_inh
+    sc[GS_LAT] = lat
+    sc[GS_SWAP] = swap
+
+
+@njit(cache=True, boundscheck=False)
+def _group_end_float(ip, sc, ops, N):
+    """The counters ``_present_infer`` adds at the end of a presentation; returns its spikes."""
+    T = ip[IP_T]
+    ops[OP_PRESENTATIONS] += 1
+    ops[OP_TIME_STEPS] += T
+    ops[OP_NEURON_EXC] += T * N
+    if ip[IP_HAS_INH] != 0:
+        ops[OP_NEURON_INH] += T * N
+        ops[OP_INH_SPIKES] += sc[GS_N_INH]
+    ops[OP_INPUT_SPIKES] += sc[GS_N_INPUT]
+    ops[OP_EXC_SPIKES] += sc[GS_N_EXC]
+    ops[OP_SYNAPTIC] += sc[GS_N_INPUT] * N
+    ops[OP_LATERAL] += sc[GS_LAT]
+    return sc[GS_N_EXC]
+
+
+@njit(cache=True, parallel=True, boundscheck=False)
+def infer_batch_group(wu, wmap, theta, images, skeys, rate_units, fp, ip, qp, ops_per_sample,
+                      counts, n_threads):
+    """Float inference of K networks on one batch (``infer_batch_tiled`` of each, N >= 2), the
+    input spikes drawn once: ``wu`` [U, n_in, N] the distinct weight matrices, ``wmap`` [K]
+    network -> matrix, ``theta`` [K, N], ``fp`` [K, N_FP], ``ip`` [K, N_IP] (the same T and
+    retries for all), ``qp`` [K, N_QG, N_QF]; ``ops_per_sample`` [K, B, N_OPS], ``counts``
+    [K, B, N]."""
+    U, n_in, N = wu.shape
+    K = wmap.shape[0]
+    B = images.shape[0]
+    T = ip[0, IP_T]
+    CH = max(1, min(T, INFER_STEPS))
+    nth = max(1, min(B, n_threads))
+    fb = np.zeros((nth, K, N_FB, N))
+    ib = np.zeros((nth, K, N_IB, N), dtype=np.int64)
+    sc = np.zeros((nth, K, N_GS), dtype=np.int64)
+    need = np.zeros((nth, U), dtype=np.int64)
+    nzb = np.zeros((nth, n_in), dtype=np.int64)
+    thb = np.zeros((nth, n_in), dtype=np.uint32)
+    imb = np.zeros((nth, n_in), dtype=np.uint32)
+    frb = np.zeros((nth, n_in), dtype=np.int32)
+    lstb = np.zeros((nth, CH * n_in + 1), dtype=np.int32)
+    offb = np.zeros((nth, CH + 1), dtype=np.int64)
+    rndb = np.zeros((nth, CH), dtype=np.int64)
+    bufb = np.zeros((nth, U, CH, N))
+    inh_sparse = np.zeros(K, dtype=np.bool_)
+    for k in range(K):
+        inh_sparse[k] = ip[k, IP_HAS_INH] != 0 and _inh_sparse_ok(fp[k], ip[k], qp[k])
+        adaptive = ip[k, IP_E_ADAPTIVE] != 0
+        for tid in range(nth):
+            for j in range(N):
+                fb[tid, k, FB_TH_E, j] = ((fp[k, FP_E_THRESH] + theta[k, j]) if adaptive
+                                          else fp[k, FP_E_THRESH])
+    n_pres = ip[0, IP_MAX_RETRIES] + 1
+    for tid in prange(nth):
+        for b in range(tid, B, nth):
+            skey = np.uint64(skeys[b])
+            for k in range(K):
+                sc[tid, k, GS_LIVE] = 1
+            for retry in range(n_pres):
+                n_live = 0
+                for u in range(U):
+                    need[tid, u] = 0
+                for k in range(K):
+                    if sc[tid, k, GS_LIVE]:
+                        n_live += 1
+                        need[tid, wmap[k]] = 1
+                        _group_start(fp[k, FP_E_REST], fp[k, FP_I_REST], fb[tid, k], ib[tid, k],
+                                     sc[tid, k], T)
+                if n_live == 0:
+                    break
+                n_nz = _setup_inputs_u32(images[b], rate_units[retry], nzb[tid], thb[tid],
+                                         imb[tid])
+                for t0 in range(0, T, CH):
+                    ch = min(CH, T - t0)
+                    n_chunk = _draw_steps(skey, retry * T + t0, ch, n_nz, nzb[tid], thb[tid],
+                                          imb[tid], frb[tid], lstb[tid], offb[tid], rndb[tid])
+                    for u in range(U):
+                        if need[tid, u]:
+                            _accumulate(wu[u], lstb[tid], offb[tid], ch, bufb[tid, u])
+                    for k in range(K):
+                        if sc[tid, k, GS_LIVE]:
+                            sc[tid, k, GS_N_INPUT] += n_chunk
+                            _group_chunk_float(bufb[tid, wmap[k]], ch, t0, skey, retry, fp[k],
+                                               ip[k], qp[k], fb[tid, k], ib[tid, k], sc[tid, k],
+                                               rndb[tid], inh_sparse[k])
+                for k in range(K):
+                    if sc[tid, k, GS_LIVE]:
+                        n_exc = _group_end_float(ip[k], sc[tid, k], ops_per_sample[k, b], N)
+                        if n_exc >= ip[k, IP_RETRY_MIN]:
+                            sc[tid, k, GS_LIVE] = 0
+            for k in range(K):
+                ops_per_sample[k, b, OP_SAMPLES] += 1
+                for j in range(N):
+                    counts[k, b, j] = ib[tid, k, IB_COUNTS, j]
+
+
+@njit(cache=True, boundscheck=False)
+def _group_start_int(ib, st, sums, n_classes, sc, T):
+    """A network's integer presentation state at the start (``_present_int_tiled``'s first
+    loops) and ``sc`` zeroed."""
+    N = ib.shape[1]
+    for j in range(N):
+        st[0, j] = 0
+        st[1, j] = 0
+        st[2, j] = 0
+        st[3, j] = 0
+        st[4, j] = 0
+        ib[IB_SE_A, j] = 0
+        ib[IB_SE_B, j] = 0
+        ib[IB_SRC, j] = 0
+        ib[IB_IN_ACT, j] = 0
+        ib[IB_COUNTS, j] = 0
+    for c in range(n_classes):
+        sums[c] = 0
+    for f in range(N_GS):
+        sc[f] = 0
+    sc[GS_STEPS] = T
+    sc[GS_LIVE] = 1
+
+
+@njit(cache=True, boundscheck=False)
+def _group_chunk_int(buf, ch, t0, n_chunk, off, lp, mp, th_e, th_i, ib, st, sc, rnd,
+                     inh_sparse, assignments, n_eff, sums):
+    """Steps ``t0 .. t0 + ch - 1`` of one network's integer presentation on the summed codes
+    ``buf[:ch]``: the step loop of ``_present_int_tiled``, early exit included, its scalars
+    kept in ``sc``. After an exit ``sc[GS_STEPS] < T`` and ``sc[GS_LIVE]`` is 0."""
+    N = ib.shape[1]
+    T = mp[MP_T]
+    has_inh = mp[MP_HAS_INH] != 0
+    shift = lp[0, LP_V_FRAC] - mp[MP_W_FRAC]
+    lsh = shift if shift > 0 else 0
+    rsh = -shift if shift < 0 else 0
+    lateral = mp[MP_LATERAL]
+    e2i = mp[MP_EXC_TO_INH]
+    decay = lp[0, LP_DECAY]
+    fd = lp[0, LP_DECAY_FRAC]
+    bias = lp[0, LP_BIAS]
+    umin = lp[0, LP_U_MIN]
+    umax = lp[0, LP_U_MAX]
+    reset = lp[0, LP_RESET]
+    refrac = lp[0, LP_REFRAC]
+    e_one = lp[0, LP_ONE_SPIKE] != 0
+    i_one = lp[1, LP_ONE_SPIKE] != 0
+    i_decay = lp[1, LP_DECAY]
+    i_fd = lp[1, LP_DECAY_FRAC]
+    i_bias = lp[1, LP_BIAS]
+    i_umin = lp[1, LP_U_MIN]
+    i_umax = lp[1, LP_U_MAX]
+    i_reset = lp[1, LP_RESET]
+    i_refrac = lp[1, LP_REFRAC]
+    margin = mp[MP_EXIT_MARGIN]
+    exit_on = margin > 0
+    retry_min = mp[MP_RETRY_MIN]
+    n_classes = mp[MP_N_CLASSES]
+    u = st[0]
+    ref = st[1]
+    ui = st[2]
+    ref_i = st[3]
+    cur_i = st[4]
+    swap = sc[GS_SWAP]
+    s_e = ib[IB_SE_B] if swap else ib[IB_SE_A]
+    e_prev = ib[IB_SE_A] if swap else ib[IB_SE_B]
+    src = ib[IB_SRC]
+    cross = ib[IB_CROSS]
+    cross_i = ib[IB_CROSS_I]
+    plist = ib[IB_PLIST]
+    act = ib[IB_ACT]
+    in_act = ib[IB_IN_ACT]
+    counts = ib[IB_COUNTS]
+    tmp = ib[IB_TMP]
+    n_assigned = sc[GS_N_ASSIGNED]
+    n_act = sc[GS_N_ACT]
+    n_src = sc[GS_N_SRC]
+    n_e_prev = sc[GS_N_E_PREV]
+    n_si_prev = sc[GS_N_SI_PREV]
+    n_exc = sc[GS_N_EXC]
+    steps = T
+    for tt in range(ch):
+        cur = buf[tt]
+        sp = src if has_inh else e_prev
+        nc = 0
+        for j in range(N):
+            cj = (np.int64(cur[j]) << lsh) >> rsh
+            if n_src:
+                cj += lateral * (n_src - sp[j])
+            u[j], ref[j], c = _lif_int(u[j], ref[j], cj, th_e[j], decay, bias, fd, umin, umax,
+                                       reset, refrac)
+            s_e[j] = np.int64(c)
+            nc += np.int64(c)
+        n_post = 0
+        if nc:
+            n_post = _gather_spikes(s_e, nc, cross, e_one, rnd[tt])
+        if has_inh:
+            if inh_sparse:
+                n_act = _activate(plist, n_e_prev, in_act, act, n_act)
+                n_si = 0
+                for k in range(n_act):
+                    j = act[k]
+                    ui[j], ref_i[j], c = _lif_int(ui[j], ref_i[j], e2i * e_prev[j], th_i[j],
+                                                  i_decay, i_bias, i_fd, i_umin, i_umax,
+                                                  i_reset, i_refrac)
+                    if c:
+                        tmp[n_si] = j
+                        n_si += 1
+                n_si = _publish_spikes(tmp, n_si, src, cross_i, n_si_prev, i_one)
+                n_si_prev = n_si
+            else:
+                for j in range(N):
+                    cur_i[j] = e2i * e_prev[j]
+                n_si = _layer_step_int(ui, ref_i, cur_i, th_i, src, cross_i, lp, 1, 0)
+            n_src = n_si
+            for q in range(n_post):
+                plist[q] = cross[q]
+            n_e_prev = n_post
+        else:
+            n_src = n_post
+        s_e, e_prev = e_prev, s_e
+        swap = 1 - swap
+        for q in range(n_post):
+            counts[cross[q]] += 1
+        n_exc += n_post
+        if exit_on and n_post:
+            n_assigned += n_post
+            for q in range(n_post):
+                a = assignments[cross[q]]
+                if a >= 0 and a < n_classes:
+                    sums[a] += 1
+            if n_assigned >= retry_min and _exit_reached(sums, n_eff, n_classes, margin):
+                steps = t0 + tt + 1
+                break
+    if steps < T:
+        sc[GS_N_INPUT] += off[steps - t0]
+        sc[GS_STEPS] = steps
+        sc[GS_LIVE] = 0
+    else:
+        sc[GS_N_INPUT] += n_chunk
+    sc[GS_N_ASSIGNED] = n_assigned
+    sc[GS_N_ACT] = n_act
+    sc[GS_N_SRC] = n_src
+    sc[GS_N_E_PREV] = n_e_prev
+    sc[GS_N_SI_PREV] = n_si_prev
+    sc[GS_N_EXC] = n_exc
+    sc[GS_SWAP] = swap
+
+
+@njit(cache=True, parallel=True, boundscheck=False)
+def infer_int_batch_group(wu, acc_proto, wmap, images, skeys, rate_units, lp, mp, th_e, th_i,
+                          assignments, sizes, counts, preds, ops, n_threads, chunk):
+    """Integer inference of K models on one batch (``infer_int_batch_tiled`` of each), the
+    input spikes drawn once: ``wu`` [U, n_in, N] the distinct weight-code matrices (one narrow
+    type, ``acc_proto`` the accumulation type valid for all), ``wmap`` [K] model -> matrix,
+    ``lp`` [K, 2, N_LP], ``mp`` [K, N_MP] (the same T for all), ``th_e`` / ``th_i`` /
+    ``assignments`` [K, N], ``sizes`` [K, C]; ``counts`` [K, B, N], ``preds`` [K, B], ``ops``
+    [K, B, N_IO]."""
+    U, n_in, N = wu.shape
+    K = wmap.shape[0]
+    B = images.shape[0]
+    T = mp[0, MP_T]
+    CH = max(1, min(T, chunk))
+    n_rates = rate_units.shape[0]
+    C = max(1, sizes.shape[1])
+    nth = max(1, min(B, n_threads))
+    ib = np.zeros((nth, K, N_IB, N), dtype=np.int64)
+    stb = np.zeros((nth, K, 5, N), dtype=np.int64)
+    sc = np.zeros((nth, K, N_GS), dtype=np.int64)
+    done = np.zeros((nth, K), dtype=np.int64)      # 1: the sample needs no more presentations
+    need = np.zeros((nth, U), dtype=np.int64)
+    nzb = np.zeros((nth, n_in), dtype=np.int64)
+    thb = np.zeros((nth, n_in), dtype=np.uint32)
+    imb = np.zeros((nth, n_in), dtype=np.uint32)
+    frb = np.zeros((nth, n_in), dtype=np.int32)
+    lstb = np.zeros((nth, CH * n_in + 1), dtype=np.int32)
+    offb = np.zeros((nth, CH + 1), dtype=np.int64)
+    rndb = np.zeros((nth, CH), dtype=np.int64)
+    bufb = np.zeros((nth, U, CH, N), dtype=acc_proto.dtype)
+    sumsb = np.zeros((nth, K, C), dtype=np.int64)
+    n_eff = np.ones((K, C), dtype=np.int64)
+    inh_sparse = np.zeros(K, dtype=np.bool_)
+    for k in range(K):
+        for c in range(mp[k, MP_N_CLASSES]):
+            if sizes[k, c] > 0:
+                n_eff[k, c] = sizes[k, c]
+        i_fd = lp[k, 1, LP_DECAY_FRAC]
+        if (mp[k, MP_HAS_INH] != 0 and lp[k, 1, LP_U_MIN] <= 0 <= lp[k, 1, LP_U_MAX]
+                and 0 <= i_fd < 63 and 0 <= lp[k, 1, LP_BIAS] < (1 << i_fd)):
+            inh_sparse[k] = True
+            for j in range(N):
+                if th_i[k, j] <= 0:
+                    inh_sparse[k] = False
+    for tid in prange(nth):
+        for b in range(tid, B, nth):
+            skey = np.uint64(skeys[b])
+            n_pix = 0
+            for i in range(n_in):
+                if images[b, i] != 0:
+                    n_pix += 1
+            for k in range(K):
+                done[tid, k] = 0
+            for retry in range(n_rates):
+                n_live = 0
+                for k in range(K):
+                    if not done[tid, k]:
+                        n_live += 1
+                        _group_start_int(ib[tid, k], stb[tid, k], sumsb[tid, k],
+                                         mp[k, MP_N_CLASSES], sc[tid, k], T)
+                if n_live == 0:
+                    break
+                n_nz = _setup_inputs_u32(images[b], rate_units[retry], nzb[tid], thb[tid],
+                                         imb[tid])
+                for t0 in range(0, T, CH):
+                    ch = min(CH, T - t0)
+                    n_run = 0
+                    for u in range(U):
+                        need[tid, u] = 0
+                    for k in range(K):
+                        if not done[tid, k] and sc[tid, k, GS_LIVE]:
+                            n_run += 1
+                            need[tid, wmap[k]] = 1
+                    if n_run == 0:      # every model still in the sample exited early
+                        break
+                    n_chunk = _draw_steps(skey, retry * T + t0, ch, n_nz, nzb[tid], thb[tid],
+                                          imb[tid], frb[tid], lstb[tid], offb[tid], rndb[tid])
+                    for u in range(U):
+                        if need[tid, u]:
+                            _accumulate(wu[u], lstb[tid], offb[tid], ch, bufb[tid, u])
+                    for k in range(K):
+                        if not done[tid, k] and sc[tid, k, GS_LIVE]:
+                            _group_chunk_int(bufb[tid, wmap[k]], ch, t0, n_chunk, offb[tid],
+                                             lp[k], mp[k], th_e[k], th_i[k], ib[tid, k],
+                                             stb[tid, k], sc[tid, k], rndb[tid], inh_sparse[k],
+                                             assignments[k], n_eff[k], sumsb[tid, k])
+                for k in range(K):
+                    if done[tid, k]:
+                        continue
+                    o = ops[k, b]
+                    steps = sc[tid, k, GS_STEPS]
+                    n_exc = sc[tid, k, GS_N_EXC]
+                    o[IO_PRESENTATIONS] += 1
+                    o[IO_STEPS] += steps
+                    o[IO_DRAWS] += steps * n_pix
+                    o[IO_INPUT_SPIKES] += sc[tid, k, GS_N_INPUT]
+                    o[IO_EXC_SPIKES] += n_exc
+                    o[IO_EXIT_EARLY] += np.int64(steps < T)
+                    if n_exc >= mp[k, MP_RETRY_MIN]:
+                        done[tid, k] = 1
+            for k in range(K):
+                for j in range(N):
+                    counts[k, b, j] = ib[tid, k, IB_COUNTS, j]
+                preds[k, b] = _classify_int(counts[k, b], assignments[k], sizes[k],
+                                            mp[k, MP_N_CLASSES], sumsb[tid, k])
