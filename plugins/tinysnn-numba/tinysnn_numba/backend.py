@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -242,14 +243,59 @@ def _add_ops(ops: OpCounts, counters: np.ndarray) -> None:
         setattr(ops, name, getattr(ops, name) + int(value))
 
 
+#: float simulation precisions: what the kernels store the weights in
+PRECISIONS = ("float64", "float32")
+
+
+@dataclass
+class NumbaParams:
+    """``[backend]`` parameters of ``numba``.
+
+    ``precision``: ``"float64"`` (the default) is bit-identical to the NumPy reference;
+    ``"float32"`` stores the weights in float32 while the kernels run (every write rounds to
+    the nearest float32), which halves the memory traffic of the row sums and the STDP writes;
+    the arithmetic stays float64. Not bit-identical to the reference (its accuracy effect over
+    seeds: docs/benchmarks.md). Integer inference is unaffected."""
+
+    precision: str = "float64"
+
+    def check(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got "
+                             f"{self.precision!r}")
+
+
+def precision_of(net) -> str:
+    """The float precision ``net``'s configuration asks of the numba backend (float64 when its
+    ``[backend]`` names another backend: the parameters are that backend's)."""
+    cfg = getattr(net, "config", None)
+    table = getattr(cfg, "backend", None) or {}
+    if not isinstance(table, dict) or table.get("name", "numpy") != "numba":
+        return "float64"
+    return cfg.plugin_params("backend").precision
+
+
 class NumbaBackend:
     """Compiled CPU simulator (numba): float64 (bit-identical to the NumPy reference, simulated
-    fixed point included) and integer inference (bit-identical to ``tinysnn_core.intsim``).
+    fixed point included), optionally float32 weights (``NumbaParams``), and integer inference
+    (bit-identical to ``tinysnn_core.intsim``).
 
     Every refusal (numba missing, an unsupported plugin or rounding, bad inputs) is raised before
-    any work: before numba is imported or a kernel compiled, and before the network is touched."""
+    any work: before numba is imported or a kernel compiled, and before the network is touched.
+
+    ``precision``: None (the default) takes ``[backend] precision`` of the network's
+    configuration; ``"float64"`` or ``"float32"`` overrides it."""
 
     name = "numba"
+    Params = NumbaParams
+
+    def __init__(self, precision: str | None = None):
+        if precision is not None:
+            try:
+                NumbaParams(precision).check()
+            except ValueError as exc:
+                raise TinySNNError(f"backend 'numba': {exc}") from None
+        self.precision = precision
 
     def available(self):
         return _numba_status()
@@ -261,6 +307,14 @@ class NumbaBackend:
         if not ok:
             raise TinySNNError(f"backend 'numba' is not usable here: {why}")
         check_supported(net, learn)
+
+    def _weights(self, net) -> np.ndarray:
+        """The weights the kernels run on: the network's own array when it is float64 and
+        C-ordered (written in place), else a copy (float32 with that precision), which the
+        caller writes back after learning."""
+        if (self.precision or precision_of(net)) == "float32":
+            return np.ascontiguousarray(net.w, dtype=np.float32)
+        return net.w if _usable(net.w) else np.ascontiguousarray(net.w, dtype=np.float64)
 
     def run(self, net, images, sample_ids, *, learn: bool, seed: int,
             ops: OpCounts, record=None) -> np.ndarray:
@@ -283,8 +337,9 @@ class NumbaBackend:
                               dtype=np.int64)
         counts = np.zeros((B, N), dtype=np.int64)
 
-        # the kernels write the network's own arrays when they are float64 C-ordered
-        w = net.w if _usable(net.w) else np.ascontiguousarray(net.w, dtype=np.float64)
+        # the kernels write the network's own arrays when they are float64 C-ordered (float32
+        # precision: a float32 copy, written back when learning)
+        w = self._weights(net)
         theta = net.theta if _usable(net.theta) else np.ascontiguousarray(net.theta,
                                                                           dtype=np.float64)
         if learn:
@@ -353,7 +408,7 @@ class NumbaBackend:
         vals = np.zeros((R, 3, T, idx.size))
         counters = np.zeros(k.N_OPS, dtype=np.int64)
         out = np.zeros((1, N), dtype=np.int64)
-        w = net.w if _usable(net.w) else np.ascontiguousarray(net.w, dtype=np.float64)
+        w = self._weights(net)
         theta = net.theta if _usable(net.theta) else np.ascontiguousarray(net.theta,
                                                                           dtype=np.float64)
         if learn and ip[k.IP_RULE] == k.RULE_TINYSNN and fp[k.FP_MU] != 0.0:
