@@ -17,7 +17,7 @@
  *   checked against the file's (draw_mismatch_steps).
  *
  * Spike file (little-endian), written by c_floor.py's write_spike_file:
- *   char[8] "TSNNCF1\0"
+ *   char[8] "TSNNCF2\0"
  *   u32 n_in, N, T, K (samples), R (presentations per sample: max_retries + 1)
  *   i32 one_spike, min_post, adapt_pot, normalize, retry_min
  *   f64 rest, reset, thresh, decay, refrac, theta_decay, theta_plus, dt, w_lat, wmin, wmax,
@@ -132,7 +132,7 @@ static void load(const char *path, spikes *S)
         fail("cannot read spike file %s", path);
     fclose(f);
     cursor c = {buf, buf + size, "header"};
-    if (memcmp(take(&c, 8), "TSNNCF1", 8) != 0)
+    if (memcmp(take(&c, 8), "TSNNCF2", 8) != 0)
         fail("%s is not a c_floor spike file (bad magic)", path);
     S->n_in = rd_u32(&c);
     S->N = rd_u32(&c);
