@@ -5,6 +5,7 @@ training bit for bit, and a damaged spike file is one clear line."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import sys
@@ -177,3 +178,17 @@ def test_network_it_does_not_mirror_is_refused():
     net.rule.p.mu = 0.5
     with pytest.raises(ConfigError, match="mu"):
         c_floor.check_mirrored(net)
+
+
+def test_cli_prints_the_floor_and_refuses_in_one_line(capsys, tmp_path):
+    out_json = tmp_path / "floor.json"
+    assert c_floor.main(["--neurons", str(N), "--time", str(T), "--samples", "2", "--repeats",
+                         "1", "--skip-numba", "--dtypes", "float32", "--cpu", "-1",
+                         "--json", str(out_json)]) == 0
+    text = capsys.readouterr().out
+    assert "C floor float32" in text and "us/sample" in text
+    rec = json.loads(out_json.read_text())["floor"]["float32"]
+    assert rec["samples"] == 2 and rec["us_per_sample"] > 0
+    assert c_floor.main(["--dtypes", "float16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "float16" in err
