@@ -90,6 +90,11 @@ VARIANTS = {
     "half-ms-steps": dict(topology="tinysnn", rule="tinysnn-stdp",
                           train={"time_steps": 80, "dt": 0.5}),
     "single-neuron": dict(n=1, topology="tinysnn", rule="postpre"),
+    # normalised columns whose sums put weights above wmax: the fused path's skipped writes
+    # (of in-range weights only) must still clamp those, as the reference does
+    "postpre-weights-off-range": dict(rule="postpre", train={"time_steps": 80, "norm": 600.0}),
+    "weight-dependent-off-range": dict(topology="tinysnn", rule="weight-dependent",
+                                       train={"time_steps": 80, "norm": 650.0}),
 }
 
 

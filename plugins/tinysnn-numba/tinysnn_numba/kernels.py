@@ -746,7 +746,8 @@ def _tinysnn_cols(ip, wi):
 
 
 @njit(cache=True)
-def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, powtab, prog):
+def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, powtab, prog,
+               oor):
     """The rule's end_sample and the normalisation of the dirty columns (learning only).
 
     With the weights group quantized (``qp``), the rule's clamped writes and the normalised
@@ -754,7 +755,10 @@ def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, po
     normalisation do (stochastic rounding keyed by the presentation's last step key).
 
     ``powtab`` [n_in, n_cols]: tinysnn-stdp's weight-dependence factors when mu != 0 (computed
-    by NumPy, see backend.py); unused otherwise. ``prog``: ``pairwise_program(n_in)``."""
+    by NumPy, see backend.py); unused otherwise. ``prog``: ``pairwise_program(n_in)``.
+    ``oor`` int64 [N] (or [0]: not kept): set to whether a normalised column now has a weight
+    outside [wmin, wmax] (or NaN); the fused learning path skips the clamp of such weights
+    nowhere else (``_present_train``)."""
     n_in, N = w.shape
     wmin = fp[FP_WMIN]
     wmax = fp[FP_WMAX]
@@ -811,9 +815,18 @@ def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, po
                 if s == 0.0:
                     s = 1.0
                 sums[j] = norm / s
-            for i in range(n_in):
+            if oor.shape[0] == N:
                 for j in range(N):
-                    w[i, j] *= sums[j]
+                    oor[j] = 0
+                for i in range(n_in):
+                    for j in range(N):
+                        x = w[i, j] * sums[j]
+                        w[i, j] = x
+                        oor[j] |= np.int64(not ((x >= wmin) & (x <= wmax)))
+            else:
+                for i in range(n_in):
+                    for j in range(N):
+                        w[i, j] *= sums[j]
             if q_w:
                 site = _site_key(sk_end, SALT_W_NORM)
                 for i in range(n_in):
@@ -829,6 +842,13 @@ def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, po
             for i in range(n_in):
                 for c in range(n_cols):
                     w[i, cols[c]] *= sums[c]
+            if oor.shape[0] == N:
+                for c in range(n_cols):
+                    oor[cols[c]] = 0
+                for i in range(n_in):
+                    for c in range(n_cols):
+                        x = w[i, cols[c]]
+                        oor[cols[c]] |= np.int64(not ((x >= wmin) & (x <= wmax)))
             if q_w:
                 site = _site_key(sk_end, SALT_W_NORM)
                 for i in range(n_in):
@@ -858,7 +878,7 @@ def _run_sample(w, theta, image, skey, rate_units, learn, fp, ip, qp, ops, wf, w
                              x_pre, acc, None)
         if learn:
             _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, no_pow,
-                       prog)
+                       prog, np.zeros(0, dtype=np.int64))
         if n_exc >= ip[IP_RETRY_MIN]:
             break
     ops[OP_SAMPLES] += 1
@@ -897,7 +917,8 @@ def record_sample(w, theta, image, skey, rate_units, learn, fp, ip, qp, prog, op
         n_exc = _steps_float(w, theta, learn, retry, sk, n_nz, fp, ip, qp, ops, wf, wi, wp,
                              x_pre, acc, (raster[retry], vals[retry], idx, mtr))
         if learn:
-            _end_float(w, n_exc, n_nz, fp, ip, qp, sk, retry, ops, wf, wi, wp, acc, no_pow, prog)
+            _end_float(w, n_exc, n_nz, fp, ip, qp, sk, retry, ops, wf, wi, wp, acc, no_pow, prog,
+                       np.zeros(0, dtype=np.int64))
         done += 1
         if n_exc >= ip[IP_RETRY_MIN]:
             break
@@ -939,7 +960,7 @@ def tinysnn_cols(ip, wi):
 @njit(cache=True)
 def present_end(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, powtab, prog):
     _end_float(w, n_exc, n_nz, fp, ip, qp, np.uint64(skey), retry, ops, wf, wi, wp, acc, powtab,
-               prog)
+               prog, np.zeros(0, dtype=np.int64))
 
 
 
@@ -1684,12 +1705,23 @@ def _exc_step_train(v, ref, theta, cur, s, cross, sp, n_src, w_lat, adaptive, on
 
 @njit(cache=True, boundscheck=False)
 def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, wp, x_pre, acc,
-                   ib, nzu, thm1, im, fired, lst, off, rnd, buf, inh_sparse):
+                   ib, nzu, thm1, im, fired, lst, off, rnd, buf, inh_sparse, oor, pcols, in_pcols,
+                   prows, in_prows):
     """One learning presentation (``_steps_float`` with learn=True and no monitor): the same
     spikes, weights, thresholds, traces, work rows and counters. ``n_nz``: ``_setup_inputs``'s
     non-zero pixels (wp), whose traces decay; ``n_u``, ``nzu``/``thm1``/``im``: the
     ``_setup_inputs_u32`` lists of the pixels that can spike. ``inh_sparse``: the event-driven
-    inhibitory layer is exact (``_inh_sparse_ok`` and a non-adaptive layer). Returns the presentation's excitatory spikes."""
+    inhibitory layer is exact (``_inh_sparse_ok`` and a non-adaptive layer).
+
+    ``oor`` [N] (postpre and weight-dependent without quantized weights; else [0]): the
+    columns that may hold a weight outside [wmin, wmax]. The STDP writes of a step then skip
+    what the reference's write leaves unchanged: depression ``clamp(w - nu_pre * x_post[j])``
+    of a column whose neuron has not spiked in this presentation (x_post[j] == 0.0 exactly) and
+    potentiation ``clamp(w + nu_post * x_pre[i])`` of a row whose pixel has not spiked
+    (x_pre[i] == 0.0), in both cases of in-range weights (``clamp`` is then the identity, and
+    no weight is -0.0: every clamp returns +0.0 for it). ``pcols``/``prows``: the columns and
+    rows still written, in the order they became so (each weight is written by its own
+    element's operations, so the order is free). Returns the presentation's excitatory spikes."""
     n_in, N = w.shape
     T = ip[IP_T]
     CH = buf.shape[0]
@@ -1759,6 +1791,18 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
         in_act[j] = 0
     for i in range(n_in):
         x_pre[i] = 0.0
+    sparse_w = oor.shape[0] == N
+    n_pc = 0
+    n_pr = 0
+    if sparse_w:
+        for j in range(N):
+            in_pcols[j] = 0
+            if oor[j]:
+                in_pcols[j] = 1
+                pcols[n_pc] = j
+                n_pc += 1
+        for i in range(n_in):
+            in_prows[i] = 0
     n_act = 0
     n_si_prev = 0
     n_src = 0
@@ -1866,6 +1910,19 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
                 for q in range(n_post):
                     x_post[cross[q]] = 1.0
                 trace += N
+            if sparse_w:    # the rows and columns whose traces left 0.0 in this step
+                for q in range(p0, p0 + n_pre):
+                    i = lst[q]
+                    if in_prows[i] == 0:
+                        in_prows[i] = 1
+                        prows[n_pr] = i
+                        n_pr += 1
+                for q in range(n_post):
+                    j = cross[q]
+                    if in_pcols[j] == 0:
+                        in_pcols[j] = 1
+                        pcols[n_pc] = j
+                        n_pc += 1
             if q_tr:
                 site = _site_key(sk, SALT_TR_PRE)
                 for k in range(n_nz):
@@ -1885,7 +1942,25 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
                             acc[j, k] += x_pre[nz[k]]
                     cnt[j] += 1
             else:
-                if n_pre and nu_pre != 0.0:
+                if n_pre and nu_pre != 0.0 and sparse_w:
+                    for c in range(n_pc):
+                        j = pcols[c]
+                        dep[j] = nu_pre * x_post[j]
+                    for q in range(p0, p0 + n_pre):
+                        row = lst[q]
+                        if rule == RULE_POSTPRE:
+                            for c in range(n_pc):
+                                j = pcols[c]
+                                w[row, j] = _clip(w[row, j] - dep[j], wmin, wmax)
+                        else:
+                            for c in range(n_pc):
+                                j = pcols[c]
+                                wv = w[row, j]
+                                w[row, j] = _clip(wv - dep[j] * (wv - wmin), wmin, wmax)
+                    for j in range(N):
+                        dirty[j] = 1
+                    stdp += n_pre * N
+                elif n_pre and nu_pre != 0.0:
                     for j in range(N):
                         dep[j] = nu_pre * x_post[j]
                     if q_w:
@@ -1905,7 +1980,29 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
                     for j in range(N):
                         dirty[j] = 1
                     stdp += n_pre * N
-                if n_post and nu_post != 0.0:
+                if n_post and nu_post != 0.0 and sparse_w:
+                    for q in range(n_post):
+                        j = cross[q]
+                        if oor[j]:      # a column off range: every row, as the reference
+                            for i in range(n_in):
+                                dp = nu_post * x_pre[i]
+                                wv = w[i, j]
+                                if rule == RULE_POSTPRE:
+                                    w[i, j] = _clip(wv + dp, wmin, wmax)
+                                else:
+                                    w[i, j] = _clip(wv + dp * (wmax - wv), wmin, wmax)
+                        else:
+                            for r in range(n_pr):
+                                i = prows[r]
+                                dp = nu_post * x_pre[i]
+                                wv = w[i, j]
+                                if rule == RULE_POSTPRE:
+                                    w[i, j] = _clip(wv + dp, wmin, wmax)
+                                else:
+                                    w[i, j] = _clip(wv + dp * (wmax - wv), wmin, wmax)
+                        dirty[j] = 1
+                    stdp += n_post * n_in
+                elif n_post and nu_post != 0.0:
                     if q_w:
                         site = _site_key(sk, SALT_W_COLS)
                     for i in range(n_in):
@@ -1959,6 +2056,21 @@ def train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops
     rnd = np.zeros(CH, dtype=np.int64)
     buf = np.zeros((CH, N if ip[IP_RULE] == RULE_TINYSNN else 0))   # the steps' currents
     inh_sparse = (ip[IP_HAS_INH] != 0 and ip[IP_I_ADAPTIVE] == 0 and _inh_sparse_ok(fp, ip, qp))
+    # per-step STDP writes skipped where they change nothing (postpre, weight-dependent with
+    # unquantized weights): which columns may hold a weight out of range, kept from here
+    sparse_w = ip[IP_RULE] != RULE_TINYSNN and qp[Q_WEIGHTS, QF_ON] == 0.0
+    oor = np.zeros(N if sparse_w else 0, dtype=np.int64)
+    if sparse_w:
+        wmin = fp[FP_WMIN]
+        wmax = fp[FP_WMAX]
+        for i in range(n_in):
+            for j in range(N):
+                x = w[i, j]
+                oor[j] |= np.int64(not ((x >= wmin) & (x <= wmax)))
+    pcols = np.zeros(N, dtype=np.int64)
+    in_pcols = np.zeros(N, dtype=np.int64)
+    prows = np.zeros(n_in, dtype=np.int64)
+    in_prows = np.zeros(n_in, dtype=np.int64)
     no_pow = np.zeros((0, 0))
     n_pres = ip[IP_MAX_RETRIES] + 1
     for b in range(images.shape[0]):
@@ -1968,9 +2080,9 @@ def train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops
             n_u = _setup_inputs_u32(images[b], rate_units[retry], nzu, thm1, im)
             n_exc = _present_train(w, theta, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi,
                                    wp, x_pre, acc, ib, nzu, thm1, im, fired, lst, off, rnd, buf,
-                                   inh_sparse)
+                                   inh_sparse, oor, pcols, in_pcols, prows, in_prows)
             _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, no_pow,
-                       prog)
+                       prog, oor)
             if n_exc >= ip[IP_RETRY_MIN]:
                 break
         ops[OP_SAMPLES] += 1
