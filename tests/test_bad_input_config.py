@@ -116,6 +116,8 @@ def test_set_overrides_a_quantization_group_as_the_guide_says():
     (["--bits", "33"], "--bits: 33 is outside 1..32"),
     (["--workers", "-1"], "--workers: -1 is outside 1..1024"),
     (["--workers", "0"], "--workers: 0 is outside 1..1024"),
+    (["--group-size", "0"], "--group-size: 0 is outside 1..1024"),
+    (["--no-group", "--group-size", "4"], "--no-group and --group-size: give one of them"),
     (["--assign-limit", "-5"], "--assign-limit must be a positive number of samples, got -5"),
     (["--assign-limit", "0"], "--assign-limit must be a positive number of samples, got 0"),
     (["--schemes", ""], "--schemes gives no values"),

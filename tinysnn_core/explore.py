@@ -339,70 +339,146 @@ def _assign_data(data, options):
 def evaluate_points(points: list[Point], base_model: str, options: dict) -> list[dict]:
     """Points that differ only in their inference settings: quantize (PTQ) or train (ITQ)
     once, assign labels once, then test each setting in integer mode. Runs in a worker."""
+    return evaluate_group([points], base_model, options, grouped=False)[0]
+
+
+def evaluate_group(tasks: list[list[Point]], base_model: str, options: dict, *,
+                   grouped: bool = True) -> list[list[dict]]:
+    """``evaluate_points`` of each task (a list of points of one quantization), the tasks'
+    label assignments, float tests and integer tests each run as one group
+    (``train.assign_group``, ``train.evaluate_group``, ``intsim.run_integer_group``): on a
+    backend that runs groups the input spikes are drawn once per sample for all of them, and
+    the results are those of the tasks run one by one (``grouped=False`` runs them so). Two
+    or more tasks must share their input spikes (``shares_spikes``: post-training points of
+    one base model). Each row's ``seconds`` is its share of the group's time. Runs in a
+    worker."""
     from . import intsim
     from . import train as flow
     from .modelfile import load_network
 
     started = time.perf_counter()
-    point = points[0].quantization()
     base = load_network(base_model)
-    net, data, backend = point_network(copy.deepcopy(base), point.scheme, point.groups,
-                                       backend=options.get("backend"),
-                                       train_time_steps=point.train_time_steps)
-    cfg = net.config
-    flow.assign(net, _assign_data(data, options), backend=backend, progress=False)
-    metrics, float_correct = evaluate_correct(net, data, backend)
+    preps = []
+    for points in tasks:
+        point = points[0].quantization()
+        net, data, backend = point_network(copy.deepcopy(base), point.scheme, point.groups,
+                                           backend=options.get("backend"),
+                                           train_time_steps=point.train_time_steps)
+        preps.append((points, point, net, data, backend))
+    nets = [p[2] for p in preps]
+    _, _, _, data, backend = preps[0]
+    for _, _, _, other, _ in preps[1:]:
+        if samples_digest(other) != samples_digest(data):
+            raise TinySNNError("evaluate_group: the points of a group need the same samples")
+    if grouped:
+        flow.assign_group(nets, _assign_data(data, options), backend=backend, progress=False)
+        tested = flow.evaluate_group(nets, data, backend=backend, progress=False)
+    else:
+        tested = []
+        for net in nets:
+            flow.assign(net, _assign_data(data, options), backend=backend, progress=False)
+            tested.append(flow.evaluate(net, data, backend=backend, progress=False,
+                                        return_predictions=True))
     digest = samples_digest(data)
-    common = {"accuracy_float_sim": metrics["accuracy"],
-              "accuracy_float_sim_pw": metrics["accuracy_proportion-weighting"],
-              "n_neurons": int(net.n_neurons), "base_model_path": str(base_model),
-              "assign_limit": options.get("assign_limit")}
-    deployable = all(g in point.groups for g in DEPLOYABLE_GROUPS)
-    trained = _in_training(point.scheme)
-    if trained:
-        common["saturated"] = saturated_fractions(net)
-    if net.quant is not None and net.quant.lost_decays:
-        common["lost_decays"] = list(net.quant.lost_decays)
-    # post-training quantization trains in float: its training energy is the float one
-    train_ops, train_plan = ((net.ops["train"], net.quant.plan) if trained
-                             else (base.ops.get("train"), QuantPlan("none")))
-    prepared = time.perf_counter() - started
-    seed = flow.stream_seed(cfg.seed, "test")
-    ids = np.arange(len(data.test_images))
     cost_models = integer_cost_models(options.get("cost_models") or ())
-    rows = []
-    for p in points:
-        t0 = time.perf_counter()
-        row = dict(common)
-        test_ops = net.ops["test"]
+    ids = np.arange(len(data.test_images))
+    commons, models, owners = [], [], []
+    for t, ((points, point, net, _, _), (metrics, pred)) in enumerate(zip(preps, tested)):
+        cfg = net.config
+        common = {"accuracy_float_sim": metrics["accuracy"],
+                  "accuracy_float_sim_pw": metrics["accuracy_proportion-weighting"],
+                  "n_neurons": int(net.n_neurons), "base_model_path": str(base_model),
+                  "assign_limit": options.get("assign_limit")}
+        deployable = all(g in point.groups for g in DEPLOYABLE_GROUPS)
+        trained = _in_training(point.scheme)
+        if trained:
+            common["saturated"] = saturated_fractions(net)
+        if net.quant is not None and net.quant.lost_decays:
+            common["lost_decays"] = list(net.quant.lost_decays)
+        commons.append((common, pred == data.test_labels, deployable, trained))
         if deployable and options.get("integer", True):
-            net.config = cfg.with_overrides([f"inference.{k}={v}" for k, v in p.inference.items()])
-            model = intsim.from_network(net)
-            net.config = cfg
-            preds, _, ops = intsim.run_integer(model, data.test_images, seed, ids, backend,
-                                               with_ops=True)
-            int_correct = np.asarray(preds) == data.test_labels
-            row["accuracy_integer"] = float(int_correct.mean())
-            row["infer_ops"] = {k: float(np.mean(v)) for k, v in ops.items()}
-            row["infer_ops"]["steps_median"] = float(np.median(ops["steps"]))
-            row["costs"] = {name: cm.integer_inference_cost(model, ops)
-                            for name, cm in cost_models.items()}
-            test_ops = integer_op_counts(model, ops)
-        row["accuracy"] = row.get("accuracy_integer", row["accuracy_float_sim"])
-        row.update(sample_fields(cfg.seed, row["accuracy"],
-                                 int_correct if "accuracy_integer" in row else float_correct,
-                                 digest))
-        row.update(cost_fields(net, test_ops, net.quant.plan, train_ops, train_plan))
-        row.update({"seconds": prepared + time.perf_counter() - t0, "deployable": deployable})
-        if options.get("save_models") and trained:  # post-training points are cheap to redo
-            from .modelfile import save_network
+            for i, p in enumerate(points):
+                net.config = cfg.with_overrides([f"inference.{k}={v}"
+                                                 for k, v in p.inference.items()])
+                models.append(intsim.from_network(net))
+                owners.append((t, i))
+                net.config = cfg
+    # every task's config has the base model's seed: one test stream for all
+    seed = flow.stream_seed(nets[0].config.seed, "test")
+    if grouped:
+        ran = intsim.run_integer_group(models, data.test_images, seed, ids, backend,
+                                       with_ops=True)
+    else:
+        ran = [intsim.run_integer(m, data.test_images, seed, ids, backend, with_ops=True)
+               for m in models]
+    results = dict(zip(owners, ran))
+    model_of = dict(zip(owners, models))
+    n_rows = sum(len(points) for points in tasks)
+    share = (time.perf_counter() - started) / n_rows
+    out = []
+    for t, (points, point, net, _, _) in enumerate(preps):
+        common, float_correct, deployable, trained = commons[t]
+        cfg = net.config
+        # post-training quantization trains in float: its training energy is the float one
+        train_ops, train_plan = ((net.ops["train"], net.quant.plan) if trained
+                                 else (base.ops.get("train"), QuantPlan("none")))
+        rows = []
+        for i, p in enumerate(points):
+            t0 = time.perf_counter()
+            row = dict(common)
+            test_ops = net.ops["test"]
+            if (t, i) in results:
+                model = model_of[(t, i)]
+                preds, _, ops = results[(t, i)]
+                int_correct = np.asarray(preds) == data.test_labels
+                row["accuracy_integer"] = float(int_correct.mean())
+                row["infer_ops"] = {k: float(np.mean(v)) for k, v in ops.items()}
+                row["infer_ops"]["steps_median"] = float(np.median(ops["steps"]))
+                row["costs"] = {name: cm.integer_inference_cost(model, ops)
+                                for name, cm in cost_models.items()}
+                test_ops = integer_op_counts(model, ops)
+            row["accuracy"] = row.get("accuracy_integer", row["accuracy_float_sim"])
+            row.update(sample_fields(cfg.seed, row["accuracy"],
+                                     int_correct if "accuracy_integer" in row else float_correct,
+                                     digest))
+            row.update(cost_fields(net, test_ops, net.quant.plan, train_ops, train_plan))
+            row.update({"seconds": share + time.perf_counter() - t0, "deployable": deployable})
+            if options.get("save_models") and trained:  # post-training points are cheap to redo
+                from .modelfile import save_network
 
-            out = Path(options["save_models"]) / f"{point.key(options['base_digest'])}.tsnn"
-            if not out.exists():
-                save_network(net, out, metrics=metrics)
-            row["model_file"] = str(out)
-        rows.append(row)
-    return rows
+                path = Path(options["save_models"]) / f"{point.key(options['base_digest'])}.tsnn"
+                if not path.exists():
+                    save_network(net, path, metrics=tested[t][0])
+                row["model_file"] = str(path)
+            rows.append(row)
+        out.append(rows)
+    return out
+
+
+def shares_spikes(point: Point) -> bool:
+    """Whether ``point`` is evaluated on its base model's input spikes, like every other such
+    point of the exploration: a post-training point (an in-training one trains a network of
+    its own, and its label assignment and tests follow that training)."""
+    return not _in_training(point.scheme) and not point.train_time_steps
+
+
+#: tasks (quantizations) per group of ``run_exploration`` (``group_size``); 1: no grouping
+GROUP_SIZE = 8
+
+
+def group_tasks(tasks: list[list[Point]], group_size: int) -> list[list[list[Point]]]:
+    """The work units of an exploration: the tasks that share their input spikes
+    (``shares_spikes``) in groups of up to ``group_size``, those with the same weight format
+    next to each other (they share their weight rows' sums too), and every other task alone,
+    in the order given."""
+    if group_size <= 1:
+        return [[t] for t in tasks]
+    shared = [t for t in tasks if shares_spikes(t[0])]
+    alone = [[t] for t in tasks if not shares_spikes(t[0])]
+    order = {id(t): n for n, t in enumerate(shared)}
+    shared.sort(key=lambda t: (json.dumps(t[0].groups.get("weights"), sort_keys=True),
+                               order[id(t)]))
+    return [shared[i:i + group_size] for i in range(0, len(shared), group_size)] + alone
 
 
 def integer_op_counts(model, ops: dict):
@@ -631,15 +707,21 @@ def run_on_dask(scheduler: str, fn, tasks: list, args: tuple, on_done, *,
 
 def run_exploration(points: list[Point], base_model: str, results: str, *, workers: int = 1,
                     scheduler: str | None = None, options: dict | None = None,
-                    progress: bool = True, no_workers_timeout: float | None = None) -> list[dict]:
+                    progress: bool = True, no_workers_timeout: float | None = None,
+                    group_size: int = GROUP_SIZE) -> list[dict]:
     """Evaluate every point not yet in ``results``; append each as it finishes. The results
     file is locked for the whole run. ``no_workers_timeout``: with ``scheduler``, seconds
-    without a worker before it stops (default: ``no_workers_timeout_default()``)."""
+    without a worker before it stops (default: ``no_workers_timeout_default()``).
+    ``group_size``: post-training quantizations evaluated together on the same input spikes
+    (``group_tasks``, ``evaluate_group``); 1 evaluates every point on its own. The rows are
+    the same either way, but for their ``seconds``."""
     results = Path(results)
+    if group_size < 1:
+        raise ConfigError(f"group size must be at least 1, got {group_size}")
     with results_lock(results):
         return _explore_locked(points, base_model, results, workers=workers,
                                scheduler=scheduler, options=options, progress=progress,
-                               no_workers_timeout=no_workers_timeout)
+                               no_workers_timeout=no_workers_timeout, group_size=group_size)
 
 
 def base_digest(base_model, options: dict) -> str:
@@ -651,8 +733,17 @@ def base_digest(base_model, options: dict) -> str:
     return digest
 
 
+def evaluate_unit(unit: list[list[Point]], base_model: str, options: dict,
+                  grouped: bool) -> list[list[dict]]:
+    """The rows of one work unit of ``group_tasks`` (a list of tasks), as a worker computes
+    them: together (``evaluate_group``) or each task on its own (``evaluate_points``)."""
+    if grouped:
+        return evaluate_group(unit, base_model, options)
+    return [evaluate_points(task, base_model, options) for task in unit]
+
+
 def _explore_locked(points, base_model, results: Path, *, workers, scheduler, options,
-                    progress, no_workers_timeout) -> list[dict]:
+                    progress, no_workers_timeout, group_size) -> list[dict]:
     from tqdm import tqdm
 
     options = dict(options or {})
@@ -673,40 +764,50 @@ def _explore_locked(points, base_model, results: Path, *, workers, scheduler, op
         log.info("explore: %d of %d points already in %s; %d to go", skipped, len(points),
                  results, len(todo))
 
-    def record(task, rows):
-        for point, row in zip(task, rows):
-            row.update({"key": point.key(digest), "base_model": digest, **asdict(point)})
-            _append(results, row)
+    def record(unit, rows_of_tasks):
+        for task, rows in zip(unit, rows_of_tasks):
+            for point, row in zip(task, rows):
+                row.update({"key": point.key(digest), "base_model": digest, **asdict(point)})
+                _append(results, row)
+
+    def size(unit):
+        return sum(len(task) for task in unit)
+
+    def name(unit):
+        more = size(unit) - 1
+        return unit[0][0].label + (f" (and the {more} other points of its group)" if more
+                                   else "")
 
     groups: dict[str, list[Point]] = {}      # one task per quantization point
     for p in todo:
         groups.setdefault(p.quantization().key(digest), []).append(p)
-    tasks = list(groups.values())
+    units = group_tasks(list(groups.values()), group_size)
+    args = (base_model, options, group_size > 1)
     bar = tqdm(total=len(todo), desc="explore", unit="point", disable=not progress,
                file=sys.stderr, dynamic_ncols=True)
     failures = []
     if scheduler:
-        def on_done(task, fut):
+        def on_done(unit, fut):
             try:
-                record(task, fut.result())
+                record(unit, fut.result())
             except Exception as exc:  # noqa: BLE001 - report and go on with the others
-                failures.append((task[0].label, repr(exc)))
-            bar.update(len(task))
+                failures.append((name(unit), repr(exc), size(unit)))
+            bar.update(size(unit))
 
         if no_workers_timeout is None:
             no_workers_timeout = no_workers_timeout_default()
         try:
-            run_on_dask(scheduler, evaluate_points, tasks, (base_model, options), on_done,
+            run_on_dask(scheduler, evaluate_unit, units, args, on_done,
                         no_workers_timeout=no_workers_timeout)
         finally:
             bar.close()
     elif workers <= 1:
-        for task in tasks:
+        for unit in units:
             try:
-                record(task, evaluate_points(task, base_model, options))
+                record(unit, evaluate_unit(unit, *args))
             except TinySNNError as exc:
-                failures.append((task[0].label, str(exc)))
-            bar.update(len(task))
+                failures.append((name(unit), str(exc), size(unit)))
+            bar.update(size(unit))
     else:
         # spawn, not fork: the parent may already run OpenMP threads (a compiled backend's
         # parallel inference in the baseline), and forking such a process is unsafe
@@ -715,19 +816,20 @@ def _explore_locked(points, base_model, results: Path, *, workers, scheduler, op
         with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
                                  initargs=(os.getpid(),),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(evaluate_points, t, base_model, options): t for t in tasks}
+            futures = {pool.submit(evaluate_unit, u, *args): u for u in units}
             for fut in as_completed(futures):
-                task = futures[fut]
+                unit = futures[fut]
                 try:
-                    record(task, fut.result())
+                    record(unit, fut.result())
                 except Exception as exc:  # noqa: BLE001
-                    failures.append((task[0].label, repr(exc)))
-                bar.update(len(task))
+                    failures.append((name(unit), repr(exc), size(unit)))
+                bar.update(size(unit))
     bar.close()
-    for label, why in failures:
+    for label, why, _ in failures:
         log.error("explore: point %r failed: %s", label, why)
     if failures:
-        raise TinySNNError(f"{len(failures)} of {len(todo)} points failed (see above); the "
+        failed = sum(n for *_, n in failures)
+        raise TinySNNError(f"{failed} of {len(todo)} points failed (see above); the "
                            f"finished ones are in {results}: fix the cause and rerun to finish")
     return read_results(results)
 
@@ -810,7 +912,8 @@ def run_seeded_exploration(seed_models: list[tuple[int, str]], points_of, result
                            workers: int = 1, scheduler: str | None = None,
                            options: dict | None = None, progress: bool = True,
                            no_workers_timeout: float | None = None, confidence: float = 0.95,
-                           run_dir: str | None = None) -> list[dict]:
+                           run_dir: str | None = None,
+                           group_size: int = GROUP_SIZE) -> list[dict]:
     """Each point over K seeds: ``seed_models`` are ``(seed, float model path)``, one per seed;
     ``points_of(path)`` the points of that model (their formats follow its ranges). Every seed
     is explored into its own file (``per_seed_results``), resumable point by point like a single
@@ -824,7 +927,8 @@ def run_seeded_exploration(seed_models: list[tuple[int, str]], points_of, result
             log.info("explore: seed %s (%s)", seed, model)
         rows = run_exploration(points_of(model), model, per_seed_results(results, seed),
                                workers=workers, scheduler=scheduler, options=options,
-                               progress=progress, no_workers_timeout=no_workers_timeout)
+                               progress=progress, no_workers_timeout=no_workers_timeout,
+                               group_size=group_size)
         digest = base_digest(model, options)
         mine = [r for r in rows if r.get("base_model") == digest]
         if any(r.get("seeds") != [seed] for r in mine if "seeds" in r):

@@ -437,6 +437,29 @@ def run_integer(m: IntegerModel, images: np.ndarray, seed: int,
     return infer(m, images, seed, ids, with_ops=with_ops)
 
 
+
+def run_integer_group(models: Sequence[IntegerModel], images: np.ndarray, seed: int,
+                      sample_ids: Sequence[int] | np.ndarray | None = None,
+                      backend: Backend | None = None, *, with_ops: bool = False) -> list[tuple]:
+    """``run_integer`` of each of ``models`` on the same samples and seed, one result tuple
+    per model. The models ``backend.run_integer_group`` can run (every feature they use among
+    its ``integer_features``) run together there, the input spikes drawn once for all; the
+    others one by one through ``run_integer``. The results are the same either way."""
+    ids = np.arange(len(images)) if sample_ids is None else np.asarray(sample_ids)
+    group = getattr(backend, "run_integer_group", None)
+    have = set(getattr(backend, "integer_features", ()))
+    need = {"ops"} if with_ops else set()
+    fast = [i for i, m in enumerate(models) if not (m.features | need) - have]
+    out: list = [None] * len(models)
+    if group is not None and len(fast) > 1:
+        for i, res in zip(fast, group([models[i] for i in fast], images, seed, ids,
+                                      with_ops=with_ops)):
+            out[i] = res
+    for i, m in enumerate(models):
+        if out[i] is None:
+            out[i] = run_integer(m, images, seed, ids, backend, with_ops=with_ops)
+    return out
+
 _REPORTED: set = set()
 
 

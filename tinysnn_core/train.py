@@ -140,6 +140,29 @@ def run_batched(net: Network, backend, images, ids, *, learn: bool, seed: int, o
     return out
 
 
+def run_group_batched(nets: Sequence[Network], backend, images, ids, *, seed: int,
+                      ops_list: Sequence[OpCounts], desc: str, progress: bool,
+                      chunk: int = 64) -> list[np.ndarray]:
+    """Inference (learn=False) of several networks on the same samples and seed: each one's
+    counts and counters as ``run_batched`` gives them. A backend with ``run_group`` (the same
+    results, the input spikes drawn once for all the networks) runs them together, chunk by
+    chunk; another runs them one after the other."""
+    group = getattr(backend, "run_group", None)
+    if group is None or len(nets) < 2:
+        return [run_batched(net, backend, images, ids, learn=False, seed=seed, ops=ops,
+                            desc=desc, progress=progress, chunk=chunk)
+                for net, ops in zip(nets, ops_list)]
+    outs = [np.zeros((len(images), net.n_neurons), dtype=np.int64) for net in nets]
+    with _progress(len(images), 0, f"{desc} x{len(nets)}", progress) as bar:
+        for start in range(0, len(images), chunk):
+            stop = min(len(images), start + chunk)
+            for out, counts in zip(outs, group(nets, images[start:stop], ids[start:stop],
+                                               seed=seed, ops_list=ops_list)):
+                out[start:stop] = counts
+            bar.update(stop - start)
+    return outs
+
+
 @dataclass
 class TrainStep:
     """What a training callback sees after every batch (``train(..., callbacks=[cb])``: each
@@ -265,16 +288,37 @@ def warn_lost_decays(net: Network) -> None:
 def assign(net: Network, data: Dataset, *, backend: Backend | None = None,
            progress: bool = True) -> np.ndarray:
     """Label assignment from one pass over the training set with learning off."""
+    return assign_group([net], data, backend=backend, progress=progress)[0]
+
+
+def assign_group(nets: Sequence[Network], data: Dataset, *, backend: Backend | None = None,
+                 progress: bool = True) -> list[np.ndarray]:
+    """``assign`` of each of ``nets`` (same config seed and batch size), in one pass over the
+    training set for all where the backend runs groups (``run_group_batched``)."""
     if len(data.train_labels) == 0:
         raise InputError(f"{data.name} has no training samples to assign labels on")
-    backend = backend or get_backend(net.config)
-    check_backend(backend, net, learn=False)
-    ops = net.ops["assign"] = OpCounts()
-    counts = run_batched(net, backend, data.train_images, np.arange(len(data.train_images)),
-                         learn=False, seed=stream_seed(net.config.seed, "assign"), ops=ops,
-                         desc="assign", progress=progress, chunk=net.config.train.batch_size)
-    net.assignments, net.proportions, _ = assign_labels(counts, data.train_labels, data.n_classes)
-    return counts
+    backend = backend or get_backend(nets[0].config)
+    _check_group(nets)
+    for net in nets:
+        check_backend(backend, net, learn=False)
+        net.ops["assign"] = OpCounts()
+    cfg = nets[0].config
+    all_counts = run_group_batched(
+        nets, backend, data.train_images, np.arange(len(data.train_images)),
+        seed=stream_seed(cfg.seed, "assign"), ops_list=[net.ops["assign"] for net in nets],
+        desc="assign", progress=progress, chunk=cfg.train.batch_size)
+    for net, counts in zip(nets, all_counts):
+        net.assignments, net.proportions, _ = assign_labels(counts, data.train_labels,
+                                                            data.n_classes)
+    return all_counts
+
+
+def _check_group(nets) -> None:
+    """Networks run as a group share their streams' seed and chunking."""
+    keys = {(int(n.config.seed), int(n.config.train.batch_size)) for n in nets}
+    if len(keys) > 1:
+        raise TinySNNError(f"networks of one group need the same seed and batch size, got "
+                           f"{sorted(keys)}")
 
 
 def evaluate(net: Network, data: Dataset, *, backend: Backend | None = None,
@@ -283,25 +327,43 @@ def evaluate(net: Network, data: Dataset, *, backend: Backend | None = None,
     """Test-set accuracy with both classifiers (learning off). ``return_predictions``: also
     the network's own classifier's prediction for each test sample, ``(metrics, predictions)``
     (the paired tests and the report's confusion matrix use them)."""
-    if net.assignments is None:
-        raise TinySNNError("the network has no label assignments yet: run assign (or train) first")
+    out = evaluate_group([net], data, backend=backend, progress=progress)[0]
+    return out if return_predictions else out[0]
+
+
+def evaluate_group(nets: Sequence[Network], data: Dataset, *, backend: Backend | None = None,
+                   progress: bool = True) -> list[tuple[dict, np.ndarray]]:
+    """``evaluate(net, ..., return_predictions=True)`` of each of ``nets`` (same config seed
+    and batch size), in one pass over the test set for all where the backend runs groups
+    (``run_group_batched``; ``test_seconds`` is then the group's pass)."""
+    for net in nets:
+        if net.assignments is None:
+            raise TinySNNError("the network has no label assignments yet: run assign (or "
+                               "train) first")
     if len(data.test_labels) == 0:      # an accuracy of no samples would be nan
         raise InputError(f"{data.name} has no test samples to evaluate on")
-    backend = backend or get_backend(net.config)
-    ops = net.ops["test"] = OpCounts()
+    backend = backend or get_backend(nets[0].config)
+    _check_group(nets)
+    for net in nets:
+        net.ops["test"] = OpCounts()
+    cfg = nets[0].config
     started = time.perf_counter()
-    counts = run_batched(net, backend, data.test_images, np.arange(len(data.test_images)),
-                         learn=False, seed=stream_seed(net.config.seed, "test"), ops=ops,
-                         desc="test", progress=progress, chunk=net.config.train.batch_size)
+    all_counts = run_group_batched(
+        nets, backend, data.test_images, np.arange(len(data.test_images)),
+        seed=stream_seed(cfg.seed, "test"), ops_list=[net.ops["test"] for net in nets],
+        desc="test", progress=progress, chunk=cfg.train.batch_size)
     seconds = time.perf_counter() - started
-    metrics = {"n_test": int(len(data.test_labels)), "test_seconds": seconds}
-    preds = {}
-    for clf in ("all-activity", "proportion-weighting"):
-        preds[clf] = predict(counts, net.assignments, net.proportions, clf, data.n_classes)
-        metrics[f"accuracy_{clf}"] = float((preds[clf] == data.test_labels).mean())
-    metrics["accuracy"] = metrics[f"accuracy_{net.config.train.classifier}"]
-    net.metrics = metrics
-    return (metrics, preds[net.config.train.classifier]) if return_predictions else metrics
+    out = []
+    for net, counts in zip(nets, all_counts):
+        metrics = {"n_test": int(len(data.test_labels)), "test_seconds": seconds}
+        preds = {}
+        for clf in ("all-activity", "proportion-weighting"):
+            preds[clf] = predict(counts, net.assignments, net.proportions, clf, data.n_classes)
+            metrics[f"accuracy_{clf}"] = float((preds[clf] == data.test_labels).mean())
+        metrics["accuracy"] = metrics[f"accuracy_{net.config.train.classifier}"]
+        net.metrics = metrics
+        out.append((metrics, preds[net.config.train.classifier]))
+    return out
 
 
 _evaluate = evaluate    # for run(), whose keyword ``evaluate`` hides the function

@@ -110,6 +110,11 @@ class ExploreCommand:
         p.add_argument("--no-workers-timeout", type=float, metavar="SECONDS",
                        help="with --scheduler: stop when the cluster has had no workers this "
                             "long (default: dask config tinysnn.no-workers-timeout, else 60)")
+        p.add_argument("--group-size", type=int, default=None, metavar="K",
+                       help="post-training points evaluated together on the same input spikes "
+                            "(drawn once for all; same results), default 8")
+        p.add_argument("--no-group", action="store_true",
+                       help="evaluate every point on its own (the same as --group-size 1)")
         p.add_argument("--backend", help="simulation backend for the points (default: the model's)")
         p.add_argument("--save-models", metavar="DIR",
                        help="also save the model of every in-training (ITQ) point here, so that "
@@ -140,6 +145,7 @@ class ExploreCommand:
             exit_margin=_csv(args.exit_margins, int, "--exit-margins")
             if args.exit_margins is not None else None)
         seed_sets = _seed_sets(args)
+        group_size = _group_size(args)
         models = [s[0][1] for s in seed_sets] if seed_sets else args.model
         nets = [load_network(m) for m in models]
         net = nets[0]
@@ -180,14 +186,29 @@ class ExploreCommand:
                     seed_sets[i], lambda m: grid(load_network(m)), args.results,
                     workers=args.workers, scheduler=args.scheduler, options=options,
                     progress=not args.quiet, no_workers_timeout=args.no_workers_timeout,
-                    run_dir=args.model[i])
+                    run_dir=args.model[i], group_size=group_size)
                 continue
             rows = run_exploration(points, path, args.results, workers=args.workers,
                                    scheduler=args.scheduler, options=options,
                                    progress=not args.quiet,
-                                   no_workers_timeout=args.no_workers_timeout)
+                                   no_workers_timeout=args.no_workers_timeout,
+                                   group_size=group_size)
         print(f"{len([r for r in rows if r.get('kind') != 'baseline'])} points in {args.results}")
         return 0
+
+
+def _group_size(args) -> int:
+    """--group-size / --no-group as run_exploration's group_size."""
+    from tinysnn_core.explore import GROUP_SIZE
+
+    if args.no_group:
+        if args.group_size not in (None, 1):
+            raise ConfigError("--no-group and --group-size: give one of them")
+        return 1
+    size = GROUP_SIZE if args.group_size is None else args.group_size
+    if not 1 <= size <= 1024:
+        raise ConfigError(f"--group-size: {size} is outside 1..1024")
+    return size
 
 
 def _seed_sets(args):
