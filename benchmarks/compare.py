@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Side-by-side speed: BindsNET's DiehlAndCook2015 against tinysnn's backends, in one run.
+"""Side-by-side speed: BindsNET's DiehlAndCook2015 and Brian2's cpp_standalone device against
+tinysnn's backends, in one run.
 
 Run it with the project's interpreter::
 
@@ -14,11 +15,17 @@ first test images for inference), it measures training and inference samples per
   thread count in ``--threads`` (default ``1,all``). Training: learning on, one sample at a
   time (``network.run`` + ``reset_state_variables``, Poisson encoding included), as eth_mnist.
   Inference: learning off, one sample at a time *and* batched (``[T, B, 1, 28, 28]`` in one
-  ``network.run``); the faster of the two is the one the ratios divide by;
+  ``network.run``);
+* **Brian2** (``benchmarks/brian2_baseline.py``, side venv ``benchmarks/.venv-brian2``) with its
+  ``cpp_standalone`` device: the same Diehl & Cook network, training only (learning on), all
+  ``--brian2-train`` samples in one compiled program, at each OpenMP setting in
+  ``--brian2-threads`` (1 = no OpenMP, Brian2's default). Compilation is timed apart and
+  excluded. What is and is not identical to our network: that module's docstring;
 * **tinysnn's NumPy reference** (``numpy``) on a few samples (``--numpy-samples``);
 * **tinysnn's compiled backend** (``numba``): training sequentially over ``--ours-train``
   samples in one call from a fresh network, batched inference over ``--ours-infer`` samples in
-  one call (parallel over samples); kernels compiled / loaded before timing;
+  one call (parallel over samples), and inference one sample per call over
+  ``--ours-infer-sample`` samples; kernels compiled / loaded before timing;
 * **CuPy** (``cupy``) the same way, when ``available()`` says a GPU is there; otherwise the
   reason is printed.
 
@@ -27,9 +34,15 @@ Network: Diehl & Cook topology (``diehl-cook``, exc 22.5, inh 120, theta_plus 0.
 settings, for all simulators. tinysnn's own network (``configs/tinysnn.toml``: ``tinysnn``
 topology, ``tinysnn-stdp``) is measured too, on our backends only (``--networks``).
 
+Ratios are printed like for like and named for what they divide: training by training,
+batched inference by BindsNET's batched mode, one-by-one inference by BindsNET one by one, on
+the ``diehl-cook`` network only (the one every simulator runs); each against the fastest
+thread count of the other simulator, with the per-thread-count figures beside it.
+
 Timing excludes set-up: venv creation, imports, network construction, numba compilation (a
-warm-up call per network), and BindsNET's first sample / first batch (a warm-up run on a sample
-outside the measured ones). Wall-clock and process CPU seconds are both recorded; the machine is
+warm-up call per network), BindsNET's first sample / first batch (a warm-up run on a sample
+outside the measured ones) and Brian2's code generation and compilation (recorded as
+``compile_s``). Wall-clock and process CPU seconds are both recorded; the machine is
 shared, so the load average is recorded at the start and end of every measurement.
 
 Results go to ``--json`` (default ``benchmarks/out/compare.json``), rewritten atomically after
@@ -60,6 +73,7 @@ INTENSITY = 128.0  # eth_mnist: pixel/255 * 128 Hz
 
 sys.path.insert(0, str(HERE))
 import bindsnet_baseline as bb  # noqa: E402  (stdlib-only at import: usable from both venvs)
+import brian2_baseline as b2b  # noqa: E402  (stdlib-only at import, like bb)
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,6 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training and inference samples for the NumPy reference (8)")
     p.add_argument("--networks", default=",".join(NETWORKS),
                    help="our networks: diehl-cook (BindsNET's) and/or tinysnn (both)")
+    p.add_argument("--brian2", action=argparse.BooleanOptionalAction, default=True,
+                   help="measure Brian2 cpp_standalone training (default on; left out with a "
+                        "message when its venv cannot be built; --no-brian2 to skip)")
+    p.add_argument("--brian2-train", type=int, default=200,
+                   help="Brian2 training samples per N, one compiled program (200)")
+    p.add_argument("--brian2-threads", default="1",
+                   help="Brian2 OpenMP thread counts, comma-separated; 1 = no OpenMP, "
+                        "'all' = os.cpu_count() (1)")
+    p.add_argument("--ours-infer-sample", type=int, default=200,
+                   help="inference samples for numba / cupy one sample per call, for the "
+                        "one-by-one ratio (200)")
     p.add_argument("--skip-bindsnet", action="store_true", help="measure our backends only")
     p.add_argument("--skip-numpy", action="store_true", help="leave out the NumPy reference")
     p.add_argument("--json", default=str(DEFAULT_JSON),
@@ -111,7 +136,7 @@ def parse_list(text: str, what: str) -> list[int]:
         part = part.strip()
         if not part:
             continue
-        if what == "threads" and part == "all":
+        if what.endswith("threads") and part == "all":
             out.append(os.cpu_count() or 1)
             continue
         try:
@@ -130,8 +155,24 @@ def parse_list(text: str, what: str) -> list[int]:
 # machine, load, results file
 # --------------------------------------------------------------------------------------------
 
+# vector extensions that decide how fast compiled kernels can be, when the CPU has them
+CPU_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx2", "fma", "avx", "sse4_2")
+
+
+def cpu_flags() -> list[str]:
+    """The CPU_FLAGS this machine has (the ``flags`` line of /proc/cpuinfo, as lscpu shows)."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in CPU_FLAGS if f in have]
+    except OSError:
+        pass
+    return []
+
+
 def lscpu() -> dict:
-    info = {"model": bb._cpu_model(), "cpus": os.cpu_count()}
+    info = {"model": bb._cpu_model(), "cpus": os.cpu_count(), "flags": cpu_flags()}
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
@@ -139,7 +180,7 @@ def lscpu() -> dict:
     for line in out.splitlines():
         key, _, val = line.partition(":")
         key, val = key.strip(), val.strip()
-        if key == "Model name":
+        if key == "Model name" and info["model"] == "unknown":  # /proc/cpuinfo's name first
             info["model"] = val
         elif key == "CPU(s)":
             info["cpus"] = int(val) if val.isdigit() else val
@@ -355,6 +396,29 @@ def bindsnet_inner(args) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Brian2 cpp_standalone (benchmarks/brian2_baseline.py, side venv benchmarks/.venv-brian2)
+# --------------------------------------------------------------------------------------------
+
+def run_brian2(args, res: Results, n: int, threads_list: list[int]) -> None:
+    todo = [t for t in threads_list if not res.has(key_of("brian2", "diehl-cook", n, "train", t))]
+    if not todo or res.run.get("brian2_error"):
+        return
+    for t in todo:
+        print(f"brian2: N={n} threads={t}: cpp_standalone, {args.brian2_train} training "
+              f"samples in one program (compilation is timed apart)", flush=True)
+        try:
+            rec = b2b.measure(n, args.time, args.seed, args.brian2_train, intensity=INTENSITY,
+                              threads=t)
+        except b2b.SetupError as exc:  # no venv, no compiler, or the program failed
+            print(f"brian2: left out: {exc}", flush=True)
+            res.run["brian2_error"] = str(exc)
+            res.save()
+            return
+        res.put(key_of("brian2", "diehl-cook", n, "train", t), rec)
+        print("  " + describe(rec) + f"; compiled in {rec['compile_s']:.0f} s", flush=True)
+
+
+# --------------------------------------------------------------------------------------------
 # our backends
 # --------------------------------------------------------------------------------------------
 
@@ -386,6 +450,22 @@ def measure(backend, net, images, ids, *, learn: bool, seed: int):
     return {"samples": B, "wall_s": wall, "cpu_s": cpu, "samples_per_s": B / wall,
             "ms_per_sample": 1e3 * wall / B, "cpu_ms_per_sample": 1e3 * cpu / B,
             "exc_spikes_per_sample": float(counts.sum()) / B, "loadavg": [load0, loadavg()]}
+
+
+def measure_one_by_one(backend, net, images, ids, *, seed: int):
+    """Inference one sample per call (learning off, so the network is the same every call)."""
+    from tinysnn_core.ops import OpCounts
+
+    load0 = loadavg()
+    t0, c0, spikes = time.perf_counter(), time.process_time(), 0.0
+    for b in range(len(ids)):
+        spikes += float(backend.run(net, images[b:b + 1], ids[b:b + 1], learn=False, seed=seed,
+                                    ops=OpCounts()).sum())
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    B = len(ids)
+    return {"samples": B, "wall_s": wall, "cpu_s": cpu, "samples_per_s": B / wall,
+            "ms_per_sample": 1e3 * wall / B, "cpu_ms_per_sample": 1e3 * cpu / B,
+            "exc_spikes_per_sample": spikes / B, "loadavg": [load0, loadavg()], "batch": 1}
 
 
 class Ours:
@@ -423,8 +503,9 @@ class Ours:
             res.run["numba"] = {"version": numba.__version__, "threads": numba.get_num_threads()}
         res.save()
         n_te = len(self.data.test_images)
-        self.infer_imgs = self.data.test_images[np.arange(args.ours_infer) % n_te]
-        self.infer_ids = np.arange(args.ours_infer)  # reused images get distinct sample ids
+        k = max(args.ours_infer, args.ours_infer_sample)
+        self.infer_imgs = self.data.test_images[np.arange(k) % n_te]
+        self.infer_ids = np.arange(k)  # reused images get distinct sample ids
 
     def run(self, net_name: str, n: int) -> None:
         from tinysnn_core.network import Network
@@ -434,7 +515,9 @@ class Ours:
         net0 = Network.build(our_config(net_name, n, args.time, args.seed))
         trained, trained_by = None, None
         for name, be in self.backends.items():
-            keys = {ph: key_of(name, net_name, n, ph) for ph in ("train", "infer_batch")}
+            phases = ("train", "infer_batch") if name == "numpy" else \
+                ("train", "infer_batch", "infer_sample")  # numpy's batch is one by one anyway
+            keys = {ph: key_of(name, net_name, n, ph) for ph in phases}
             if all(res.has(k) for k in keys.values()):
                 continue
             k_tr = args.numpy_samples if name == "numpy" else args.ours_train
@@ -462,6 +545,13 @@ class Ours:
                 res.put(keys["infer_batch"],
                         dict(extra, phase="infer_batch", trained_by=trained_by, **rec))
                 print("  " + describe(res.get(keys["infer_batch"])), flush=True)
+            if "infer_sample" in keys and not res.has(keys["infer_sample"]):
+                k_one = args.ours_infer_sample
+                rec = measure_one_by_one(be, copy.deepcopy(trained), self.infer_imgs[:k_one],
+                                         self.infer_ids[:k_one], seed=args.seed + 1)
+                res.put(keys["infer_sample"],
+                        dict(extra, phase="infer_sample", trained_by=trained_by, **rec))
+                print("  " + describe(res.get(keys["infer_sample"])), flush=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -500,52 +590,73 @@ def _best(values):
     return max([v for v in values if v], default=None)
 
 
-def summarize(res: Results, sizes, threads_list, networks) -> dict:
-    """Samples/s per row and the ratios against BindsNET (per thread count and the best)."""
-    M = res.data["measurements"]
-    summary = {"bindsnet": {}, "ours": {}, "bars_n400": None}
+# Like-for-like comparisons: (our phase, theirs, their phase, name). The phase is the same on
+# both sides, so a batched figure is never divided by a one-by-one one.
+COMPARISONS = (
+    ("train", "bindsnet", "training: {sim} / BindsNET training"),
+    ("train", "brian2", "training: {sim} / Brian2 cpp_standalone training"),
+    ("infer_batch", "bindsnet", "inference batched: {sim} batched / BindsNET batched"),
+    ("infer_sample", "bindsnet", "inference one by one: {sim} one by one / BindsNET one by one"),
+)
+THEIR_PHASES = {"bindsnet": ("train", "infer_sample", "infer_batch"), "brian2": ("train",)}
+OUR_PHASES = ("train", "infer_batch", "infer_sample")
+# issue 13's bars at N = 400 (numba, diehl-cook): comparison name -> minimum ratio
+BARS_N400 = {"training: numba / BindsNET training": 300,
+             "training: numba / Brian2 cpp_standalone training": 30,
+             "inference batched: numba batched / BindsNET batched": 200}
+
+
+def summarize(M: dict, sizes, threads_list, networks, brian2_threads=(1,)) -> dict:
+    """Samples/s of every simulator and the named like-for-like ratios, from the measurements
+    ``M`` (key -> record). Ratios divide by the other simulator's fastest thread count
+    (the conservative divisor); ``per_threads`` has the ratio at each one."""
+    their_threads = {"bindsnet": list(threads_list), "brian2": list(brian2_threads)}
+    summary = {"bindsnet": {}, "brian2": {}, "ours": {}, "ratios": {}, "bars_n400": None}
     for n in sizes:
-        bn = {}
-        for t in threads_list:
-            recs = {ph: M.get(key_of("bindsnet", "diehl-cook", n, ph, t))
-                    for ph in ("train", "infer_sample", "infer_batch")}
-            b = {ph: sps(r) for ph, r in recs.items()}
-            b["infer"] = _best([b["infer_sample"], b["infer_batch"]])
-            b["cpu_train"] = cpu_sps(recs["train"])
-            b["cpu_infer"] = _best([cpu_sps(recs["infer_sample"]), cpu_sps(recs["infer_batch"])])
-            bn[t] = b
-        summary["bindsnet"][n] = bn
-        # the faster BindsNET of the thread counts, for each phase (the conservative divisor)
-        best = {ph: _best([b[ph] for b in bn.values()])
-                for ph in ("train", "infer", "cpu_train", "cpu_infer")}
+        for other, threads in their_threads.items():
+            summary[other][n] = {}
+            for t in threads:
+                recs = {ph: M.get(key_of(other, "diehl-cook", n, ph, t))
+                        for ph in THEIR_PHASES[other]}
+                row = {ph: sps(r) for ph, r in recs.items()}
+                row.update({f"cpu_{ph}": cpu_sps(r) for ph, r in recs.items()})
+                if other == "brian2" and recs["train"] and "compile_s" in recs["train"]:
+                    row["compile_s"] = recs["train"]["compile_s"]
+                summary[other][n][t] = row
         for net_name in networks:
             for sim in Ours.ORDER:
-                r_tr = M.get(key_of(sim, net_name, n, "train"))
-                r_in = M.get(key_of(sim, net_name, n, "infer_batch"))
-                tr, inf = sps(r_tr), sps(r_in)
-                if tr is None and inf is None:
+                recs = {ph: M.get(key_of(sim, net_name, n, ph)) for ph in OUR_PHASES}
+                if all(sps(r) is None for r in recs.values()):
                     continue
-                row = {"train": tr, "infer": inf, "ratios": {},
-                       "cpu_train": cpu_sps(r_tr), "cpu_infer": cpu_sps(r_in)}
-                for t, b in list(bn.items()) + [("best", best)]:
-                    row["ratios"][str(t)] = {"train": _ratio(tr, b["train"]),
-                                             "infer": _ratio(inf, b["infer"])}
-                row["cpu_ratios_best"] = {"train": _ratio(row["cpu_train"], best["cpu_train"]),
-                                          "infer": _ratio(row["cpu_infer"], best["cpu_infer"])}
+                row = {ph: sps(r) for ph, r in recs.items()}
+                row.update({f"cpu_{ph}": cpu_sps(r) for ph, r in recs.items()})
                 summary["ours"][f"{sim}/{net_name}/N={n}"] = row
-    r = summary["ours"].get("numba/diehl-cook/N=400")
-    if r and r["ratios"]["best"]["train"] is not None:
-        rb = r["ratios"]["best"]
-        summary["bars_n400"] = {
-            "train_ratio_vs_fastest_bindsnet": rb["train"],
-            "train_bar_100x_met": rb["train"] >= 100,
-            "infer_ratio_vs_fastest_bindsnet": rb["infer"],
-            "infer_bar_300x_met": rb["infer"] is not None and rb["infer"] >= 300,
-            "cpu_time_ratios": r["cpu_ratios_best"]}
-        bn400 = summary["bindsnet"].get(400, {})
-        one_by_one = _best([b["infer_sample"] for b in bn400.values()])
-        if one_by_one and r["infer"]:
-            summary["bars_n400"]["infer_ratio_vs_bindsnet_one_by_one"] = r["infer"] / one_by_one
+        ratios = []
+        for sim in Ours.ORDER:  # only diehl-cook is run by every simulator
+            ours = summary["ours"].get(f"{sim}/diehl-cook/N={n}")
+            if ours is None:
+                continue
+            for phase, other, name in COMPARISONS:
+                theirs = summary[other][n]
+                per = {t: _ratio(ours[phase], row.get(phase)) for t, row in theirs.items()}
+                fastest = _best([row.get(phase) for row in theirs.values()])
+                if ours[phase] is None or fastest is None:
+                    continue
+                t_fast = next(t for t, row in theirs.items() if row.get(phase) == fastest)
+                ratios.append({
+                    "name": name.format(sim=sim), "ours": sim, "other": other, "phase": phase,
+                    "ours_samples_per_s": ours[phase], "other_samples_per_s": fastest,
+                    "ratio": ours[phase] / fastest, "other_threads": t_fast,
+                    "per_threads": per,
+                    "cpu_ratio": _ratio(ours[f"cpu_{phase}"],
+                                        _best([row.get(f"cpu_{phase}") for row in theirs.values()])),
+                })
+        summary["ratios"][n] = ratios
+    if 400 in summary["ratios"]:
+        got = {r["name"]: r["ratio"] for r in summary["ratios"][400]}
+        summary["bars_n400"] = {name: {"ratio": got.get(name), "bar": bar,
+                                       "met": got.get(name) is not None and got[name] >= bar}
+                                for name, bar in BARS_N400.items()}
     return summary
 
 
@@ -553,64 +664,93 @@ def fmt(x, spec=".1f", none="-"):
     return none if x is None else format(x, spec)
 
 
-def print_report(res: Results, summary: dict, threads_list) -> None:
-    used = {rec.get("run") for rec in res.data["measurements"].values()}
-    runs = [r for i, r in enumerate(res.data["runs"]) if i in used] or [res.run]
-    mach = runs[0]["machine"]
-    print()
-    print(f"machine: {mach.get('model')}, {mach.get('cpus')} CPUs"
-          + (f" ({mach['hypervisor_vendor']} guest)" if mach.get("hypervisor_vendor") else ""))
+def _load(rec: dict) -> str:
+    la = rec.get("loadavg") or [None, None]
+    one = [" ".join(f"{v:.2f}" for v in x) if x else "-" for x in la]
+    return f"{one[0]} -> {one[1]}"
+
+
+def report_lines(data: dict, summary: dict) -> list[str]:
+    """The printed summary: machine and load, samples/s of each simulator, named ratios."""
+    M = data["measurements"]
+    used = {rec.get("run") for rec in M.values()}
+    runs = [r for i, r in enumerate(data["runs"]) if i in used] or data["runs"][-1:]
+    out = []
+    mach = runs[0]["machine"] if runs else {}
+    flags = mach.get("flags")
+    out.append(f"machine: {mach.get('model')}, {mach.get('cpus')} CPUs"
+               + (f", {mach['cores_per_socket']} cores per socket" if mach.get("cores_per_socket")
+                  else "")
+               + (f" ({mach['hypervisor_vendor']} guest)" if mach.get("hypervisor_vendor") else "")
+               + (f"; flags: {' '.join(flags)}" if flags else
+                  "; flags: none of " + " ".join(CPU_FLAGS) if flags is not None else ""))
     for r in runs:
-        print(f"run {r['started']} .. {r.get('finished', '(killed)')}   numba: "
-              f"{r.get('numba', '-')}")
-        print(f"  uptime at start: {r['uptime_start']}")
-        print(f"  uptime at end:   {r.get('uptime_end', '-')}")
-    for name, why in res.run.get("unavailable", {}).items():
-        print(f"{name}: not available here ({why})")
-    s = res.data["settings"]
-    print(f"T = {s['time']}; BindsNET {s['bindsnet_train']} train / {s['bindsnet_infer']} "
-          f"inference samples; numba/cupy {s['ours_train']} train / {s['ours_infer']} batched "
-          f"inference; numpy {s['numpy_samples']}")
-    print()
-    print("BindsNET 0.3.4 DiehlAndCook2015 (torch CPU), samples/s (wall clock):")
-    print(f"{'N':>5} {'threads':>7} {'train':>8} {'infer 1-by-1':>12} {'infer batch':>11}")
+        out.append(f"run {r['started']} .. {r.get('finished', '(killed)')}   numba: "
+                   f"{r.get('numba', '-')}")
+        out.append(f"  uptime at start: {r['uptime_start']}")
+        out.append(f"  uptime at end:   {r.get('uptime_end', '-')}")
+        for name, why in r.get("unavailable", {}).items():
+            out.append(f"  {name}: not available here ({why})")
+        for other in ("bindsnet", "brian2"):
+            if r.get(f"{other}_error"):
+                out.append(f"  {other}: left out ({r[other + '_error'].splitlines()[0]})")
+    out.append("load average (1, 5, 15 min) at the start -> end of each measurement:")
+    for key, rec in M.items():
+        out.append(f"  {key:<44} {_load(rec)}")
+    s = data["settings"]
+    out.append(f"T = {s['time']}; BindsNET {s['bindsnet_train']} train / {s['bindsnet_infer']} "
+               f"inference samples; Brian2 {s.get('brian2_train', '-')} train; numba/cupy "
+               f"{s['ours_train']} train / {s['ours_infer']} batched / "
+               f"{s.get('ours_infer_sample', '-')} one-by-one inference; numpy "
+               f"{s['numpy_samples']}")
+    out.append("")
+    out.append("BindsNET 0.3.4 DiehlAndCook2015 (torch CPU), samples/s (wall clock):")
+    out.append(f"{'N':>5} {'threads':>7} {'train':>8} {'infer 1-by-1':>12} {'infer batch':>11}")
     for n, bn in summary["bindsnet"].items():
         for t, b in bn.items():
-            print(f"{n:>5} {t:>7} {fmt(b['train'], '.2f'):>8} {fmt(b['infer_sample'], '.2f'):>12}"
-                  f" {fmt(b['infer_batch'], '.2f'):>11}")
-    print()
-    tcols = [str(t) for t in threads_list]
-    hdr = " ".join(f"{'tr x bn' + c + 't':>10} {'inf x bn' + c + 't':>11}" for c in tcols)
-    print("ours, samples/s (wall clock) and ratio to BindsNET (its faster inference mode) at "
-          "each torch thread count:")
-    print(f"{'backend':<7} {'network':<11} {'N':>5} {'train':>9} {'infer':>9} {hdr}")
+            out.append(f"{n:>5} {t:>7} {fmt(b['train'], '.2f'):>8} "
+                       f"{fmt(b['infer_sample'], '.2f'):>12} {fmt(b['infer_batch'], '.2f'):>11}")
+    out.append("")
+    out.append(f"Brian2 {b2b.BRIAN2_VERSION} cpp_standalone (diehl-cook), training samples/s "
+               "(wall clock of the compiled program; compilation apart):")
+    out.append(f"{'N':>5} {'threads':>7} {'train':>8} {'compile s':>9}")
+    for n, rows in summary["brian2"].items():
+        for t, b in rows.items():
+            out.append(f"{n:>5} {t:>7} {fmt(b['train'], '.2f'):>8} "
+                       f"{fmt(b.get('compile_s'), '.0f'):>9}")
+    out.append("")
+    out.append("ours, samples/s (wall clock):")
+    out.append(f"{'backend':<7} {'network':<11} {'N':>5} {'train':>9} {'infer batch':>11} "
+               f"{'infer 1-by-1':>12}")
     for key, row in summary["ours"].items():
         sim, net_name, n = key.split("/")
-        cells = " ".join(f"{fmt(row['ratios'][c]['train'], '.0f'):>10} "
-                         f"{fmt(row['ratios'][c]['infer'], '.0f'):>11}" for c in tcols)
-        print(f"{sim:<7} {net_name:<11} {n[2:]:>5} {fmt(row['train']):>9} "
-              f"{fmt(row['infer']):>9} {cells}")
+        out.append(f"{sim:<7} {net_name:<11} {n[2:]:>5} {fmt(row['train']):>9} "
+                   f"{fmt(row['infer_batch']):>11} {fmt(row['infer_sample']):>12}")
+    out.append("")
+    out.append("like-for-like ratios, diehl-cook (ours / theirs in samples/s, wall clock, against "
+               "their fastest thread count; per thread count and in CPU time beside):")
+    for n, ratios in summary["ratios"].items():
+        out.append(f"  N = {n}:")
+        width = max((len(r["name"]) for r in ratios), default=0)
+        for r in ratios:
+            per = ", ".join(f"{t}: {fmt(v, '.1f')}x" for t, v in r["per_threads"].items())
+            out.append(f"    {r['name']:<{width}}  {r['ratio']:8.1f}x  "
+                       f"(their threads {r['other_threads']}; per thread count {per}; "
+                       f"CPU time {fmt(r['cpu_ratio'], '.1f')}x)")
+        if not ratios:
+            out.append("    (nothing to compare)")
+    if summary.get("bars_n400"):
+        out.append("")
+        out.append("N = 400 bars (issue 13):")
+        for name, b in summary["bars_n400"].items():
+            out.append(f"  {name} >= {b['bar']}x: {fmt(b['ratio'], '.1f')}x, "
+                       f"{'met' if b['met'] else 'NOT met'}")
+    return out
+
+
+def print_report(data: dict, summary: dict) -> None:
     print()
-    print("the same, in samples per CPU second (process time, all threads), ratio to the "
-          "faster BindsNET:")
-    print(f"{'backend':<7} {'network':<11} {'N':>5} {'train':>9} {'infer':>9} {'tr x bn':>8} "
-          f"{'inf x bn':>8}")
-    for key, row in summary["ours"].items():
-        sim, net_name, n = key.split("/")
-        c = row["cpu_ratios_best"]
-        print(f"{sim:<7} {net_name:<11} {n[2:]:>5} {fmt(row['cpu_train']):>9} "
-              f"{fmt(row['cpu_infer']):>9} {fmt(c['train'], '.0f'):>8} {fmt(c['infer'], '.0f'):>8}")
-    b = summary["bars_n400"]
-    if b:
-        print()
-        print(f"N=400 bars (numba, diehl-cook, vs the faster BindsNET): training "
-              f"{b['train_ratio_vs_fastest_bindsnet']:.0f}x (>= 100x: "
-              f"{'met' if b['train_bar_100x_met'] else 'NOT met'}), batched inference "
-              f"{fmt(b['infer_ratio_vs_fastest_bindsnet'], '.0f')}x (>= 300x: "
-              f"{'met' if b['infer_bar_300x_met'] else 'NOT met'}); against BindsNET's "
-              f"one-by-one inference {fmt(b.get('infer_ratio_vs_bindsnet_one_by_one'), '.0f')}x; "
-              f"in CPU time {fmt(b['cpu_time_ratios']['train'], '.0f')}x training, "
-              f"{fmt(b['cpu_time_ratios']['infer'], '.0f')}x inference")
+    print("\n".join(report_lines(data, summary)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -624,28 +764,33 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = parse_list(args.sizes, "sizes")
     threads_list = parse_list(args.threads, "threads")
+    brian2_threads = parse_list(args.brian2_threads, "brian2-threads")
     networks = [x.strip() for x in args.networks.split(",") if x.strip()]
     for x in networks:
         if x not in NETWORKS:
             raise SystemExit(f"error: --networks: unknown {x!r} (diehl-cook, tinysnn)")
     for name in ("time", "bindsnet_train", "bindsnet_infer", "ours_train", "ours_infer",
-                 "numpy_samples"):
+                 "ours_infer_sample", "brian2_train", "numpy_samples"):
         if getattr(args, name) < 1:
             raise SystemExit(f"error: --{name.replace('_', '-')} must be >= 1")
     settings = {"time": args.time, "seed": args.seed, "intensity_hz": INTENSITY,
                 "bindsnet_train": args.bindsnet_train, "bindsnet_infer": args.bindsnet_infer,
                 "bindsnet_batch": args.bindsnet_batch, "ours_train": args.ours_train,
-                "ours_infer": args.ours_infer, "numpy_samples": args.numpy_samples}
+                "ours_infer": args.ours_infer, "ours_infer_sample": args.ours_infer_sample,
+                "brian2_train": args.brian2_train, "numpy_samples": args.numpy_samples}
     res = Results(Path(args.json), settings, args.fresh)
     print(f"results -> {args.json}", flush=True)
     print(f"machine: {res.run['machine'].get('model')}, {res.run['machine'].get('cpus')} CPUs; "
           f"{res.run['uptime_start']}", flush=True)
 
-    # per size: BindsNET then ours, so that the figures compared are measured close in time
+    # per size: BindsNET, Brian2, then ours, so that the figures compared are measured close in
+    # time
     ours = Ours(args, res)
     for n in sizes:
         if not args.skip_bindsnet:
             run_bindsnet(args, res, [n], threads_list)
+        if args.brian2:
+            run_brian2(args, res, n, brian2_threads)
         for net_name in networks:
             ours.run(net_name, n)
     res.run["uptime_end"] = uptime()
@@ -653,10 +798,10 @@ def main(argv: list[str] | None = None) -> int:
     run_idx = len(res.data["runs"]) - 1
     if not any(rec.get("run") == run_idx for rec in res.data["measurements"].values()):
         res.data["runs"].pop()  # this invocation only re-rendered the table
-    summary = summarize(res, sizes, threads_list, networks)
+    summary = summarize(res.data["measurements"], sizes, threads_list, networks, brian2_threads)
     res.data["summary"] = summary
     res.save()
-    print_report(res, summary, threads_list)
+    print_report(res.data, summary)
     return 0
 
 

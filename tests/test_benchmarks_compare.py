@@ -1,0 +1,123 @@
+"""benchmarks/compare.py's summary: like-for-like ratios, named for what they divide, and the
+machine / load header, on a synthetic results file (no side venv is built here)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def compare():
+    spec = importlib.util.spec_from_file_location("compare", ROOT / "benchmarks" / "compare.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("compare", mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def rec(sps, cpu_share=1.0, samples=100, load=(1.5, 1.0, 0.5), load_end=(2.5, 1.2, 0.6)):
+    wall = samples / sps
+    return {"samples": samples, "samples_per_s": sps, "wall_s": wall, "cpu_s": wall * cpu_share,
+            "loadavg": [list(load), list(load_end)]}
+
+
+def synthetic(compare, with_brian2=True):
+    k = compare.key_of
+    M = {
+        # BindsNET: one by one is *faster* than batched at 2 threads, so a ratio that mixed the
+        # modes (ours batched over their faster mode) would come out different
+        k("bindsnet", "diehl-cook", 400, "train", 1): rec(2.0),
+        k("bindsnet", "diehl-cook", 400, "train", 2): rec(3.0, cpu_share=2.0),
+        k("bindsnet", "diehl-cook", 400, "infer_sample", 1): rec(4.0),
+        k("bindsnet", "diehl-cook", 400, "infer_sample", 2): rec(30.0),
+        k("bindsnet", "diehl-cook", 400, "infer_batch", 1): rec(20.0),
+        k("bindsnet", "diehl-cook", 400, "infer_batch", 2): rec(10.0),
+        k("numba", "diehl-cook", 400, "train"): rec(600.0),
+        k("numba", "diehl-cook", 400, "infer_batch"): rec(5000.0, cpu_share=2.0),
+        k("numba", "diehl-cook", 400, "infer_sample"): rec(900.0),
+        # another network: measured, but never divided by the Diehl & Cook competitors
+        k("numba", "tinysnn", 400, "train"): rec(1800.0),
+    }
+    if with_brian2:
+        M[k("brian2", "diehl-cook", 400, "train", 1)] = dict(rec(50.0), compile_s=40.0)
+    return M
+
+
+def test_ratios_divide_like_by_like_and_name_it(compare):
+    s = compare.summarize(synthetic(compare), [400], [1, 2], ["diehl-cook", "tinysnn"], [1])
+    got = {r["name"]: r for r in s["ratios"][400]}
+    assert set(got) == {
+        "training: numba / BindsNET training",
+        "training: numba / Brian2 cpp_standalone training",
+        "inference batched: numba batched / BindsNET batched",
+        "inference one by one: numba one by one / BindsNET one by one",
+    }
+    tr = got["training: numba / BindsNET training"]
+    assert tr["ratio"] == pytest.approx(600 / 3) and tr["other_threads"] == 2
+    assert tr["per_threads"] == pytest.approx({1: 600 / 2, 2: 600 / 3})
+    # in CPU time the divisor is the best samples per CPU second: threads 1 (2/s at 1 CPU s/s)
+    assert tr["cpu_ratio"] == pytest.approx(600 / 2)
+    assert got["training: numba / Brian2 cpp_standalone training"]["ratio"] == pytest.approx(12)
+    # batched over batched (BindsNET's batched best is 20 at 1 thread), not over its faster
+    # one-by-one 30
+    batched = got["inference batched: numba batched / BindsNET batched"]
+    assert batched["ratio"] == pytest.approx(250) and batched["other_threads"] == 1
+    one = got["inference one by one: numba one by one / BindsNET one by one"]
+    assert one["ratio"] == pytest.approx(30) and one["other_threads"] == 2
+    bars = s["bars_n400"]
+    assert bars["inference batched: numba batched / BindsNET batched"]["met"] is True
+    assert bars["training: numba / BindsNET training"]["met"] is False       # 200 < 300
+    assert bars["training: numba / Brian2 cpp_standalone training"]["met"] is False  # 12 < 30
+    assert s["ours"]["numba/tinysnn/N=400"]["train"] == 1800.0
+
+
+def test_missing_competitor_gives_no_ratio(compare):
+    M = synthetic(compare, with_brian2=False)
+    M[compare.key_of("bindsnet", "diehl-cook", 400, "infer_batch", 1)] = {"error": "oom"}
+    M[compare.key_of("bindsnet", "diehl-cook", 400, "infer_batch", 2)] = {"error": "oom"}
+    s = compare.summarize(M, [400], [1, 2], ["diehl-cook"], [1])
+    names = {r["name"] for r in s["ratios"][400]}
+    assert names == {"training: numba / BindsNET training",
+                     "inference one by one: numba one by one / BindsNET one by one"}
+    b = s["bars_n400"]["training: numba / Brian2 cpp_standalone training"]
+    assert b["ratio"] is None and b["met"] is False
+
+
+def test_report_header_names_machine_load_and_ratios(compare):
+    M = synthetic(compare)
+    for r in M.values():
+        r["run"] = 0
+    data = {
+        "settings": {"time": 350, "bindsnet_train": 40, "bindsnet_infer": 40, "ours_train": 1000,
+                     "ours_infer": 1000, "ours_infer_sample": 200, "brian2_train": 200,
+                     "numpy_samples": 8},
+        "runs": [{"started": "2026-01-01T00:00:00", "finished": "2026-01-01T00:10:00",
+                  "uptime_start": "up 1 day, load average: 1.50, 1.00, 0.50",
+                  "uptime_end": "up 1 day, load average: 2.50, 1.20, 0.60",
+                  "machine": {"model": "Test CPU 9000", "cpus": 2, "flags": ["avx512f", "avx2"],
+                              "hypervisor_vendor": "KVM"}}],
+        "measurements": M,
+    }
+    s = compare.summarize(M, [400], [1, 2], ["diehl-cook", "tinysnn"], [1])
+    text = "\n".join(compare.report_lines(data, s))
+    assert "machine: Test CPU 9000, 2 CPUs (KVM guest); flags: avx512f avx2" in text
+    for key in M:  # every measurement's load at its start and end
+        assert any(line.split()[0] == key and "1.50 1.00 0.50 -> 2.50 1.20 0.60" in line
+                   for line in text.splitlines() if line.startswith("  ")), key
+    lines = {ln.strip().split("  ")[0]: ln for ln in text.splitlines()}
+    assert "250.0x" in lines["inference batched: numba batched / BindsNET batched"]
+    assert "12.0x" in lines["training: numba / Brian2 cpp_standalone training"]
+    assert "inference batched: numba batched / BindsNET batched >= 200x: 250.0x, met" in text
+    assert "training: numba / BindsNET training >= 300x: 200.0x, NOT met" in text
+    i = text.splitlines().index(next(ln for ln in text.splitlines() if ln.startswith("Brian2")))
+    assert text.splitlines()[i + 2].split() == ["400", "1", "50.00", "40"]  # N threads sps compile
+
+
+def test_cpu_flags_come_from_the_known_list(compare):
+    info = compare.lscpu()
+    assert set(info["flags"]) <= set(compare.CPU_FLAGS)
+    assert info["model"]
