@@ -1637,15 +1637,15 @@ def infer_int_batch_tiled(wc, acc_proto, images, skeys, rate_units, lp, mp, th_e
 # -- fused learning path (train_batch) -----------------------------------------------------------
 # What learning shares with the inference kernels above: the input spikes depend on the sample
 # and seed only, so they are drawn TRAIN_STEPS steps at a time (fmix32 in uint32 lanes, one
-# compacted list); with a rule whose weights stay fixed during a presentation (tinysnn-stdp
-# writes them at the sample's end) the currents of those steps are summed at once too, rule by
-# rule otherwise (postpre writes the rows of every input spike, so each step's current reads the
-# weights the step before left). The excitatory update fuses the threshold decay, the lateral
+# compacted list). Each step's current is summed into one row that stays in L1 (summing a
+# chunk's currents at once, as inference does, measured slower here: the chunk leaves L1, and
+# postpre writes the rows of every input spike, so its steps must read the weights the step
+# before left anyway). The excitatory update fuses the threshold decay, the lateral
 # term and the leak into one loop; diehl-cook's inhibitory layer is updated event-driven when
 # ``_inh_sparse_ok`` says that is exact. Every float operation is the reference's, in its order:
 # the counts, weights and thresholds are those of ``_steps_float`` bit for bit (tests compare
 # the two paths and NumPy). The recording monitor and the mu != 0 rule keep ``_steps_float``.
-TRAIN_STEPS = 32        # steps whose input spikes (and fixed-weight currents) are built at once
+TRAIN_STEPS = 32        # steps whose input spikes are drawn at once
 
 
 @njit(cache=True, boundscheck=False)
@@ -1705,7 +1705,7 @@ def _exc_step_train(v, ref, theta, cur, s, cross, sp, n_src, w_lat, adaptive, on
 
 @njit(cache=True, boundscheck=False)
 def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, wp, x_pre, acc,
-                   ib, nzu, thm1, im, fired, lst, off, rnd, buf, inh_sparse, oor, pcols, in_pcols,
+                   ib, nzu, thm1, im, fired, lst, off, rnd, inh_sparse, oor, pcols, in_pcols,
                    prows, in_prows):
     """One learning presentation (``_steps_float`` with learn=True and no monitor): the same
     spikes, weights, thresholds, traces, work rows and counters. ``n_nz``: ``_setup_inputs``'s
@@ -1724,7 +1724,7 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
     element's operations, so the order is free). Returns the presentation's excitatory spikes."""
     n_in, N = w.shape
     T = ip[IP_T]
-    CH = buf.shape[0]
+    CH = rnd.shape[0]
     has_inh = ip[IP_HAS_INH] != 0
     e_adaptive = ip[IP_E_ADAPTIVE] != 0
     e_one = ip[IP_E_ONE_SPIKE] != 0
@@ -1732,7 +1732,6 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
     i_one = ip[IP_I_ONE_SPIKE] != 0
     rule = ip[IP_RULE]
     needs_post = ip[IP_NEEDS_POST] != 0
-    fixed_w = rule == RULE_TINYSNN     # no weight written before the sample's end
     dt = fp[FP_DT]
     w_lat = fp[FP_W_LAT]
     w_ei = fp[FP_W_EXC_INH]
@@ -1820,17 +1819,11 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
         ch = min(CH, T - t0)
         n_input += _draw_steps(skey, retry * T + t0, ch, n_u, nzu, thm1, im, fired, lst, off,
                                rnd)
-        if fixed_w:
-            _accumulate(w, lst, off, ch, buf)
         for tt in range(ch):
             t = t0 + tt
             p0 = off[tt]
             n_pre = off[tt + 1] - p0
-            if fixed_w:
-                cur = buf[tt]
-            else:
-                _sum_rows(w, lst, p0, p0 + n_pre, current)
-                cur = current
+            _sum_rows(w, lst, p0, p0 + n_pre, current)
             syn += n_pre * N
             if n_src:
                 lat += n_src * (N - 1)
@@ -1848,7 +1841,7 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
                             cur_inh[j] = 0.0
                         inh_zero = True
                 lat += n_e_prev
-            n_post = _exc_step_train(v_e, ref_e, theta_e, cur, s_e, cross, src_prev, n_src,
+            n_post = _exc_step_train(v_e, ref_e, theta_e, current, s_e, cross, src_prev, n_src,
                                      w_lat, e_adaptive, e_one, e_rest, e_reset, e_thresh,
                                      e_decay, e_refrac, dt, fp[FP_E_THETA_DECAY],
                                      fp[FP_E_THETA_PLUS], rnd[tt])
@@ -2054,7 +2047,6 @@ def train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops
     lst = np.zeros(CH * n_in + 1, dtype=np.int32)
     off = np.zeros(CH + 1, dtype=np.int64)
     rnd = np.zeros(CH, dtype=np.int64)
-    buf = np.zeros((CH, N if ip[IP_RULE] == RULE_TINYSNN else 0))   # the steps' currents
     inh_sparse = (ip[IP_HAS_INH] != 0 and ip[IP_I_ADAPTIVE] == 0 and _inh_sparse_ok(fp, ip, qp))
     # per-step STDP writes skipped where they change nothing (postpre, weight-dependent with
     # unquantized weights): which columns may hold a weight out of range, kept from here
@@ -2079,7 +2071,7 @@ def train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops
             n_nz = _setup_inputs(images[b], rate_units[retry], wp)
             n_u = _setup_inputs_u32(images[b], rate_units[retry], nzu, thm1, im)
             n_exc = _present_train(w, theta, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi,
-                                   wp, x_pre, acc, ib, nzu, thm1, im, fired, lst, off, rnd, buf,
+                                   wp, x_pre, acc, ib, nzu, thm1, im, fired, lst, off, rnd,
                                    inh_sparse, oor, pcols, in_pcols, prows, in_prows)
             _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, no_pow,
                        prog, oor)
