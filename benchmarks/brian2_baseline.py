@@ -488,6 +488,7 @@ def inner_main(args: argparse.Namespace) -> dict:
         "samples": n_train, "wall_s": wall, "cpu_s": cpu, "samples_per_s": n_train / wall,
         "ms_per_sample": 1e3 * wall / n_train, "cpu_ms_per_sample": 1e3 * cpu / n_train,
         "network_run_s": network_run_s, "compile_s": compile_s,
+        "compile_flags": list(b2.prefs.codegen.cpp.extra_compile_args_gcc),  # Brian2's defaults
         "exc_spikes_per_sample": float(counts.sum()) / n_train,
         # the normalisation did happen: every column sums to norm
         "max_column_sum_error": float(np.abs(col - NET["norm"]).max()),

@@ -113,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--brian2-threads", default="1",
                    help="Brian2 OpenMP thread counts, comma-separated; 1 = no OpenMP, "
                         "'all' = os.cpu_count() (1)")
+    p.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                   help="measure the C floor of the reduced network's training "
+                        "(benchmarks/c_floor.py, float64 and float32) on the --ours-train "
+                        "samples (default on; --no-floor to skip)")
     p.add_argument("--ours-infer-sample", type=int, default=200,
                    help="inference samples for numba / cupy one sample per call, for the "
                         "one-by-one ratio (200)")
@@ -419,6 +423,45 @@ def run_brian2(args, res: Results, n: int, threads_list: list[int]) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# the C floor of the reduced network's training (benchmarks/c_floor.py)
+# --------------------------------------------------------------------------------------------
+
+FLOOR_DTYPES = ("float64", "float32")
+
+
+def floor_key(n: int, dtype: str) -> str:
+    return f"{key_of('cfloor', 'tinysnn', n, 'train')}/dtype={dtype}"
+
+
+def run_floor(args, res: Results, n: int) -> None:
+    todo = [d for d in FLOOR_DTYPES if not res.has(floor_key(n, d))]
+    if not todo or res.run.get("cfloor_error"):
+        return
+    import c_floor
+    from tinysnn_core.errors import TinySNNError
+
+    print(f"cfloor: N={n}: the C floor on the first {args.ours_train} training samples "
+          f"({', '.join(todo)}; best of 5 runs pinned to one CPU)", flush=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="tinysnn-compare-floor-") as tmp:
+            spk = c_floor.prepare(n, args.time, args.ours_train, args.seed, tmp)
+            for dtype in todo:
+                r = c_floor.run_floor(spk, dtype)
+                k = r["samples"]
+                rec = dict(r, sim="cfloor", network="tinysnn", n=n, phase="train",
+                           samples_per_s=1e6 / r["us_per_sample"],
+                           wall_s=r["us_per_sample"] * k / 1e6, cpu_s=min(r["train_cpu_s"]),
+                           ms_per_sample=r["us_per_sample"] / 1e3,
+                           exc_spikes_per_sample=r["exc_spikes"] / k)
+                res.put(floor_key(n, dtype), rec)
+                print("  " + describe(rec), flush=True)
+    except (TinySNNError, OSError) as exc:  # no C compiler, or the program disagreed
+        print(f"cfloor: left out: {exc}", flush=True)
+        res.run["cfloor_error"] = str(exc)
+        res.save()
+
+
+# --------------------------------------------------------------------------------------------
 # our backends
 # --------------------------------------------------------------------------------------------
 
@@ -529,6 +572,9 @@ class Ours:
                 be.run(warm, data.train_images[-2:], np.arange(2) + 10**6, learn=True,
                        seed=args.seed, ops=OpCounts())
                 be.run(warm, data.train_images[-4:], np.arange(4) + 10**6, learn=False,
+                       seed=args.seed, ops=OpCounts())
+                # one sample per call may take another kernel (compiled on first use)
+                be.run(warm, data.train_images[-1:], np.arange(1) + 10**6, learn=False,
                        seed=args.seed, ops=OpCounts())
                 extra["warmup_s"] = time.perf_counter() - tw
             net = copy.deepcopy(net0)
@@ -651,6 +697,17 @@ def summarize(M: dict, sizes, threads_list, networks, brian2_threads=(1,)) -> di
                     "cpu_ratio": _ratio(ours[f"cpu_{phase}"],
                                         _best([row.get(f"cpu_{phase}") for row in theirs.values()])),
                 })
+        floor_ours = summary["ours"].get(f"numba/tinysnn/N={n}", {}).get("train")
+        for dtype in FLOOR_DTYPES:
+            r = M.get(floor_key(n, dtype))
+            if floor_ours and sps(r):
+                ratios.append({
+                    "name": f"reduced-net training: numba / C floor ({dtype})", "ours": "numba",
+                    "other": "cfloor", "phase": "train", "ours_samples_per_s": floor_ours,
+                    "other_samples_per_s": sps(r), "ratio": floor_ours / sps(r),
+                    "other_threads": dtype, "per_threads": {dtype: floor_ours / sps(r)},
+                    "cpu_ratio": _ratio(summary["ours"][f"numba/tinysnn/N={n}"]["cpu_train"],
+                                        cpu_sps(r))})
         summary["ratios"][n] = ratios
     if 400 in summary["ratios"]:
         got = {r["name"]: r["ratio"] for r in summary["ratios"][400]}
@@ -662,6 +719,11 @@ def summarize(M: dict, sizes, threads_list, networks, brian2_threads=(1,)) -> di
 
 def fmt(x, spec=".1f", none="-"):
     return none if x is None else format(x, spec)
+
+
+def _x(ratio) -> str:
+    """A ratio: two decimals below 10 (the floor's fractions), one above."""
+    return "-" if ratio is None else f"{ratio:.2f}x" if ratio < 10 else f"{ratio:.1f}x"
 
 
 def _load(rec: dict) -> str:
@@ -691,7 +753,7 @@ def report_lines(data: dict, summary: dict) -> list[str]:
         out.append(f"  uptime at end:   {r.get('uptime_end', '-')}")
         for name, why in r.get("unavailable", {}).items():
             out.append(f"  {name}: not available here ({why})")
-        for other in ("bindsnet", "brian2"):
+        for other in ("bindsnet", "brian2", "cfloor"):
             if r.get(f"{other}_error"):
                 out.append(f"  {other}: left out ({r[other + '_error'].splitlines()[0]})")
     out.append("load average (1, 5, 15 min) at the start -> end of each measurement:")
@@ -719,6 +781,15 @@ def report_lines(data: dict, summary: dict) -> list[str]:
             out.append(f"{n:>5} {t:>7} {fmt(b['train'], '.2f'):>8} "
                        f"{fmt(b.get('compile_s'), '.0f'):>9}")
     out.append("")
+    floors = [(k, r) for k, r in M.items() if r.get("sim") == "cfloor" and sps(r)]
+    if floors:
+        out.append("C floor of the reduced network's training (benchmarks/c_floor.py: best of "
+                   f"{floors[0][1].get('repeats', '-')} runs pinned to one CPU):")
+        out.append(f"{'N':>5} {'dtype':>7} {'us/sample':>9} {'samples/s':>9}")
+        for k, r in floors:
+            out.append(f"{r['n']:>5} {r['dtype']:>7} {r['us_per_sample']:>9.1f} "
+                       f"{sps(r):>9.1f}")
+        out.append("")
     out.append("ours, samples/s (wall clock):")
     out.append(f"{'backend':<7} {'network':<11} {'N':>5} {'train':>9} {'infer batch':>11} "
                f"{'infer 1-by-1':>12}")
@@ -727,23 +798,27 @@ def report_lines(data: dict, summary: dict) -> list[str]:
         out.append(f"{sim:<7} {net_name:<11} {n[2:]:>5} {fmt(row['train']):>9} "
                    f"{fmt(row['infer_batch']):>11} {fmt(row['infer_sample']):>12}")
     out.append("")
-    out.append("like-for-like ratios, diehl-cook (ours / theirs in samples/s, wall clock, against "
-               "their fastest thread count; per thread count and in CPU time beside):")
+    out.append("like-for-like ratios (ours / theirs in samples/s, wall clock; BindsNET and "
+               "Brian2 on diehl-cook, the C floor on the reduced network; against their fastest "
+               "thread count, per thread count and in CPU time beside):")
     for n, ratios in summary["ratios"].items():
         out.append(f"  N = {n}:")
         width = max((len(r["name"]) for r in ratios), default=0)
         for r in ratios:
-            per = ", ".join(f"{t}: {fmt(v, '.1f')}x" for t, v in r["per_threads"].items())
-            out.append(f"    {r['name']:<{width}}  {r['ratio']:8.1f}x  "
-                       f"(their threads {r['other_threads']}; per thread count {per}; "
-                       f"CPU time {fmt(r['cpu_ratio'], '.1f')}x)")
+            if r["other"] == "cfloor":
+                beside = "the floor: best of its pinned runs"
+            else:
+                per = ", ".join(f"{t}: {_x(v)}" for t, v in r["per_threads"].items())
+                beside = f"their threads {r['other_threads']}; per thread count {per}"
+            out.append(f"    {r['name']:<{width}}  {_x(r['ratio']):>8}  ({beside}; "
+                       f"CPU time {_x(r['cpu_ratio'])})")
         if not ratios:
             out.append("    (nothing to compare)")
     if summary.get("bars_n400"):
         out.append("")
         out.append("N = 400 bars (issue 13):")
         for name, b in summary["bars_n400"].items():
-            out.append(f"  {name} >= {b['bar']}x: {fmt(b['ratio'], '.1f')}x, "
+            out.append(f"  {name} >= {b['bar']}x: {_x(b['ratio'])}, "
                        f"{'met' if b['met'] else 'NOT met'}")
     return out
 
@@ -793,6 +868,8 @@ def main(argv: list[str] | None = None) -> int:
             run_brian2(args, res, n, brian2_threads)
         for net_name in networks:
             ours.run(net_name, n)
+        if args.floor and "tinysnn" in networks:
+            run_floor(args, res, n)
     res.run["uptime_end"] = uptime()
     res.run["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     run_idx = len(res.data["runs"]) - 1

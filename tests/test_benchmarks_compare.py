@@ -42,6 +42,9 @@ def synthetic(compare, with_brian2=True):
         # another network: measured, but never divided by the Diehl & Cook competitors
         k("numba", "tinysnn", 400, "train"): rec(1800.0),
     }
+    for dtype, us in (("float64", 400.0), ("float32", 250.0)):  # C floor: 2500, 4000 /s
+        M[compare.floor_key(400, dtype)] = dict(rec(1e6 / us), sim="cfloor", n=400,
+                                                dtype=dtype, us_per_sample=us, repeats=5)
     if with_brian2:
         M[k("brian2", "diehl-cook", 400, "train", 1)] = dict(rec(50.0), compile_s=40.0)
     return M
@@ -51,6 +54,8 @@ def test_ratios_divide_like_by_like_and_name_it(compare):
     s = compare.summarize(synthetic(compare), [400], [1, 2], ["diehl-cook", "tinysnn"], [1])
     got = {r["name"]: r for r in s["ratios"][400]}
     assert set(got) == {
+        "reduced-net training: numba / C floor (float64)",
+        "reduced-net training: numba / C floor (float32)",
         "training: numba / BindsNET training",
         "training: numba / Brian2 cpp_standalone training",
         "inference batched: numba batched / BindsNET batched",
@@ -68,6 +73,9 @@ def test_ratios_divide_like_by_like_and_name_it(compare):
     assert batched["ratio"] == pytest.approx(250) and batched["other_threads"] == 1
     one = got["inference one by one: numba one by one / BindsNET one by one"]
     assert one["ratio"] == pytest.approx(30) and one["other_threads"] == 2
+    # the reduced network is divided by its own floor only (1800 / 2500, 1800 / 4000)
+    assert got["reduced-net training: numba / C floor (float64)"]["ratio"] == pytest.approx(0.72)
+    assert got["reduced-net training: numba / C floor (float32)"]["ratio"] == pytest.approx(0.45)
     bars = s["bars_n400"]
     assert bars["inference batched: numba batched / BindsNET batched"]["met"] is True
     assert bars["training: numba / BindsNET training"]["met"] is False       # 200 < 300
@@ -79,9 +87,11 @@ def test_missing_competitor_gives_no_ratio(compare):
     M = synthetic(compare, with_brian2=False)
     M[compare.key_of("bindsnet", "diehl-cook", 400, "infer_batch", 1)] = {"error": "oom"}
     M[compare.key_of("bindsnet", "diehl-cook", 400, "infer_batch", 2)] = {"error": "oom"}
-    s = compare.summarize(M, [400], [1, 2], ["diehl-cook"], [1])
+    s = compare.summarize(M, [400], [1, 2], ["diehl-cook", "tinysnn"], [1])
     names = {r["name"] for r in s["ratios"][400]}
     assert names == {"training: numba / BindsNET training",
+                     "reduced-net training: numba / C floor (float64)",
+                     "reduced-net training: numba / C floor (float32)",
                      "inference one by one: numba one by one / BindsNET one by one"}
     b = s["bars_n400"]["training: numba / Brian2 cpp_standalone training"]
     assert b["ratio"] is None and b["met"] is False
@@ -113,6 +123,8 @@ def test_report_header_names_machine_load_and_ratios(compare):
     assert "12.0x" in lines["training: numba / Brian2 cpp_standalone training"]
     assert "inference batched: numba batched / BindsNET batched >= 200x: 250.0x, met" in text
     assert "training: numba / BindsNET training >= 300x: 200.0x, NOT met" in text
+    assert "0.72x" in lines["reduced-net training: numba / C floor (float64)"]
+    assert "  400 float64     400.0    2500.0" in text  # N dtype us/sample samples/s
     i = text.splitlines().index(next(ln for ln in text.splitlines() if ln.startswith("Brian2")))
     assert text.splitlines()[i + 2].split() == ["400", "1", "50.00", "40"]  # N threads sps compile
 
