@@ -27,7 +27,10 @@ first test images for inference), it measures training and inference samples per
   one call (parallel over samples), and inference one sample per call over
   ``--ours-infer-sample`` samples; kernels compiled / loaded before timing;
 * **CuPy** (``cupy``) the same way, when ``available()`` says a GPU is there; otherwise the
-  reason is printed.
+  reason is printed;
+* **the C floor** of the reduced network's training (``benchmarks/c_floor.py``: a C program
+  doing only that work on the project's own input spikes, float64 and float32, best of its
+  pinned runs) on the same ``--ours-train`` samples, unless ``--no-floor``.
 
 Network: Diehl & Cook topology (``diehl-cook``, exc 22.5, inh 120, theta_plus 0.05, rule
 ``postpre``, norm 78.4, input rate ``pixel/255 * 128 Hz``, no retries): BindsNET's eth_mnist
@@ -36,8 +39,9 @@ topology, ``tinysnn-stdp``) is measured too, on our backends only (``--networks`
 
 Ratios are printed like for like and named for what they divide: training by training,
 batched inference by BindsNET's batched mode, one-by-one inference by BindsNET one by one, on
-the ``diehl-cook`` network only (the one every simulator runs); each against the fastest
-thread count of the other simulator, with the per-thread-count figures beside it.
+the ``diehl-cook`` network only (the one every simulator runs), and the reduced network's numba
+training by its C floor; each against the fastest thread count of the other simulator, with the
+per-thread-count figures beside it.
 
 Timing excludes set-up: venv creation, imports, network construction, numba compilation (a
 warm-up call per network), BindsNET's first sample / first batch (a warm-up run on a sample
