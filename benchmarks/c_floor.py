@@ -168,7 +168,8 @@ def write_spike_file(path: Path | str, net, images, sample_ids, seed: int) -> Sp
     per = np.zeros((len(images), R), dtype=np.int64)
     flat, counts = [], []
     path = Path(path)
-    with open(path, "wb") as fh:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")     # a reader never sees half a file
+    with open(tmp, "wb") as fh:
         fh.write(MAGIC)
         fh.write(struct.pack("<5I", net.n_inputs, net.n_neurons, T, len(images), R))
         fh.write(struct.pack("<5i", *ints))
@@ -192,6 +193,7 @@ def write_spike_file(path: Path | str, net, images, sample_ids, seed: int) -> Sp
                 fh.write(_presentation_words(winner_draws(seed, sample, r, T), pixels).tobytes())
         fh.write(struct.pack("<Q", int(per.sum())))
         fh.write(END)
+    os.replace(tmp, path)
     flat_pix = np.concatenate(flat).astype(np.int64) if flat else np.zeros(0, dtype=np.int64)
     step_off = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
     return SpikeSet(path, net, images, ids, seed, per, flat_pix, step_off, path.stat().st_size)
@@ -245,7 +247,7 @@ def build(dtype: str = "float64", cc: str | None = None, build_dir: Path | str |
     out_dir.mkdir(parents=True, exist_ok=True)
     binary = out_dir / f"c_floor_{dtype}_{tag}"
     if not binary.exists():
-        tmp = binary.with_suffix(".tmp")
+        tmp = binary.with_name(f"{binary.name}.{os.getpid()}.tmp")     # concurrent builds
         res = subprocess.run([path, *flags, "-o", str(tmp), str(source)], capture_output=True,
                              text=True)
         if res.returncode != 0:
@@ -255,7 +257,7 @@ def build(dtype: str = "float64", cc: str | None = None, build_dir: Path | str |
                                f"{first}")
         os.replace(tmp, binary)
         for old in out_dir.glob(f"c_floor_{dtype}_*"):     # builds of older sources or flags
-            if old != binary:
+            if old != binary and not old.name.endswith(".tmp"):
                 old.unlink(missing_ok=True)
     return binary, {"compiler": version, "compiler_path": path,
                     "flags": " ".join(flags)}
