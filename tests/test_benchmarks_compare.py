@@ -133,3 +133,14 @@ def test_cpu_flags_come_from_the_known_list(compare):
     info = compare.lscpu()
     assert set(info["flags"]) <= set(compare.CPU_FLAGS)
     assert info["model"]
+
+
+def test_brian2_numbers_follow_our_network(compare, monkeypatch):
+    """brian2_baseline writes our diehl-cook numbers into Brian2 by hand; a drift between them
+    and compare.py's configuration stops it before a run (no venv needed for that)."""
+    b2b = compare.b2b
+    net = b2b.our_network(10, 20, 0)
+    assert net.w.shape == (784, 10)
+    monkeypatch.setitem(b2b.NET, "w_inh", 17.5)
+    with pytest.raises(b2b.SetupError, match="w_inh"):
+        b2b.our_network(10, 20, 0)
