@@ -162,6 +162,8 @@ def write_spike_file(path: Path | str, net, images, sample_ids, seed: int) -> Sp
     if images.ndim != 2 or images.shape[1] != net.n_inputs or len(ids) != len(images):
         raise InputError(f"c_floor: images of shape {images.shape} and {len(ids)} sample ids "
                          f"for a network of {net.n_inputs} inputs")
+    if images.size and (images.min() < 0 or images.max() > 255):
+        raise InputError("c_floor: image intensities must be in 0..255")
     T = int(net.config.train.time_steps)
     R = int(net.encoder.params.max_retries) + 1
     ints, floats = _params(net)
@@ -169,30 +171,33 @@ def write_spike_file(path: Path | str, net, images, sample_ids, seed: int) -> Sp
     flat, counts = [], []
     path = Path(path)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")     # a reader never sees half a file
-    with open(tmp, "wb") as fh:
-        fh.write(MAGIC)
-        fh.write(struct.pack("<5I", net.n_inputs, net.n_neurons, T, len(images), R))
-        fh.write(struct.pack("<5i", *ints))
-        fh.write(struct.pack("<19d", *floats))
-        # the encoder keeps 255 * rate_unit below 2**32: the C draws compare in 32 bits
-        fh.write(struct.pack(f"<{R}I", *[net.encoder.rate_unit(r) for r in range(R)]))
-        fh.write(np.ascontiguousarray(net.w, dtype="<f8").tobytes())
-        fh.write(np.ascontiguousarray(net.theta, dtype="<f8").tobytes())
-        for b, (image, sample) in enumerate(zip(images, ids.tolist())):
-            nz = np.flatnonzero(image)
-            if image.min() < 0 or image.max() > 255:
-                raise InputError(f"c_floor: image {b} has intensities outside 0..255")
-            fh.write(struct.pack("<IH", counter_rng.sample_key(seed, sample), nz.size))
-            fh.write(nz.astype("<u2").tobytes())
-            fh.write(image[nz].astype(np.uint8).tobytes())
-            for r in range(R):
-                pixels = net.encoder.encode(image, seed, sample, r, T)
-                per[b, r] = sum(p.size for p in pixels)
-                flat.extend(pixels)
-                counts.extend(p.size for p in pixels)
-                fh.write(_presentation_words(winner_draws(seed, sample, r, T), pixels).tobytes())
-        fh.write(struct.pack("<Q", int(per.sum())))
-        fh.write(END)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(MAGIC)
+            fh.write(struct.pack("<5I", net.n_inputs, net.n_neurons, T, len(images), R))
+            fh.write(struct.pack("<5i", *ints))
+            fh.write(struct.pack("<19d", *floats))
+            # the encoder keeps 255 * rate_unit below 2**32: the C draws compare in 32 bits
+            fh.write(struct.pack(f"<{R}I", *[net.encoder.rate_unit(r) for r in range(R)]))
+            fh.write(np.ascontiguousarray(net.w, dtype="<f8").tobytes())
+            fh.write(np.ascontiguousarray(net.theta, dtype="<f8").tobytes())
+            for b, (image, sample) in enumerate(zip(images, ids.tolist())):
+                nz = np.flatnonzero(image)
+                fh.write(struct.pack("<IH", counter_rng.sample_key(seed, sample), nz.size))
+                fh.write(nz.astype("<u2").tobytes())
+                fh.write(image[nz].astype(np.uint8).tobytes())
+                for r in range(R):
+                    pixels = net.encoder.encode(image, seed, sample, r, T)
+                    per[b, r] = sum(p.size for p in pixels)
+                    flat.extend(pixels)
+                    counts.extend(p.size for p in pixels)
+                    words = _presentation_words(winner_draws(seed, sample, r, T), pixels)
+                    fh.write(words.tobytes())
+            fh.write(struct.pack("<Q", int(per.sum())))
+            fh.write(END)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     flat_pix = np.concatenate(flat).astype(np.int64) if flat else np.zeros(0, dtype=np.int64)
     step_off = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
