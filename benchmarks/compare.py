@@ -612,6 +612,7 @@ def describe(rec: dict) -> str:
     if "error" in rec:
         return f"{rec['sim']} N={rec['n']} {rec['phase']}: error {rec['error']}"
     th = f" threads={rec['threads']}" if "threads" in rec else ""
+    th += f" {rec['dtype']}" if "dtype" in rec else ""
     return (f"{rec['sim']} {rec['network']} N={rec['n']}{th} {rec['phase']}: "
             f"{rec['samples']} samples, {rec['wall_s']:.2f} s wall, {rec['cpu_s']:.2f} s CPU, "
             f"{rec['samples_per_s']:.1f} samples/s ({rec['ms_per_sample']:.3f} ms/sample), "
