@@ -762,8 +762,9 @@ def report_lines(data: dict, summary: dict) -> list[str]:
             if r.get(f"{other}_error"):
                 out.append(f"  {other}: left out ({r[other + '_error'].splitlines()[0]})")
     out.append("load average (1, 5, 15 min) at the start -> end of each measurement:")
+    width = max((len(k) for k in M), default=0)
     for key, rec in M.items():
-        out.append(f"  {key:<44} {_load(rec)}")
+        out.append(f"  {key:<{width}}  {_load(rec)}")
     s = data["settings"]
     out.append(f"T = {s['time']}; BindsNET {s['bindsnet_train']} train / {s['bindsnet_infer']} "
                f"inference samples; Brian2 {s.get('brian2_train', '-')} train; numba/cupy "
