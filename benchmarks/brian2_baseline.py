@@ -230,7 +230,7 @@ def measure(n: int, T: int, seed: int, n_train: int, *, intensity: float = INTEN
         return run_inner(npz, n=n, T=T, seed=seed, intensity=intensity, threads=threads)
 
 
-def check_equivalence(n: int, T: int, seed: int, n_train: int) -> dict:
+def check_equivalence(n: int, T: int, seed: int, n_train: int, threads: int = 1) -> dict:
     """Both simulators on our input spikes and one-spike draws: how far apart they end."""
     import numpy as np
 
@@ -255,7 +255,8 @@ def check_equivalence(n: int, T: int, seed: int, n_train: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="tinysnn-brian2-check-") as tmp:
         npz, out = Path(tmp) / "inputs.npz", Path(tmp) / "brian2.npz"
         write_inputs(npz, images, w0, spikes, draws)
-        rec = run_inner(npz, n=n, T=T, seed=seed, intensity=INTENSITY, check=True, out=out)
+        rec = run_inner(npz, n=n, T=T, seed=seed, intensity=INTENSITY, threads=threads,
+                        check=True, out=out)
         b = np.load(out)
         w_b, theta_b, counts_b = b["w"], b["theta"], b["counts"]
         theirs = sorted(zip(b["spike_step"].astype(np.int64).tolist(), b["spike_i"].tolist()))
@@ -263,7 +264,8 @@ def check_equivalence(n: int, T: int, seed: int, n_train: int) -> dict:
                  None if len(ours) == len(theirs) else min(len(ours), len(theirs)))
     ours_counts = counts.sum(axis=0)
     return {
-        "n": n, "time": T, "samples": n_train, "input_spikes": int(spikes.sum()),
+        "n": n, "time": T, "samples": n_train, "threads": threads,
+        "input_spikes": int(spikes.sum()),
         "exc_spikes_ours": int(ours_counts.sum()), "exc_spikes_brian2": int(counts_b.sum()),
         "neurons_with_other_counts": int((ours_counts != counts_b).sum()),
         "max_abs_weight_diff": float(np.abs(net.w - w_b).max()),
@@ -538,7 +540,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{ensure_venv()}")
             return 0
         if args.check:
-            result = check_equivalence(args.n_neurons, args.time, args.seed, args.n_train)
+            result = check_equivalence(args.n_neurons, args.time, args.seed, args.n_train,
+                                       args.threads)
         else:
             result = measure(args.n_neurons, args.time, args.seed, args.n_train,
                              intensity=args.intensity, threads=args.threads)
