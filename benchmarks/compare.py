@@ -519,7 +519,9 @@ class Ours:
     """Our backends, set up once: the data, the usable backends (numba first: its trained
     network is the one every backend's inference runs on)."""
 
-    ORDER = ("numba", "numpy", "cupy")
+    ORDER = ("numba", "numba-f32", "numpy", "cupy")
+    #: measured names that are a registered backend built with arguments
+    VARIANTS = {"numba-f32": ("numba", {"precision": "float32"})}
 
     def __init__(self, args, res: Results):
         import numpy as np
@@ -535,7 +537,8 @@ class Ours:
             if name == "numpy" and args.skip_numpy:
                 continue
             try:
-                be = reg.get("backend", name)()
+                base, kwargs = self.VARIANTS.get(name, (name, {}))
+                be = reg.get("backend", base)(**kwargs)
                 ok, why = be.available()
             except Exception as exc:  # plugin not installed at all
                 ok, why, be = False, f"backend not registered ({exc})", None
@@ -702,17 +705,30 @@ def summarize(M: dict, sizes, threads_list, networks, brian2_threads=(1,)) -> di
                     "cpu_ratio": _ratio(ours[f"cpu_{phase}"],
                                         _best([row.get(f"cpu_{phase}") for row in theirs.values()])),
                 })
-        floor_ours = summary["ours"].get(f"numba/tinysnn/N={n}", {}).get("train")
         for dtype in FLOOR_DTYPES:
-            r = M.get(floor_key(n, dtype))
-            if floor_ours and sps(r):
-                ratios.append({
-                    "name": f"reduced-net training: numba / C floor ({dtype})", "ours": "numba",
-                    "other": "cfloor", "phase": "train", "ours_samples_per_s": floor_ours,
-                    "other_samples_per_s": sps(r), "ratio": floor_ours / sps(r),
-                    "other_threads": dtype, "per_threads": {dtype: floor_ours / sps(r)},
-                    "cpu_ratio": _ratio(summary["ours"][f"numba/tinysnn/N={n}"]["cpu_train"],
-                                        cpu_sps(r))})
+            # each C precision against the numba precision that does the same arithmetic
+            # where it can: float64 with float64; float32 with float32 weights (float64 sums)
+            for sim in ("numba",) if dtype == "float64" else ("numba", "numba-f32"):
+                ours = summary["ours"].get(f"{sim}/tinysnn/N={n}", {})
+                r = M.get(floor_key(n, dtype))
+                if ours.get("train") and sps(r):
+                    ratios.append({
+                        "name": f"reduced-net training: {sim} / C floor ({dtype})", "ours": sim,
+                        "other": "cfloor", "phase": "train",
+                        "ours_samples_per_s": ours["train"], "other_samples_per_s": sps(r),
+                        "ratio": ours["train"] / sps(r), "other_threads": dtype,
+                        "per_threads": {dtype: ours["train"] / sps(r)},
+                        "cpu_ratio": _ratio(ours["cpu_train"], cpu_sps(r))})
+                    drawn = r.get("with_draws_us_per_sample")
+                    if drawn:   # the floor that also draws its input spikes, as numba does
+                        ratios.append({
+                            "name": f"reduced-net training: {sim} / C floor drawing its spikes "
+                                    f"({dtype})", "ours": sim, "other": "cfloor",
+                            "phase": "train", "ours_samples_per_s": ours["train"],
+                            "other_samples_per_s": 1e6 / drawn,
+                            "ratio": ours["train"] * drawn / 1e6, "other_threads": dtype,
+                            "per_threads": {dtype: ours["train"] * drawn / 1e6},
+                            "cpu_ratio": None})
         summary["ratios"][n] = ratios
     if 400 in summary["ratios"]:
         got = {r["name"]: r["ratio"] for r in summary["ratios"][400]}
