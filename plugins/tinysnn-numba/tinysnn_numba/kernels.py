@@ -1709,7 +1709,10 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
                    prows, in_prows):
     """One learning presentation (``_steps_float`` with learn=True and no monitor): the same
     spikes, weights, thresholds, traces, work rows and counters. ``n_nz``: ``_setup_inputs``'s
-    non-zero pixels (wp), whose traces decay; ``n_u``, ``nzu``/``thm1``/``im``: the
+    non-zero pixels (wp), whose traces decay: ``x_pre[:n_nz]`` holds them in that compact order
+    (``wp[WP_POS]`` maps a pixel to its place; a zero pixel's trace stays 0.0, as in the
+    reference), so that their decay and tinysnn-stdp's sums run on contiguous memory; ``n_u``,
+    ``nzu``/``thm1``/``im``: the
     ``_setup_inputs_u32`` lists of the pixels that can spike. ``inh_sparse``: the event-driven
     inhibitory layer is exact (``_inh_sparse_ok`` and a non-adaptive layer).
 
@@ -1769,6 +1772,7 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
     dirty = wi[WI_DIRTY]
     counts = wi[WI_COUNTS]
     nz = wp[WP_NZ]
+    pos = wp[WP_POS]
     plist = ib[IB_PLIST]
     act = ib[IB_ACT]
     in_act = ib[IB_IN_ACT]
@@ -1893,9 +1897,9 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
 
             # learning (the reference's order: traces, then the rule)
             for k in range(n_nz):
-                x_pre[nz[k]] *= trace_decay
+                x_pre[k] *= trace_decay
             for q in range(p0, p0 + n_pre):
-                x_pre[lst[q]] = 1.0
+                x_pre[pos[lst[q]]] = 1.0
             trace += n_in
             if needs_post:
                 for j in range(N):
@@ -1919,8 +1923,7 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
             if q_tr:
                 site = _site_key(sk, SALT_TR_PRE)
                 for k in range(n_nz):
-                    i = nz[k]
-                    x_pre[i] = _q(x_pre[i], 0.0, qp, Q_TRACES, site, i)
+                    x_pre[k] = _q(x_pre[k], 0.0, qp, Q_TRACES, site, nz[k])
                 if needs_post:
                     _q_vec(x_post, N, 0.0, qp, Q_TRACES, _site_key(sk, SALT_TR_POST))
             if rule == RULE_TINYSNN:
@@ -1929,10 +1932,10 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
                     j = cross[q]
                     if cnt[j] == 0:
                         for k in range(n_nz):
-                            acc[j, k] = x_pre[nz[k]]
+                            acc[j, k] = x_pre[k]
                     else:
                         for k in range(n_nz):
-                            acc[j, k] += x_pre[nz[k]]
+                            acc[j, k] += x_pre[k]
                     cnt[j] += 1
             else:
                 if n_pre and nu_pre != 0.0 and sparse_w:
@@ -1978,7 +1981,8 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
                         j = cross[q]
                         if oor[j]:      # a column off range: every row, as the reference
                             for i in range(n_in):
-                                dp = nu_post * x_pre[i]
+                                p = pos[i]
+                                dp = nu_post * (x_pre[p] if p >= 0 else 0.0)
                                 wv = w[i, j]
                                 if rule == RULE_POSTPRE:
                                     w[i, j] = _clip(wv + dp, wmin, wmax)
@@ -1987,7 +1991,7 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
                         else:
                             for r in range(n_pr):
                                 i = prows[r]
-                                dp = nu_post * x_pre[i]
+                                dp = nu_post * x_pre[pos[i]]
                                 wv = w[i, j]
                                 if rule == RULE_POSTPRE:
                                     w[i, j] = _clip(wv + dp, wmin, wmax)
@@ -1999,7 +2003,8 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
                     if q_w:
                         site = _site_key(sk, SALT_W_COLS)
                     for i in range(n_in):
-                        dp = nu_post * x_pre[i]
+                        p = pos[i]
+                        dp = nu_post * (x_pre[p] if p >= 0 else 0.0)
                         for q in range(n_post):
                             j = cross[q]
                             wv = w[i, j]
