@@ -493,7 +493,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=200,
                    help="first mnist-5k training images (200)")
     p.add_argument("--seed", type=int, default=0, help="mnist-5k split, weights, spikes (0)")
-    p.add_argument("--repeats", type=int, default=5, help="timed runs; the best counts (5)")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="timed runs per round; the best of all counts (5)")
+    p.add_argument("--rounds", type=int, default=4,
+                   help="rounds, each running every variant and numba in turn (4)")
     p.add_argument("--dtypes", default="float64,float32", help="C variants (float64,float32)")
     p.add_argument("--cpu", type=int, default=0, help="CPU to pin to (-1: no pinning; 0)")
     p.add_argument("--cc", default=None, help="C compiler (default: $CC or cc)")
@@ -510,8 +513,33 @@ def _busy(rec: dict) -> str:
             f"{_cpu_us(rec):.1f} us/sample")
 
 
+def _load(rec: dict) -> str:
+    """The 1-minute load averages recorded around the rounds of a merged record."""
+    ones = [pair[i][0] for pair in rec["loadavg"] for i in (0, 1) if pair and pair[i]]
+    return f"1-minute load {min(ones):.2f}-{max(ones):.2f}" if ones else "load unknown"
+
+
 def _cpu_us(rec: dict) -> float:
     return 1e6 * min(rec["train_cpu_s"]) / rec["samples"]
+
+
+def _merge(recs: list[dict]) -> dict:
+    """One record of several rounds: every repeat's times, the best of them all."""
+    out = {k: v for k, v in recs[0].items() if k != "net"}
+    K = out["samples"]
+    for key, best in (("train_s", "us_per_sample"), ("train_cpu_s", None),
+                      ("rows_s", "rows_us_per_sample"),
+                      ("with_draws_s", "with_draws_us_per_sample")):
+        if key in out:
+            out[key] = [float(x) for r in recs for x in r[key]]
+            if best:
+                out[best] = 1e6 * min(out[key]) / K
+    if "rows_s" not in out:     # numba's: one figure per round (None without _sum_rows)
+        rows = [r["rows_us_per_sample"] for r in recs if r.get("rows_us_per_sample") is not None]
+        out["rows_us_per_sample"] = min(rows) if rows else None
+    out["loadavg"] = [r["loadavg"] for r in recs]
+    out["rounds"] = len(recs)
+    return out
 
 
 def _same(c: dict, n: dict) -> list[str]:
@@ -527,8 +555,8 @@ def main(argv: list[str] | None = None) -> int:
         for d in dtypes:
             if d not in DTYPES:
                 raise ConfigError(f"c_floor: --dtypes: unknown {d!r} (float64, float32)")
-        if args.repeats < 1:
-            raise ConfigError("c_floor: --repeats must be at least 1")
+        if args.repeats < 1 or args.rounds < 1:
+            raise ConfigError("c_floor: --repeats and --rounds must be at least 1")
         spk = prepare(args.neurons, args.time, args.samples, args.seed)
         pin = f"pinned to CPU {cpu}" if cpu is not None else "not pinned"
         print(f"machine: {bb._cpu_model()}, {os.cpu_count()} CPUs; load {bb._loadavg()}; {pin}",
@@ -539,32 +567,42 @@ def main(argv: list[str] | None = None) -> int:
               f"{spk.per_presentation.size} possible presentations", flush=True)
         results = {"settings": vars(args) | {"json": str(args.json) if args.json else None},
                    "cpu_model": bb._cpu_model(), "floor": {}}
-        weights = {}
+        weights, floors, nbs = {}, {d: [] for d in dtypes}, []
+        # rounds interleave the variants over time, so that a burst of work on the shared
+        # machine's other core does not slow every repeat of one of them
+        for rnd in range(args.rounds):
+            for d in dtypes:
+                rec = run_floor(spk, d, args.repeats, cpu, args.cc, with_weights=rnd == 0)
+                if rnd == 0:
+                    weights[d] = (rec.pop("w"), rec.pop("theta"))
+                floors[d].append(rec)
+            if not args.skip_numba:
+                nb = measure_numba(spk, args.repeats, cpu)
+                nb["rows_us_per_sample"] = numba_rows_time(
+                    spk, nb["net"].w, floors.get("float64", floors[dtypes[0]])[0][
+                        "sample_presentations"],
+                    args.repeats, cpu)
+                nbs.append(nb)
+        runs = args.rounds * args.repeats
         for d in dtypes:
-            rec = run_floor(spk, d, args.repeats, cpu, args.cc, with_weights=True)
-            weights[d] = (rec.pop("w"), rec.pop("theta"))
-            results["floor"][d] = rec
-            print(f"C floor {d} ({rec['compiler']}; {rec['flags']}), best of {args.repeats}: "
+            rec = results["floor"][d] = _merge(floors[d])
+            print(f"C floor {d} ({rec['compiler']}; {rec['flags']}), best of {runs}: "
                   f"{rec['us_per_sample']:.1f} us/sample on the file's spikes, "
                   f"{rec['with_draws_us_per_sample']:.1f} us/sample drawing them itself, row "
                   f"accumulation alone {rec['rows_us_per_sample']:.1f} us/sample; "
                   f"{rec['exc_spikes']} excitatory "
                   f"spikes, {rec['presentations']} presentations, {rec['stdp_updates']} weight "
-                  f"updates; {_busy(rec)}, load {rec['loadavg']}", flush=True)
+                  f"updates; {_busy(rec)}, {_load(rec)}", flush=True)
         if not args.skip_numba:
-            ref = results["floor"].get("float64") or next(iter(results["floor"].values()))
-            nb = measure_numba(spk, args.repeats, cpu)
-            net = nb.pop("net")
-            nb["rows_us_per_sample"] = numba_rows_time(
-                spk, net.w, ref_pres(spk, ref), args.repeats, cpu)
-            results["numba"] = nb
+            net = nbs[0]["net"]
+            nb = results["numba"] = _merge(nbs)
             rows = nb["rows_us_per_sample"]
-            print(f"numba float64 training, same samples, best of {args.repeats}: "
+            print(f"numba float64 training, same samples, best of {runs}: "
                   f"{nb['us_per_sample']:.1f} us/sample"
                   + (f", row accumulation alone {rows:.1f} us/sample" if rows else "")
                   + f"; {nb['exc_spikes']} excitatory spikes, {nb['presentations']} "
                   f"presentations, {nb['stdp_updates']} weight updates; {_busy(nb)}, "
-                  f"load {nb['loadavg']}",
+                  f"{_load(nb)}",
                   flush=True)
             if "float64" in weights:
                 c64 = results["floor"]["float64"]
@@ -597,11 +635,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
-
-
-def ref_pres(spk: SpikeSet, rec: dict) -> np.ndarray:
-    """The presentations per sample the C run reported (for numba's rows-only pass)."""
-    return np.atleast_1d(np.asarray(rec["sample_presentations"], dtype=np.int64))
 
 
 if __name__ == "__main__":
