@@ -22,7 +22,7 @@ def float_model(tmp_path_factory):
 
 
 def _points():
-    grid = build_grid(schemes=["ptq", "itq"], bits=[6, 3], roundings=["nearest", "stochastic"],
+    grid = build_grid(schemes=["ptq", "itq"], bits=[4], roundings=["nearest", "stochastic"],
                       group_sets=["weights", "all", "mixed"], sensitivity=True,
                       ranges={"inhibition": 60}, sensitivity_groups=["theta"],
                       inference=inference_variants(time_steps=[40, 25], exit_margin=[0, 2]))

@@ -83,7 +83,7 @@ def _group(draw):
                                         st.integers(0, len(VARIANTS) - 1),
                                         st.booleans()),   # True: the group's second T
                               min_size=1, max_size=5)),
-        T=draw(st.sampled_from([1, 7, 40])), T2=draw(st.sampled_from([13, 64])),
+        T=draw(st.sampled_from([1, 7, 40, 70])), T2=draw(st.sampled_from([13, 64, 130])),
         rate=draw(st.sampled_from([10.0, 63.75])), min_spikes=draw(st.integers(0, 8)),
         margin=draw(st.sampled_from([0, 1, 3])), seed=draw(st.integers(0, 2**32 - 1)),
         start=draw(st.integers(0, 990)))
