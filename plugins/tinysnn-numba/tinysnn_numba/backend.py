@@ -254,8 +254,8 @@ class NumbaParams:
     ``precision``: ``"float64"`` (the default) is bit-identical to the NumPy reference;
     ``"float32"`` stores the weights in float32 while the kernels run (every write rounds to
     the nearest float32), which halves the memory traffic of the row sums and the STDP writes;
-    the arithmetic stays float64. Not bit-identical to the reference (its accuracy effect over
-    seeds: docs/benchmarks.md). Integer inference is unaffected."""
+    the arithmetic stays float64. Not bit-identical to the reference (its accuracy over 5 seeds:
+    docs/backends.md, "Precision"). Integer inference is unaffected."""
 
     precision: str = "float64"
 
