@@ -11,6 +11,21 @@ from tinysnn_core.builtin.backend_numpy import NumpyBackend
 from tinysnn_core.ops import OpCounts
 
 
+def mnist_digits(n_train: int, n_test: int):
+    """The first mnist-5k training and test images (seed 0); the test is skipped when the data
+    set is not installed."""
+    import pytest
+
+    from tinysnn_core.builtin.datasets import load_mnist_5k
+    from tinysnn_core.errors import DatasetMissing
+
+    try:
+        data = load_mnist_5k(0)
+    except DatasetMissing as exc:
+        pytest.skip(f"mnist-5k not installed: {exc}")
+    return data.train_images[:n_train], data.test_images[:n_test]
+
+
 def run_both(net, images, ids, *, learn, seed=7):
     """Run both backends from copies of ``net``; return (numpy result, numba result), each
     (network, counts, operation counters)."""

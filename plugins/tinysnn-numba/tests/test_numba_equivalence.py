@@ -8,10 +8,9 @@ import pytest
 
 pytest.importorskip("numba")
 
-from numba_test_tools import assert_identical, run_both  # noqa: E402
+from numba_test_tools import assert_identical, mnist_digits, run_both  # noqa: E402
 from tinysnn_core.builtin.backend_numpy import NumpyBackend  # noqa: E402
 from tinysnn_core.config import Config  # noqa: E402
-from tinysnn_core.errors import DatasetMissing  # noqa: E402
 from tinysnn_core.network import Network  # noqa: E402
 from tinysnn_core.ops import OpCounts  # noqa: E402
 from tinysnn_numba import NumbaBackend  # noqa: E402
@@ -23,13 +22,7 @@ RULES = ("postpre", "weight-dependent", "tinysnn-stdp")
 
 @pytest.fixture(scope="module")
 def digits():
-    from tinysnn_core.builtin.datasets import load_mnist_5k
-
-    try:
-        data = load_mnist_5k(0)
-    except DatasetMissing as exc:
-        pytest.skip(f"mnist-5k not installed: {exc}")
-    return data.train_images[:12], data.test_images[:24]
+    return mnist_digits(12, 24)
 
 
 def build(n=40, T=80, topology="diehl-cook", rule="postpre", **extra) -> Network:

@@ -11,8 +11,9 @@ import pytest
 
 pytest.importorskip("numba")
 
+from numba_test_tools import mnist_digits  # noqa: E402
 from tinysnn_core.config import Config  # noqa: E402
-from tinysnn_core.errors import ConfigError, DatasetMissing, TinySNNError  # noqa: E402
+from tinysnn_core.errors import ConfigError, TinySNNError  # noqa: E402
 from tinysnn_core.network import Network  # noqa: E402
 from tinysnn_core.ops import OpCounts  # noqa: E402
 from tinysnn_numba import NumbaBackend  # noqa: E402
@@ -20,13 +21,7 @@ from tinysnn_numba import NumbaBackend  # noqa: E402
 
 @pytest.fixture(scope="module")
 def digits():
-    from tinysnn_core.builtin.datasets import load_mnist_5k
-
-    try:
-        data = load_mnist_5k(0)
-    except DatasetMissing as exc:
-        pytest.skip(f"mnist-5k not installed: {exc}")
-    return data.train_images[:6], data.test_images[:16]
+    return mnist_digits(6, 16)
 
 
 def build(precision=None, topology="tinysnn", rule="tinysnn-stdp") -> Network:
