@@ -757,8 +757,8 @@ def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, po
     ``powtab`` [n_in, n_cols]: tinysnn-stdp's weight-dependence factors when mu != 0 (computed
     by NumPy, see backend.py); unused otherwise. ``prog``: ``pairwise_program(n_in)``.
     ``oor`` int64 [N] (or [0]: not kept): set to whether a normalised column now has a weight
-    outside [wmin, wmax] (or NaN); the fused learning path skips the clamp of such weights
-    nowhere else (``_present_train``)."""
+    outside [wmin, wmax] (or NaN); the fused learning path (``_present_train``) writes every
+    weight of such a column, where it otherwise skips the writes that change nothing."""
     n_in, N = w.shape
     wmin = fp[FP_WMIN]
     wmax = fp[FP_WMAX]
@@ -1643,8 +1643,9 @@ def infer_int_batch_tiled(wc, acc_proto, images, skeys, rate_units, lp, mp, th_e
 # before left anyway). The excitatory update fuses the threshold decay, the lateral
 # term and the leak into one loop; diehl-cook's inhibitory layer is updated event-driven when
 # ``_inh_sparse_ok`` says that is exact. Every float operation is the reference's, in its order:
-# the counts, weights and thresholds are those of ``_steps_float`` bit for bit (tests compare
-# the two paths and NumPy). The recording monitor and the mu != 0 rule keep ``_steps_float``.
+# the counts, weights and thresholds are those of ``_steps_float`` bit for bit (the equivalence
+# tests compare it with NumPy, bench_fused.py with ``_steps_float``). The recording monitor, the
+# mu != 0 rule and N = 1 keep ``_steps_float``.
 TRAIN_STEPS = 32        # steps whose input spikes are drawn at once
 
 
