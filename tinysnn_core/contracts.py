@@ -23,7 +23,7 @@ import argparse
 import dataclasses
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 if TYPE_CHECKING:  # the contracts only name these types; importing them here would be circular
     from pathlib import Path
@@ -339,7 +339,10 @@ class Backend(Protocol):
     """A simulator of the float (and optionally the integer) network.
 
     The core builds it with ``cls()``. The NumPy backend is the reference;
-    every other must give the same spike counts for the same seed.
+    every other must give the same spike counts for the same seed (a setting
+    that departs from it, such as numba's ``precision = "float32"``, is opt-in).
+    A ``Params`` dataclass, if the class has one, takes the ``[backend]``
+    table's other keys; the configuration checks them (``Config.plugin_params``).
     """
 
     def available(self) -> tuple[bool, str]:
@@ -375,6 +378,23 @@ class Backend(Protocol):
         with ``intsim``. Used when the backend's ``integer_features`` (a set) holds every
         feature the model uses (``"early_exit"``; ``"ops"`` for a call with ``with_ops=True``,
         which returns (predictions, counts, ops))."""
+
+    @optional
+    def run_group(self, nets: Sequence[Network], images: np.ndarray, sample_ids: np.ndarray,
+                  *, seed: int, ops_list: Sequence[OpCounts]) -> list[np.ndarray]:
+        """Inference (learning off) of several networks on the same samples and seed: for each
+        network the counts ``run(net, images, sample_ids, learn=False, seed=seed, ops=ops)``
+        would return, with its counters added to its ``ops_list`` entry, bit for bit; work the
+        networks share (the input spikes) may be done once. Used by label assignment,
+        evaluation and ``explore``'s grouped points (``train.run_group_batched``); without it
+        the networks run one after the other."""
+
+    @optional
+    def run_integer_group(self, models: Sequence[IntegerModel], images: np.ndarray, seed: int,
+                          sample_ids: np.ndarray, *, with_ops: bool = False) -> list[tuple]:
+        """``run_integer`` of several models on the same samples and seed, one result tuple
+        per model, bit for bit (``intsim.run_integer_group`` calls it for the models whose
+        features are all in ``integer_features``)."""
 
 
 class DatasetLoader(Protocol):
