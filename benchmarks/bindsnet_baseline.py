@@ -35,7 +35,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import side_venv  # noqa: E402  (standard library only, like this module at import)
-from side_venv import SetupError, run_step  # noqa: E402,F401  (compare.py uses bb.SetupError)
+from side_venv import SetupError, run_step  # noqa: E402,F401
+from side_venv import cpu_model as _cpu_model, loadavg as _loadavg  # noqa: E402  (compare.py uses bb.SetupError)
 VENV_DIR = HERE / ".venv-bindsnet"
 # Written after a successful setup; its content must match SETUP_SPEC or the setup is redone.
 VENV_MARKER = VENV_DIR / ".bindsnet-baseline-ready"
@@ -281,24 +282,6 @@ def _write_json(path: str | None, result: dict) -> None:
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _loadavg() -> list[float] | None:
-    """1/5/15-minute load averages: a busy shared machine slows the wall-clock figures."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def inner_main(args: argparse.Namespace) -> dict:

@@ -92,7 +92,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -104,7 +103,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import side_venv  # noqa: E402  (standard library only, like this module at import)
-from side_venv import SetupError, run_step  # noqa: E402,F401  (compare.py uses b2.SetupError)
+from side_venv import SetupError, run_step  # noqa: E402,F401
+from side_venv import cpu_model as _cpu_model, loadavg as _loadavg  # noqa: E402  (compare.py uses b2.SetupError)
 
 VENV_DIR = HERE / ".venv-brian2"
 VENV_MARKER = VENV_DIR / ".brian2-baseline-ready"
@@ -280,23 +280,6 @@ def check_equivalence(n: int, T: int, seed: int, n_train: int, threads: int = 1)
 # --------------------------------------------------------------------------------------------
 # inner half: runs under benchmarks/.venv-brian2, never imports tinysnn_core
 # --------------------------------------------------------------------------------------------
-
-def _cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
 
 def _child_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -11,6 +11,7 @@ another torch, pip fails loudly instead of silently replacing the local CPU buil
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -81,3 +82,22 @@ def check_torch(venv_dir: Path, found: str, torch_version: str) -> None:
     if not found.startswith(torch_version):
         raise SetupError(f"torch in {venv_dir} is {found}, expected {torch_version}: "
                          f"delete {venv_dir} and run --setup-only again")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), recorded next to every timing."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def loadavg() -> list[float] | None:
+    """1/5/15-minute load averages: a busy shared machine slows the wall-clock figures."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
