@@ -1717,8 +1717,9 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
     ``_setup_inputs_u32`` lists of the pixels that can spike. ``inh_sparse``: the event-driven
     inhibitory layer is exact (``_inh_sparse_ok`` and a non-adaptive layer).
 
-    ``oor`` [N] (postpre and weight-dependent without quantized weights; else [0]): the
-    columns that may hold a weight outside [wmin, wmax]. The STDP writes of a step then skip
+    ``oor`` [N] (postpre and weight-dependent without quantized weights; else [0], and every
+    write is done as the reference does it): the columns that may hold a weight outside
+    [wmin, wmax]. The STDP writes of a step then skip
     what the reference's write leaves unchanged: depression ``clamp(w - nu_pre * x_post[j])``
     of a column whose neuron has not spiked in this presentation (x_post[j] == 0.0 exactly) and
     potentiation ``clamp(w + nu_post * x_pre[i])`` of a row whose pixel has not spiked
@@ -1798,15 +1799,15 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
     sparse_w = oor.shape[0] == N
     n_pc = 0
     n_pr = 0
-    if sparse_w:
-        for j in range(N):
-            in_pcols[j] = 0
-            if oor[j]:
-                in_pcols[j] = 1
-                pcols[n_pc] = j
-                n_pc += 1
-        for i in range(n_in):
-            in_prows[i] = 0
+    all_dirty = False
+    for j in range(N):
+        in_pcols[j] = 0
+        if not sparse_w or oor[j]:     # without the flags every column is written
+            in_pcols[j] = 1
+            pcols[n_pc] = j
+            n_pc += 1
+    for i in range(n_in):
+        in_prows[i] = 0
     n_act = 0
     n_si_prev = 0
     n_src = 0
@@ -1938,88 +1939,51 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
                         for k in range(n_nz):
                             acc[j, k] += x_pre[k]
                     cnt[j] += 1
-            else:
-                if n_pre and nu_pre != 0.0 and sparse_w:
+            elif n_pre or n_post:
+                if n_pre and nu_pre != 0.0:     # depression of the spiking pixels' rows
                     for c in range(n_pc):
                         j = pcols[c]
-                        dep[j] = nu_pre * x_post[j]
-                    for q in range(p0, p0 + n_pre):
-                        row = lst[q]
-                        if rule == RULE_POSTPRE:
-                            for c in range(n_pc):
-                                j = pcols[c]
-                                w[row, j] = _clip(w[row, j] - dep[j], wmin, wmax)
-                        else:
-                            for c in range(n_pc):
-                                j = pcols[c]
-                                wv = w[row, j]
-                                w[row, j] = _clip(wv - dep[j] * (wv - wmin), wmin, wmax)
-                    for j in range(N):
-                        dirty[j] = 1
-                    stdp += n_pre * N
-                elif n_pre and nu_pre != 0.0:
-                    for j in range(N):
                         dep[j] = nu_pre * x_post[j]
                     if q_w:
                         site = _site_key(sk, SALT_W_ROWS)
                     for q in range(p0, p0 + n_pre):
                         row = lst[q]
-                        if rule == RULE_POSTPRE:
-                            for j in range(N):
-                                w[row, j] = _clip(w[row, j] - dep[j], wmin, wmax)
-                        else:
-                            for j in range(N):
-                                wv = w[row, j]
-                                w[row, j] = _clip(wv - dep[j] * (wv - wmin), wmin, wmax)
-                        if q_w:
-                            for j in range(N):
-                                w[row, j] = _q(w[row, j], 0.0, qp, Q_WEIGHTS, site, row * N + j)
-                    for j in range(N):
-                        dirty[j] = 1
+                        for c in range(n_pc):
+                            j = pcols[c]
+                            wv = w[row, j]
+                            if rule == RULE_POSTPRE:
+                                x = _clip(wv - dep[j], wmin, wmax)
+                            else:
+                                x = _clip(wv - dep[j] * (wv - wmin), wmin, wmax)
+                            if q_w:     # store_rows: clamp, then the weights' grid
+                                x = _q(x, 0.0, qp, Q_WEIGHTS, site, row * N + j)
+                            w[row, j] = x
+                    all_dirty = True
                     stdp += n_pre * N
-                if n_post and nu_post != 0.0 and sparse_w:
-                    for q in range(n_post):
-                        j = cross[q]
-                        if oor[j]:      # a column off range: every row, as the reference
-                            for i in range(n_in):
-                                p = pos[i]
-                                dp = nu_post * (x_pre[p] if p >= 0 else 0.0)
-                                wv = w[i, j]
-                                if rule == RULE_POSTPRE:
-                                    w[i, j] = _clip(wv + dp, wmin, wmax)
-                                else:
-                                    w[i, j] = _clip(wv + dp * (wmax - wv), wmin, wmax)
-                        else:
-                            for r in range(n_pr):
-                                i = prows[r]
-                                dp = nu_post * x_pre[pos[i]]
-                                wv = w[i, j]
-                                if rule == RULE_POSTPRE:
-                                    w[i, j] = _clip(wv + dp, wmin, wmax)
-                                else:
-                                    w[i, j] = _clip(wv + dp * (wmax - wv), wmin, wmax)
-                        dirty[j] = 1
-                    stdp += n_post * n_in
-                elif n_post and nu_post != 0.0:
+                if n_post and nu_post != 0.0:   # potentiation of the spiking neurons' columns
                     if q_w:
                         site = _site_key(sk, SALT_W_COLS)
-                    for i in range(n_in):
-                        p = pos[i]
-                        dp = nu_post * (x_pre[p] if p >= 0 else 0.0)
-                        for q in range(n_post):
-                            j = cross[q]
+                    for q in range(n_post):
+                        j = cross[q]
+                        every_row = not sparse_w or oor[j] != 0
+                        for r in range(n_in if every_row else n_pr):
+                            i = r if every_row else prows[r]
+                            p = pos[i]
+                            dp = nu_post * (x_pre[p] if p >= 0 else 0.0)
                             wv = w[i, j]
                             if rule == RULE_POSTPRE:
                                 x = _clip(wv + dp, wmin, wmax)
                             else:
                                 x = _clip(wv + dp * (wmax - wv), wmin, wmax)
-                            if q_w:
+                            if q_w:     # store_cols: clamp, then the weights' grid
                                 x = _q(x, 0.0, qp, Q_WEIGHTS, site, i * N + j)
                             w[i, j] = x
-                    for q in range(n_post):
-                        dirty[cross[q]] = 1
+                        dirty[j] = 1
                     stdp += n_post * n_in
 
+    if all_dirty:   # a depression wrote every column (the reference marks them all)
+        for j in range(N):
+            dirty[j] = 1
     ops[OP_PRESENTATIONS] += 1
     ops[OP_TIME_STEPS] += T
     ops[OP_NEURON_EXC] += T * N
