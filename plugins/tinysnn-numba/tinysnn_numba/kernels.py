@@ -33,7 +33,9 @@ Quantization (docs/backends.md, "Quantization"):
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 # -- counter-based generator (tinysnn_core.counter_rng), uint64 arithmetic masked to 32 bits ------
 M32 = np.uint64(0xFFFFFFFF)
@@ -1083,29 +1085,70 @@ def _setup_inputs_u32(image, rate_unit, nz, thm1, im):
     return n_nz
 
 
+@intrinsic
+def _cttz32(typingctx, x):
+    """The index of the lowest set bit of a non-zero uint32 (LLVM's cttz: one tzcnt)."""
+    sig = types.uint32(types.uint32)
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+    return sig, codegen
+
+
+DRAW_BLOCK = 32         # steps whose spikes one pass of _draw_steps keeps as uint32 bit masks
+DRAW_SCRATCH = 2 * DRAW_BLOCK   # scratch words after the n_in masks in ``fired``
+
+
 @njit(cache=True, boundscheck=False)
 def _draw_steps(skey, step0, ch, n_nz, nz, thm1, im, fired, lst, off, rnd):
     """Input spikes of ``ch`` consecutive steps (global step index ``step0 + tt``): the spiking
     pixels of step ``tt`` are ``lst[off[tt]:off[tt + 1]]``, ascending; ``rnd[tt]`` the step's
-    one-spike random word. Returns the number of input spikes."""
+    one-spike random word. Returns the number of input spikes.
+
+    ``fired``: uint32 scratch of n_in + DRAW_SCRATCH words. Blocks of up to 32 steps: the
+    hashes of a step (fmix32 in 32-bit lanes, branch-free, vectorised) set that step's bit in
+    each pixel's mask and count the step's spikes; the pixels' masks are then walked in
+    ascending pixel order, bit by bit (tzcnt), each spike written straight to its step's place
+    in ``lst``: work in proportion to the spikes, not to pixels x steps."""
+    n_in = fired.shape[0] - DRAW_SCRATCH
+    mask = fired[:n_in]
+    sk32 = fired[n_in:n_in + DRAW_BLOCK]
+    wpos = fired[n_in + DRAW_BLOCK:]
     n = 0
     off[0] = 0
-    for tt in range(ch):
-        sk = _step_key(skey, step0 + tt)
-        rnd[tt] = np.int64(_fmix32((sk + WINNER_MUL) & M32))
-        s32 = U32(sk)
-        for k in range(n_nz):      # fmix32 in 32-bit lanes: vectorised, branch-free
-            x = U32(s32 + im[k])
-            x = U32(x ^ (x >> U32(16)))
-            x = U32(x * MIX1_32)
-            x = U32(x ^ (x >> U32(13)))
-            x = U32(x * MIX2_32)
-            x = U32(x ^ (x >> U32(16)))
-            fired[k] = np.int32(x <= thm1[k])
-        for k in range(n_nz):      # branch-free compaction
-            lst[n] = nz[k]
-            n += fired[k]
-        off[tt + 1] = n
+    for b0 in range(0, ch, DRAW_BLOCK):
+        nb = min(DRAW_BLOCK, ch - b0)
+        for tt in range(nb):
+            sk = _step_key(skey, step0 + b0 + tt)
+            rnd[b0 + tt] = np.int64(_fmix32((sk + WINNER_MUL) & M32))
+            sk32[tt] = U32(sk)
+        for k in range(n_nz):
+            mask[k] = U32(0)
+        for tt in range(nb):
+            s32 = sk32[tt]
+            bit = U32(1) << U32(tt)
+            c = 0
+            for k in range(n_nz):
+                x = U32(s32 + im[k])
+                x = U32(x ^ (x >> U32(16)))
+                x = U32(x * MIX1_32)
+                x = U32(x ^ (x >> U32(13)))
+                x = U32(x * MIX2_32)
+                x = U32(x ^ (x >> U32(16)))
+                f = x <= thm1[k]
+                mask[k] |= bit if f else U32(0)
+                c += np.int64(f)
+            wpos[tt] = U32(n)        # where step tt's list starts
+            n += c
+            off[b0 + tt + 1] = n
+        for k in range(n_nz):
+            m = mask[k]
+            i = np.int32(nz[k])
+            while m:
+                tt = _cttz32(m)
+                m &= m - U32(1)
+                lst[wpos[tt]] = i
+                wpos[tt] += U32(1)
     return n
 
 
@@ -1376,7 +1419,7 @@ def infer_batch_tiled(w, theta, images, skeys, rate_units, fp, ip, qp, ops_per_s
     nzb = np.zeros((nth, n_in), dtype=np.int64)
     thb = np.zeros((nth, n_in), dtype=np.uint32)
     imb = np.zeros((nth, n_in), dtype=np.uint32)
-    frb = np.zeros((nth, n_in), dtype=np.int32)
+    frb = np.zeros((nth, n_in + DRAW_SCRATCH), dtype=np.uint32)
     lstb = np.zeros((nth, CH * n_in + 1), dtype=np.int32)
     offb = np.zeros((nth, CH + 1), dtype=np.int64)
     rndb = np.zeros((nth, CH), dtype=np.int64)
@@ -1587,7 +1630,7 @@ def infer_int_batch_tiled(wc, acc_proto, images, skeys, rate_units, lp, mp, th_e
     nzb = np.zeros((nth, n_in), dtype=np.int64)
     thb = np.zeros((nth, n_in), dtype=np.uint32)
     imb = np.zeros((nth, n_in), dtype=np.uint32)
-    frb = np.zeros((nth, n_in), dtype=np.int32)
+    frb = np.zeros((nth, n_in + DRAW_SCRATCH), dtype=np.uint32)
     lstb = np.zeros((nth, CH * n_in + 1), dtype=np.int32)
     offb = np.zeros((nth, CH + 1), dtype=np.int64)
     rndb = np.zeros((nth, CH), dtype=np.int64)
@@ -2013,7 +2056,7 @@ def train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops
     nzu = np.zeros(n_in, dtype=np.int64)
     thm1 = np.zeros(n_in, dtype=np.uint32)
     im = np.zeros(n_in, dtype=np.uint32)
-    fired = np.zeros(n_in, dtype=np.int32)
+    fired = np.zeros(n_in + DRAW_SCRATCH, dtype=np.uint32)
     lst = np.zeros(CH * n_in + 1, dtype=np.int32)
     off = np.zeros(CH + 1, dtype=np.int64)
     rnd = np.zeros(CH, dtype=np.int64)
@@ -2240,7 +2283,7 @@ def infer_batch_group(wu, wmap, theta, images, skeys, rate_units, fp, ip, qp, op
     nzb = np.zeros((nth, n_in), dtype=np.int64)
     thb = np.zeros((nth, n_in), dtype=np.uint32)
     imb = np.zeros((nth, n_in), dtype=np.uint32)
-    frb = np.zeros((nth, n_in), dtype=np.int32)
+    frb = np.zeros((nth, n_in + DRAW_SCRATCH), dtype=np.uint32)
     lstb = np.zeros((nth, CH * n_in + 1), dtype=np.int32)
     offb = np.zeros((nth, CH + 1), dtype=np.int64)
     rndb = np.zeros((nth, CH), dtype=np.int64)
@@ -2471,7 +2514,7 @@ def infer_int_batch_group(wu, acc_proto, wmap, images, skeys, rate_units, lp, mp
     nzb = np.zeros((nth, n_in), dtype=np.int64)
     thb = np.zeros((nth, n_in), dtype=np.uint32)
     imb = np.zeros((nth, n_in), dtype=np.uint32)
-    frb = np.zeros((nth, n_in), dtype=np.int32)
+    frb = np.zeros((nth, n_in + DRAW_SCRATCH), dtype=np.uint32)
     lstb = np.zeros((nth, CH * n_in + 1), dtype=np.int32)
     offb = np.zeros((nth, CH + 1), dtype=np.int64)
     rndb = np.zeros((nth, CH), dtype=np.int64)
