@@ -101,6 +101,23 @@ def test_variants_are_bit_identical(digits, name):
     assert_identical(ref, got)
 
 
+def test_columns_scaled_by_one_are_skipped_identically(digits):
+    """diehl-cook normalises every column after every sample; most come out scaled by exactly
+    1.0, and the fused path skips those that nothing writes before the next normalisation.
+    Over a dozen samples the weights stay bit-identical, and the case is really there: the
+    reference's normalisation of the trained weights leaves most columns as they are."""
+    from tinysnn_core.builtin.backend_numpy import normalize_columns
+
+    train, _ = digits
+    net = build(n=40, T=80)
+    ref, got = run_both(net, train[:12], np.arange(12), learn=True)
+    assert_identical(ref, got)
+    w = ref[0].w.copy()
+    normalize_columns(w, np.arange(w.shape[1]), ref[0].config.train.norm, OpCounts())
+    unchanged = np.all(w == ref[0].w, axis=0)
+    assert unchanged.mean() > 0.5, unchanged.mean()
+
+
 def test_retries_are_identical(digits):
     """A quiet layer: presentations are repeated at higher rates (the retry rule)."""
     train, test = digits

@@ -749,7 +749,7 @@ def _tinysnn_cols(ip, wi):
 
 @njit(cache=True)
 def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, powtab, prog,
-               oor):
+               oor, clean):
     """The rule's end_sample and the normalisation of the dirty columns (learning only).
 
     With the weights group quantized (``qp``), the rule's clamped writes and the normalised
@@ -760,7 +760,12 @@ def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, po
     by NumPy, see backend.py); unused otherwise. ``prog``: ``pairwise_program(n_in)``.
     ``oor`` int64 [N] (or [0]: not kept): set to whether a normalised column now has a weight
     outside [wmin, wmax] (or NaN); the fused learning path (``_present_train``) writes every
-    weight of such a column, where it otherwise skips the writes that change nothing."""
+    weight of such a column, where it otherwise skips the writes that change nothing.
+    ``clean`` int64 [N] (kept with ``oor``; else [0]): the columns whose last normalisation
+    scaled them by exactly 1.0 and that nothing has written since (the caller clears a column
+    it writes). Such a column holds the values it was summed from, so its sum, its scale
+    (1.0) and the product are the same again: its normalisation is skipped. The counters
+    count every dirty column, as the reference normalises them."""
     n_in, N = w.shape
     wmin = fp[FP_WMIN]
     wmax = fp[FP_WMAX]
@@ -804,11 +809,15 @@ def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, po
     if ip[IP_NORMALIZE] != 0:
         norm = fp[FP_NORM]
         sums = wf[WF_SUMS]
+        keep_clean = clean.shape[0] == N
         n_cols = 0
+        n_dirty = 0
         for j in range(N):
             if dirty[j]:
-                cols[n_cols] = j
-                n_cols += 1
+                n_dirty += 1
+                if not (keep_clean and clean[j]):
+                    cols[n_cols] = j
+                    n_cols += 1
         if n_cols == N:
             # every column (postpre after any input spike): row-major, vectorised
             _pairwise_abs_all(w, prog, sums)
@@ -857,7 +866,14 @@ def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, po
                     for c in range(n_cols):
                         j = cols[c]
                         w[i, j] = _q(w[i, j], 0.0, qp, Q_WEIGHTS, site, i * N + j)
-        ops[OP_NORM] += 2 * n_in * n_cols
+        if keep_clean and not q_w:
+            if n_cols == N:
+                for j in range(N):
+                    clean[j] = np.int64(sums[j] == 1.0)
+            else:
+                for c in range(n_cols):
+                    clean[cols[c]] = np.int64(sums[c] == 1.0)
+        ops[OP_NORM] += 2 * n_in * n_dirty
 
 
 @njit(cache=True)
@@ -880,7 +896,8 @@ def _run_sample(w, theta, image, skey, rate_units, learn, fp, ip, qp, ops, wf, w
                              x_pre, acc, None)
         if learn:
             _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, no_pow,
-                       prog, np.zeros(0, dtype=np.int64))
+                       prog, np.zeros(0, dtype=np.int64),
+               np.zeros(0, dtype=np.int64))
         if n_exc >= ip[IP_RETRY_MIN]:
             break
     ops[OP_SAMPLES] += 1
@@ -920,7 +937,7 @@ def record_sample(w, theta, image, skey, rate_units, learn, fp, ip, qp, prog, op
                              x_pre, acc, (raster[retry], vals[retry], idx, mtr))
         if learn:
             _end_float(w, n_exc, n_nz, fp, ip, qp, sk, retry, ops, wf, wi, wp, acc, no_pow, prog,
-                       np.zeros(0, dtype=np.int64))
+                       np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         done += 1
         if n_exc >= ip[IP_RETRY_MIN]:
             break
@@ -962,7 +979,8 @@ def tinysnn_cols(ip, wi):
 @njit(cache=True)
 def present_end(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, powtab, prog):
     _end_float(w, n_exc, n_nz, fp, ip, qp, np.uint64(skey), retry, ops, wf, wi, wp, acc, powtab,
-               prog, np.zeros(0, dtype=np.int64))
+               prog, np.zeros(0, dtype=np.int64),
+               np.zeros(0, dtype=np.int64))
 
 
 
@@ -2065,6 +2083,7 @@ def train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops
     # unquantized weights): which columns may hold a weight out of range, kept from here
     sparse_w = ip[IP_RULE] != RULE_TINYSNN and qp[Q_WEIGHTS, QF_ON] == 0.0
     oor = np.zeros(N if sparse_w else 0, dtype=np.int64)
+    clean = np.zeros(N if sparse_w else 0, dtype=np.int64)
     if sparse_w:
         wmin = fp[FP_WMIN]
         wmax = fp[FP_WMAX]
@@ -2086,8 +2105,12 @@ def train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops
             n_exc = _present_train(w, theta, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi,
                                    wp, x_pre, acc, ib, nzu, thm1, im, fired, lst, off, rnd,
                                    inh_sparse, oor, pcols, in_pcols, prows, in_prows)
+            if clean.shape[0] == N:     # the columns this presentation may have written
+                for j in range(N):
+                    if in_pcols[j]:
+                        clean[j] = 0
             _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, no_pow,
-                       prog, oor)
+                       prog, oor, clean)
             if n_exc >= ip[IP_RETRY_MIN]:
                 break
         ops[OP_SAMPLES] += 1
