@@ -747,9 +747,120 @@ def _tinysnn_cols(ip, wi):
     return n_cols
 
 
+@njit(cache=True, boundscheck=False)
+def _row_cols(w, i, cols, n, scale, mul, wmin, wmax, acc, first, oorc):
+    """One row of ``_pairwise_cols``: for the columns cols[:n], with ``mul`` the row's weight
+    first becomes ``w * scale[c]`` (the reference's normalisation product, stored), and
+    whether that product is outside [wmin, wmax] goes into oorc[c]; then acc[c] is set to
+    (``first``) or increased by the stored weight's magnitude."""
+    for c in range(n):
+        j = cols[c]
+        x = w[i, j]
+        if mul:
+            x = x * scale[c]
+            w[i, j] = x
+        oorc[c] |= np.int64(not ((x >= wmin) & (x <= wmax)))
+        a = abs(np.float64(w[i, j]))
+        acc[c] = a if first else acc[c] + a
+
+
+@njit(cache=True, boundscheck=False)
+def _pairwise_cols(w, cols, n, scale, mul, wmin, wmax, prog, out, oorc):
+    """out[c] = NumPy's pairwise sum of |w[:, cols[c]]| (``_pairwise_abs_col``'s order,
+    accumulated in float64), with ``mul`` taken after each weight is multiplied by scale[c];
+    oorc[c]: whether a weight (product) is outside [wmin, wmax]. One pass over the rows in
+    memory order, every column at once."""
+    stack = np.empty((prog.shape[0], n))
+    acc8 = np.empty((8, n))
+    for c in range(n):
+        oorc[c] = 0
+    top = 0
+    for r in range(prog.shape[0]):
+        start = prog[r, 0]
+        if start >= 0:
+            m = prog[r, 1]
+            res = stack[top]
+            if m < 8:
+                for c in range(n):
+                    res[c] = 0.0
+                for i in range(start, start + m):
+                    _row_cols(w, i, cols, n, scale, mul, wmin, wmax, res, False, oorc)
+            else:
+                for u in range(8):
+                    _row_cols(w, start + u, cols, n, scale, mul, wmin, wmax, acc8[u], True, oorc)
+                i = 8
+                stop = m - (m % 8)
+                while i < stop:
+                    for u in range(8):
+                        _row_cols(w, start + i + u, cols, n, scale, mul, wmin, wmax, acc8[u],
+                                  False, oorc)
+                    i += 8
+                for c in range(n):
+                    res[c] = (((acc8[0, c] + acc8[1, c]) + (acc8[2, c] + acc8[3, c]))
+                              + ((acc8[4, c] + acc8[5, c]) + (acc8[6, c] + acc8[7, c])))
+                while i < m:
+                    _row_cols(w, start + i, cols, n, scale, mul, wmin, wmax, res, False, oorc)
+                    i += 1
+            top += 1
+        else:
+            for c in range(n):
+                stack[top - 2, c] = stack[top - 2, c] + stack[top - 1, c]
+            top -= 1
+    for c in range(n):
+        out[c] = stack[0, c]
+
+
+@njit(cache=True, boundscheck=False)
+def _normalize_known(w, dirty, norm, wmin, wmax, prog, oor, known, nsum, cols, tmp):
+    """The reference's normalisation of the dirty columns (``w[:, j] *= norm / sum|w[:, j]|``,
+    a zero sum counting as 1) without the work that changes nothing. ``known[j]``: ``nsum[j]``
+    is the pairwise sum of column j's present weights (the caller clears it when it writes the
+    column). A dirty column without one is summed (one pass; ``oor`` from its weights); a
+    column whose scale is then exactly 1.0 is left as it is (x * 1.0 == x), about 93% of
+    diehl-cook's columns per sample; the others are multiplied, and their new sums taken in
+    the same pass, so that an unwritten column costs one pass per sample, not two. Returns
+    the number of dirty columns (the reference normalises them all)."""
+    N = w.shape[1]
+    oorc = np.zeros(N, dtype=np.int64)
+    scale = np.empty(N)
+    n_dirty = 0
+    n = 0
+    for j in range(N):
+        if dirty[j]:
+            n_dirty += 1
+            if not known[j]:
+                cols[n] = j
+                n += 1
+    if n:
+        _pairwise_cols(w, cols, n, scale, False, wmin, wmax, prog, tmp, oorc)
+        for c in range(n):
+            j = cols[c]
+            nsum[j] = tmp[c]
+            known[j] = 1
+            oor[j] = oorc[c]
+    n = 0
+    for j in range(N):
+        if dirty[j]:
+            s = nsum[j]
+            if s == 0.0:
+                s = 1.0
+            sc = norm / s
+            if sc != 1.0:       # NaN too
+                cols[n] = j
+                scale[n] = sc
+                n += 1
+    if n:
+        _pairwise_cols(w, cols, n, scale, True, wmin, wmax, prog, tmp, oorc)
+        for c in range(n):
+            j = cols[c]
+            nsum[j] = tmp[c]
+            oor[j] = oorc[c]
+    return n_dirty
+
+
 @njit(cache=True)
 def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, powtab, prog,
-               oor, clean):
+               oor, known, nsum):
     """The rule's end_sample and the normalisation of the dirty columns (learning only).
 
     With the weights group quantized (``qp``), the rule's clamped writes and the normalised
@@ -761,11 +872,8 @@ def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, po
     ``oor`` int64 [N] (or [0]: not kept): set to whether a normalised column now has a weight
     outside [wmin, wmax] (or NaN); the fused learning path (``_present_train``) writes every
     weight of such a column, where it otherwise skips the writes that change nothing.
-    ``clean`` int64 [N] (kept with ``oor``; else [0]): the columns whose last normalisation
-    scaled them by exactly 1.0 and that nothing has written since (the caller clears a column
-    it writes). Such a column holds the values it was summed from, so its sum, its scale
-    (1.0) and the product are the same again: its normalisation is skipped. The counters
-    count every dirty column, as the reference normalises them."""
+    ``known`` int64 [N], ``nsum`` [N] (kept with ``oor`` by the fused path; else [0]): the
+    normalisation through ``_normalize_known``, which skips the work that changes nothing."""
     n_in, N = w.shape
     wmin = fp[FP_WMIN]
     wmax = fp[FP_WMAX]
@@ -806,18 +914,18 @@ def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, po
             for c in range(n_cols):
                 dirty[cols[c]] = 1
             ops[OP_STDP] += n_cols * n_in
-    if ip[IP_NORMALIZE] != 0:
+    if ip[IP_NORMALIZE] != 0 and known.shape[0] == N and not q_w:
+        n_dirty = _normalize_known(w, dirty, fp[FP_NORM], wmin, wmax, prog, oor, known, nsum,
+                                   cols, wf[WF_SUMS])
+        ops[OP_NORM] += 2 * n_in * n_dirty
+    elif ip[IP_NORMALIZE] != 0:
         norm = fp[FP_NORM]
         sums = wf[WF_SUMS]
-        keep_clean = clean.shape[0] == N
         n_cols = 0
-        n_dirty = 0
         for j in range(N):
             if dirty[j]:
-                n_dirty += 1
-                if not (keep_clean and clean[j]):
-                    cols[n_cols] = j
-                    n_cols += 1
+                cols[n_cols] = j
+                n_cols += 1
         if n_cols == N:
             # every column (postpre after any input spike): row-major, vectorised
             _pairwise_abs_all(w, prog, sums)
@@ -866,14 +974,7 @@ def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, po
                     for c in range(n_cols):
                         j = cols[c]
                         w[i, j] = _q(w[i, j], 0.0, qp, Q_WEIGHTS, site, i * N + j)
-        if keep_clean and not q_w:
-            if n_cols == N:
-                for j in range(N):
-                    clean[j] = np.int64(sums[j] == 1.0)
-            else:
-                for c in range(n_cols):
-                    clean[cols[c]] = np.int64(sums[c] == 1.0)
-        ops[OP_NORM] += 2 * n_in * n_dirty
+        ops[OP_NORM] += 2 * n_in * n_cols
 
 
 @njit(cache=True)
@@ -896,8 +997,8 @@ def _run_sample(w, theta, image, skey, rate_units, learn, fp, ip, qp, ops, wf, w
                              x_pre, acc, None)
         if learn:
             _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, no_pow,
-                       prog, np.zeros(0, dtype=np.int64),
-               np.zeros(0, dtype=np.int64))
+                       prog, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
+                       np.zeros(0))
         if n_exc >= ip[IP_RETRY_MIN]:
             break
     ops[OP_SAMPLES] += 1
@@ -937,7 +1038,7 @@ def record_sample(w, theta, image, skey, rate_units, learn, fp, ip, qp, prog, op
                              x_pre, acc, (raster[retry], vals[retry], idx, mtr))
         if learn:
             _end_float(w, n_exc, n_nz, fp, ip, qp, sk, retry, ops, wf, wi, wp, acc, no_pow, prog,
-                       np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+                       np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
         done += 1
         if n_exc >= ip[IP_RETRY_MIN]:
             break
@@ -979,8 +1080,7 @@ def tinysnn_cols(ip, wi):
 @njit(cache=True)
 def present_end(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, powtab, prog):
     _end_float(w, n_exc, n_nz, fp, ip, qp, np.uint64(skey), retry, ops, wf, wi, wp, acc, powtab,
-               prog, np.zeros(0, dtype=np.int64),
-               np.zeros(0, dtype=np.int64))
+               prog, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
 
 
 
@@ -2083,7 +2183,8 @@ def train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops
     # unquantized weights): which columns may hold a weight out of range, kept from here
     sparse_w = ip[IP_RULE] != RULE_TINYSNN and qp[Q_WEIGHTS, QF_ON] == 0.0
     oor = np.zeros(N if sparse_w else 0, dtype=np.int64)
-    clean = np.zeros(N if sparse_w else 0, dtype=np.int64)
+    known = np.zeros(N if sparse_w else 0, dtype=np.int64)     # _normalize_known
+    nsum = np.zeros(N if sparse_w else 0)
     if sparse_w:
         wmin = fp[FP_WMIN]
         wmax = fp[FP_WMAX]
@@ -2105,12 +2206,12 @@ def train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops
             n_exc = _present_train(w, theta, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi,
                                    wp, x_pre, acc, ib, nzu, thm1, im, fired, lst, off, rnd,
                                    inh_sparse, oor, pcols, in_pcols, prows, in_prows)
-            if clean.shape[0] == N:     # the columns this presentation may have written
+            if known.shape[0] == N:     # the columns this presentation may have written
                 for j in range(N):
                     if in_pcols[j]:
-                        clean[j] = 0
+                        known[j] = 0
             _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, no_pow,
-                       prog, oor, clean)
+                       prog, oor, known, nsum)
             if n_exc >= ip[IP_RETRY_MIN]:
                 break
         ops[OP_SAMPLES] += 1
