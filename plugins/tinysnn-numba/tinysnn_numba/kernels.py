@@ -13,7 +13,7 @@ operation, in float64 and in the same order, so the results are bit-identical:
   indices, starting from the first row;
 - normalisation: ``np.abs(w[:, cols]).sum(axis=0)`` runs on an F-ordered copy, so NumPy sums each
   column with its *pairwise* summation (blocks of 8 accumulators, ``PW_BLOCKSIZE`` 128);
-  ``_pairwise_abs_col`` reproduces it (tree from ``pairwise_program``);
+  ``_pairwise_cols`` reproduces it (tree from ``pairwise_program``), float64 accumulators;
 - every elementwise expression keeps the reference's evaluation order (``v -= rest; v *= decay;
   v += rest``; ``w - (nu_pre * x_post) * (w - wmin)``, ...); numba does not contract to FMA or
   reassociate without ``fastmath``, which is never used here.
@@ -327,57 +327,6 @@ def pairwise_program(n: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def _pairwise_leaf(w, col, start, n):
-    """One leaf of NumPy's pairwise sum of |w[start:start+n, col]| (n <= 128)."""
-    if n < 8:
-        res = 0.0
-        for i in range(start, start + n):
-            res += abs(w[i, col])
-        return res
-    r0 = abs(w[start, col])
-    r1 = abs(w[start + 1, col])
-    r2 = abs(w[start + 2, col])
-    r3 = abs(w[start + 3, col])
-    r4 = abs(w[start + 4, col])
-    r5 = abs(w[start + 5, col])
-    r6 = abs(w[start + 6, col])
-    r7 = abs(w[start + 7, col])
-    i = 8
-    stop = n - (n % 8)
-    while i < stop:
-        b = start + i
-        r0 += abs(w[b, col])
-        r1 += abs(w[b + 1, col])
-        r2 += abs(w[b + 2, col])
-        r3 += abs(w[b + 3, col])
-        r4 += abs(w[b + 4, col])
-        r5 += abs(w[b + 5, col])
-        r6 += abs(w[b + 6, col])
-        r7 += abs(w[b + 7, col])
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += abs(w[start + i, col])
-        i += 1
-    return res
-
-
-@njit(cache=True)
-def _pairwise_abs_col(w, col, prog, stack):
-    """NumPy's pairwise sum (pairwise_sum_DOUBLE) of |w[:, col]|, following ``prog``."""
-    top = 0
-    for r in range(prog.shape[0]):
-        start = prog[r, 0]
-        if start >= 0:
-            stack[top] = _pairwise_leaf(w, col, start, prog[r, 1])
-            top += 1
-        else:
-            stack[top - 2] = stack[top - 2] + stack[top - 1]
-            top -= 1
-    return stack[0]
-
-
-@njit(cache=True)
 def _pairwise_leaf_rows(w, start, n, acc8, out):
     """``_pairwise_leaf`` for every column at once, row by row: out[j] = leaf of |w[:, j]|."""
     N = w.shape[1]
@@ -410,7 +359,7 @@ def _pairwise_leaf_rows(w, start, n, acc8, out):
 
 @njit(cache=True)
 def _pairwise_abs_all(w, prog, out):
-    """``_pairwise_abs_col`` for every column of ``w`` at once (row-major memory order)."""
+    """``_pairwise_cols`` for every column of ``w`` at once (row-major memory order)."""
     N = w.shape[1]
     stack = np.empty((prog.shape[0], N))
     acc8 = np.empty((8, N))
@@ -747,17 +696,32 @@ def _tinysnn_cols(ip, wi):
     return n_cols
 
 
+# what ``_pairwise_cols`` does to a weight before it sums it
+COL_READ, COL_SCALE, COL_TINYSNN = 0, 1, 2
+
+
 @njit(cache=True, boundscheck=False)
-def _row_cols(w, i, cols, n, scale, mul, wmin, wmax, acc, first, oorc):
-    """One row of ``_pairwise_cols``: for the columns cols[:n], with ``mul`` the row's weight
-    first becomes ``w * scale[c]`` (the reference's normalisation product, stored), and
-    whether that product is outside [wmin, wmax] goes into oorc[c]; then acc[c] is set to
-    (``first``) or increased by the stored weight's magnitude."""
+def _row_cols(w, i, cols, n, mode, scale, wmin, wmax, acc, first, oorc, tacc, pos, cnt, tp):
+    """One row of ``_pairwise_cols`` for the columns cols[:n]: the row's weight is first
+    (``mode``) read, or becomes ``w * scale[c]`` (the reference's normalisation product), or
+    gets tinysnn-stdp's end-of-sample update (``_end_float``'s, without mu and quantization:
+    ``tp`` = k, nu_post, x_tar, weight decay, 1 - weight decay; ``tacc``, ``pos``, ``cnt``
+    its trace sums, pixel places and spike counts), stored; whether the value is outside
+    [wmin, wmax] goes into oorc[c]; then acc[c] is set to (``first``) or increased by the
+    stored weight's magnitude."""
+    p = pos[i] if mode == COL_TINYSNN else 0
     for c in range(n):
         j = cols[c]
         x = w[i, j]
-        if mul:
+        if mode == COL_SCALE:
             x = x * scale[c]
+            w[i, j] = x
+        elif mode == COL_TINYSNN:
+            a = tacc[j, p] if p >= 0 else 0.0
+            x = x + tp[1] * (tp[0] * a - np.float64(cnt[j]) * tp[2])
+            if tp[3] != 0.0:
+                x *= tp[4]
+            x = _clip(x, wmin, wmax)
             w[i, j] = x
         oorc[c] |= np.int64(not ((x >= wmin) & (x <= wmax)))
         a = abs(np.float64(w[i, j]))
@@ -765,11 +729,11 @@ def _row_cols(w, i, cols, n, scale, mul, wmin, wmax, acc, first, oorc):
 
 
 @njit(cache=True, boundscheck=False)
-def _pairwise_cols(w, cols, n, scale, mul, wmin, wmax, prog, out, oorc):
-    """out[c] = NumPy's pairwise sum of |w[:, cols[c]]| (``_pairwise_abs_col``'s order,
-    accumulated in float64), with ``mul`` taken after each weight is multiplied by scale[c];
-    oorc[c]: whether a weight (product) is outside [wmin, wmax]. One pass over the rows in
-    memory order, every column at once."""
+def _pairwise_cols(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, tacc, pos, cnt, tp):
+    """out[c] = NumPy's pairwise sum of |w[:, cols[c]]| (the tree of ``pairwise_program``,
+    accumulated in float64), each weight first changed as ``mode`` says (``_row_cols``);
+    oorc[c]: whether a value is outside [wmin, wmax]. One pass over the rows in memory
+    order, every column at once."""
     stack = np.empty((prog.shape[0], n))
     acc8 = np.empty((8, n))
     for c in range(n):
@@ -784,22 +748,25 @@ def _pairwise_cols(w, cols, n, scale, mul, wmin, wmax, prog, out, oorc):
                 for c in range(n):
                     res[c] = 0.0
                 for i in range(start, start + m):
-                    _row_cols(w, i, cols, n, scale, mul, wmin, wmax, res, False, oorc)
+                    _row_cols(w, i, cols, n, mode, scale, wmin, wmax, res, False, oorc, tacc,
+                              pos, cnt, tp)
             else:
                 for u in range(8):
-                    _row_cols(w, start + u, cols, n, scale, mul, wmin, wmax, acc8[u], True, oorc)
+                    _row_cols(w, start + u, cols, n, mode, scale, wmin, wmax, acc8[u], True,
+                              oorc, tacc, pos, cnt, tp)
                 i = 8
                 stop = m - (m % 8)
                 while i < stop:
                     for u in range(8):
-                        _row_cols(w, start + i + u, cols, n, scale, mul, wmin, wmax, acc8[u],
-                                  False, oorc)
+                        _row_cols(w, start + i + u, cols, n, mode, scale, wmin, wmax, acc8[u],
+                                  False, oorc, tacc, pos, cnt, tp)
                     i += 8
                 for c in range(n):
                     res[c] = (((acc8[0, c] + acc8[1, c]) + (acc8[2, c] + acc8[3, c]))
                               + ((acc8[4, c] + acc8[5, c]) + (acc8[6, c] + acc8[7, c])))
                 while i < m:
-                    _row_cols(w, start + i, cols, n, scale, mul, wmin, wmax, res, False, oorc)
+                    _row_cols(w, start + i, cols, n, mode, scale, wmin, wmax, res, False, oorc,
+                              tacc, pos, cnt, tp)
                     i += 1
             top += 1
         else:
@@ -808,6 +775,14 @@ def _pairwise_cols(w, cols, n, scale, mul, wmin, wmax, prog, out, oorc):
             top -= 1
     for c in range(n):
         out[c] = stack[0, c]
+
+
+@njit(cache=True)
+def _cols_sums(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc):
+    """``_pairwise_cols`` without tinysnn-stdp's arguments."""
+    no_i = np.zeros(0, dtype=np.int64)
+    _pairwise_cols(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, np.zeros((0, 0)), no_i,
+                   no_i, np.zeros(0))
 
 
 @njit(cache=True, boundscheck=False)
@@ -832,7 +807,7 @@ def _normalize_known(w, dirty, norm, wmin, wmax, prog, oor, known, nsum, cols, t
                 cols[n] = j
                 n += 1
     if n:
-        _pairwise_cols(w, cols, n, scale, False, wmin, wmax, prog, tmp, oorc)
+        _cols_sums(w, cols, n, COL_READ, scale, wmin, wmax, prog, tmp, oorc)
         for c in range(n):
             j = cols[c]
             nsum[j] = tmp[c]
@@ -850,7 +825,7 @@ def _normalize_known(w, dirty, norm, wmin, wmax, prog, oor, known, nsum, cols, t
                 scale[n] = sc
                 n += 1
     if n:
-        _pairwise_cols(w, cols, n, scale, True, wmin, wmax, prog, tmp, oorc)
+        _cols_sums(w, cols, n, COL_SCALE, scale, wmin, wmax, prog, tmp, oorc)
         for c in range(n):
             j = cols[c]
             nsum[j] = tmp[c]
@@ -895,6 +870,29 @@ def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, po
             keep = 1.0 - wdecay
             cnt = wi[WI_CNT]
             pos = wp[WP_POS]
+            fuse = (ip[IP_NORMALIZE] != 0 and not use_mu and not q_w and oor.shape[0] == 0)
+            for j in range(N):
+                fuse = fuse and dirty[j] == 0
+            if fuse:
+                # the update and the normalisation's sums of these columns in one pass, then
+                # the normalisation's products: the reference's operations, one pass fewer
+                sums = wf[WF_SUMS]
+                oorc = np.zeros(n_cols, dtype=np.int64)
+                tp = np.array([k, nu_post, x_tar, wdecay, keep])
+                _pairwise_cols(w, cols, n_cols, COL_TINYSNN, sums, wmin, wmax, prog, sums, oorc,
+                               acc, pos, cnt, tp)
+                norm = fp[FP_NORM]
+                for c in range(n_cols):
+                    s = sums[c]
+                    if s == 0.0:
+                        s = 1.0
+                    sums[c] = norm / s
+                for i in range(n_in):
+                    for c in range(n_cols):
+                        w[i, cols[c]] *= sums[c]
+                ops[OP_STDP] += n_cols * n_in
+                ops[OP_NORM] += 2 * n_in * n_cols
+                return
             site = _site_key(sk_end, SALT_W_END)
             for i in range(n_in):
                 p = pos[i]
@@ -952,9 +950,11 @@ def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, po
                     for j in range(N):
                         w[i, j] = _q(w[i, j], 0.0, qp, Q_WEIGHTS, site, i * N + j)
         elif n_cols:
-            stack = np.empty(prog.shape[0])
+            # the columns' sums in one row-major pass, in float64 in both precisions
+            _cols_sums(w, cols, n_cols, COL_READ, sums, wmin, wmax, prog, sums,
+                       np.zeros(n_cols, dtype=np.int64))
             for c in range(n_cols):
-                s = _pairwise_abs_col(w, cols[c], prog, stack)
+                s = sums[c]
                 if s == 0.0:
                     s = 1.0
                 sums[c] = norm / s
