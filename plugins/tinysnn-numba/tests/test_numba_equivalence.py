@@ -152,7 +152,7 @@ def test_numpy_summation_orders():
         want = np.abs(w[:, cols]).sum(axis=0)
         got = np.empty(2)
         kernels._cols_sums(w, cols, 2, kernels.COL_READ, got, 0.0, 1.0, prog, got,
-                           np.zeros(2, dtype=np.int64))
+                           np.zeros(2, dtype=np.int64), np.zeros(2, dtype=np.int64))
         assert got.tolist() == want.tolist()
         out = np.empty(6)
         kernels._pairwise_abs_all(w, prog, out)

@@ -701,21 +701,25 @@ COL_READ, COL_SCALE, COL_TINYSNN = 0, 1, 2
 
 
 @njit(cache=True, boundscheck=False)
-def _row_cols(w, i, cols, n, mode, scale, wmin, wmax, acc, first, oorc, tacc, pos, cnt, tp):
+def _row_cols(w, i, cols, n, mode, scale, wmin, wmax, acc, first, oorc, chg, tacc, pos, cnt,
+              tp):
     """One row of ``_pairwise_cols`` for the columns cols[:n]: the row's weight is first
     (``mode``) read, or becomes ``w * scale[c]`` (the reference's normalisation product), or
     gets tinysnn-stdp's end-of-sample update (``_end_float``'s, without mu and quantization:
     ``tp`` = k, nu_post, x_tar, weight decay, 1 - weight decay; ``tacc``, ``pos``, ``cnt``
     its trace sums, pixel places and spike counts), stored; whether the value is outside
-    [wmin, wmax] goes into oorc[c]; then acc[c] is set to (``first``) or increased by the
-    stored weight's magnitude."""
+    [wmin, wmax] goes into oorc[c], and (scaling) whether the stored weight differs from the
+    old one into chg[c]; then acc[c] is set to (``first``) or increased by the stored weight's
+    magnitude."""
     p = pos[i] if mode == COL_TINYSNN else 0
     for c in range(n):
         j = cols[c]
         x = w[i, j]
         if mode == COL_SCALE:
+            old = w[i, j]
             x = x * scale[c]
             w[i, j] = x
+            chg[c] |= np.int64(w[i, j] != old)
         elif mode == COL_TINYSNN:
             a = tacc[j, p] if p >= 0 else 0.0
             x = x + tp[1] * (tp[0] * a - np.float64(cnt[j]) * tp[2])
@@ -729,15 +733,17 @@ def _row_cols(w, i, cols, n, mode, scale, wmin, wmax, acc, first, oorc, tacc, po
 
 
 @njit(cache=True, boundscheck=False)
-def _pairwise_cols(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, tacc, pos, cnt, tp):
+def _pairwise_cols(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, chg, tacc, pos, cnt,
+                   tp):
     """out[c] = NumPy's pairwise sum of |w[:, cols[c]]| (the tree of ``pairwise_program``,
     accumulated in float64), each weight first changed as ``mode`` says (``_row_cols``);
-    oorc[c]: whether a value is outside [wmin, wmax]. One pass over the rows in memory
-    order, every column at once."""
+    oorc[c]: whether a value is outside [wmin, wmax]; chg[c]: whether a product changed a
+    weight. One pass over the rows in memory order, every column at once."""
     stack = np.empty((prog.shape[0], n))
     acc8 = np.empty((8, n))
     for c in range(n):
         oorc[c] = 0
+        chg[c] = 0
     top = 0
     for r in range(prog.shape[0]):
         start = prog[r, 0]
@@ -748,25 +754,25 @@ def _pairwise_cols(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, tacc, p
                 for c in range(n):
                     res[c] = 0.0
                 for i in range(start, start + m):
-                    _row_cols(w, i, cols, n, mode, scale, wmin, wmax, res, False, oorc, tacc,
-                              pos, cnt, tp)
+                    _row_cols(w, i, cols, n, mode, scale, wmin, wmax, res, False, oorc, chg,
+                              tacc, pos, cnt, tp)
             else:
                 for u in range(8):
                     _row_cols(w, start + u, cols, n, mode, scale, wmin, wmax, acc8[u], True,
-                              oorc, tacc, pos, cnt, tp)
+                              oorc, chg, tacc, pos, cnt, tp)
                 i = 8
                 stop = m - (m % 8)
                 while i < stop:
                     for u in range(8):
                         _row_cols(w, start + i + u, cols, n, mode, scale, wmin, wmax, acc8[u],
-                                  False, oorc, tacc, pos, cnt, tp)
+                                  False, oorc, chg, tacc, pos, cnt, tp)
                     i += 8
                 for c in range(n):
                     res[c] = (((acc8[0, c] + acc8[1, c]) + (acc8[2, c] + acc8[3, c]))
                               + ((acc8[4, c] + acc8[5, c]) + (acc8[6, c] + acc8[7, c])))
                 while i < m:
                     _row_cols(w, start + i, cols, n, mode, scale, wmin, wmax, res, False, oorc,
-                              tacc, pos, cnt, tp)
+                              chg, tacc, pos, cnt, tp)
                     i += 1
             top += 1
         else:
@@ -778,58 +784,73 @@ def _pairwise_cols(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, tacc, p
 
 
 @njit(cache=True)
-def _cols_sums(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc):
+def _cols_sums(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, chg):
     """``_pairwise_cols`` without tinysnn-stdp's arguments."""
     no_i = np.zeros(0, dtype=np.int64)
-    _pairwise_cols(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, np.zeros((0, 0)), no_i,
-                   no_i, np.zeros(0))
+    _pairwise_cols(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, chg, np.zeros((0, 0)),
+                   no_i, no_i, np.zeros(0))
+
+
+# _normalize_known's state of a column: its sum unknown / known / known, and its last
+# normalisation left every weight as it was
+COL_UNKNOWN, COL_KNOWN, COL_STABLE = 0, 1, 2
 
 
 @njit(cache=True, boundscheck=False)
 def _normalize_known(w, dirty, norm, wmin, wmax, prog, oor, known, nsum, cols, tmp):
     """The reference's normalisation of the dirty columns (``w[:, j] *= norm / sum|w[:, j]|``,
-    a zero sum counting as 1) without the work that changes nothing. ``known[j]``: ``nsum[j]``
-    is the pairwise sum of column j's present weights (the caller clears it when it writes the
-    column). A dirty column without one is summed (one pass; ``oor`` from its weights); a
-    column whose scale is then exactly 1.0 is left as it is (x * 1.0 == x), about 93% of
-    diehl-cook's columns per sample; the others are multiplied, and their new sums taken in
-    the same pass, so that an unwritten column costs one pass per sample, not two. Returns
-    the number of dirty columns (the reference normalises them all)."""
+    a zero sum counting as 1) without the work that changes nothing. ``known[j]``
+    (``COL_*``; the caller sets COL_UNKNOWN when it writes the column): whether ``nsum[j]`` is
+    the pairwise sum of column j's present weights, and whether its last normalisation left
+    every weight as it was. A dirty column without a known sum is summed (one pass; ``oor``
+    from its weights). A stable column is skipped: the same weights give the same sum, scale
+    and products again. Otherwise a scale of exactly 1.0 changes nothing (x * 1.0 == x: about
+    93% of diehl-cook's columns per sample); any other scale is applied, and the next sum
+    taken in the same pass, so that an unwritten column costs one pass per sample, not two;
+    if no product changed a weight (float32 storage rounds a scale near 1 away) the column is
+    stable. Returns the number of dirty columns (the reference normalises them all)."""
     N = w.shape[1]
     oorc = np.zeros(N, dtype=np.int64)
+    chg = np.zeros(N, dtype=np.int64)
     scale = np.empty(N)
     n_dirty = 0
     n = 0
     for j in range(N):
         if dirty[j]:
             n_dirty += 1
-            if not known[j]:
+            if known[j] == COL_UNKNOWN:
                 cols[n] = j
                 n += 1
     if n:
-        _cols_sums(w, cols, n, COL_READ, scale, wmin, wmax, prog, tmp, oorc)
+        _cols_sums(w, cols, n, COL_READ, scale, wmin, wmax, prog, tmp, oorc, chg)
         for c in range(n):
             j = cols[c]
             nsum[j] = tmp[c]
-            known[j] = 1
+            known[j] = COL_KNOWN
             oor[j] = oorc[c]
     n = 0
     for j in range(N):
-        if dirty[j]:
+        if dirty[j] and known[j] != COL_STABLE:
             s = nsum[j]
             if s == 0.0:
                 s = 1.0
             sc = norm / s
-            if sc != 1.0:       # NaN too
+            if sc == 1.0:
+                known[j] = COL_STABLE
+            else:               # NaN too
                 cols[n] = j
                 scale[n] = sc
                 n += 1
     if n:
-        _cols_sums(w, cols, n, COL_SCALE, scale, wmin, wmax, prog, tmp, oorc)
+        _cols_sums(w, cols, n, COL_SCALE, scale, wmin, wmax, prog, tmp, oorc, chg)
         for c in range(n):
             j = cols[c]
             nsum[j] = tmp[c]
             oor[j] = oorc[c]
+            # a positive scale keeps every sign (of zeros too), so "no weight compares
+            # different" is "no weight changed"
+            stable = chg[c] == 0 and scale[c] > 0.0
+            known[j] = COL_STABLE if stable else COL_KNOWN
     return n_dirty
 
 
@@ -880,7 +901,7 @@ def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, po
                 oorc = np.zeros(n_cols, dtype=np.int64)
                 tp = np.array([k, nu_post, x_tar, wdecay, keep])
                 _pairwise_cols(w, cols, n_cols, COL_TINYSNN, sums, wmin, wmax, prog, sums, oorc,
-                               acc, pos, cnt, tp)
+                               oorc, acc, pos, cnt, tp)
                 norm = fp[FP_NORM]
                 for c in range(n_cols):
                     s = sums[c]
@@ -952,7 +973,7 @@ def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, po
         elif n_cols:
             # the columns' sums in one row-major pass, in float64 in both precisions
             _cols_sums(w, cols, n_cols, COL_READ, sums, wmin, wmax, prog, sums,
-                       np.zeros(n_cols, dtype=np.int64))
+                       np.zeros(n_cols, dtype=np.int64), np.zeros(n_cols, dtype=np.int64))
             for c in range(n_cols):
                 s = sums[c]
                 if s == 0.0:
@@ -2209,7 +2230,7 @@ def train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops
             if known.shape[0] == N:     # the columns this presentation may have written
                 for j in range(N):
                     if in_pcols[j]:
-                        known[j] = 0
+                        known[j] = COL_UNKNOWN
             _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, no_pow,
                        prog, oor, known, nsum)
             if n_exc >= ip[IP_RETRY_MIN]:
