@@ -326,9 +326,27 @@ def pairwise_program(n: int) -> np.ndarray:
     return np.array(prog, dtype=np.int64).reshape(-1, 2)
 
 
+@njit(cache=True, boundscheck=False)
+def _combine8(acc8, out, n):
+    """out[c] = a pairwise leaf's eight accumulators acc8[:, c] added in NumPy's order."""
+    for c in range(n):
+        out[c] = (((acc8[0, c] + acc8[1, c]) + (acc8[2, c] + acc8[3, c]))
+                  + ((acc8[4, c] + acc8[5, c]) + (acc8[6, c] + acc8[7, c])))
+
+
+@njit(cache=True, boundscheck=False)
+def _merge_top(stack, top, n):
+    """An inner node of the pairwise tree: the two topmost partial sums (rows of ``stack``)
+    become their sum; returns the new top."""
+    for c in range(n):
+        stack[top - 2, c] = stack[top - 2, c] + stack[top - 1, c]
+    return top - 1
+
+
 @njit(cache=True)
 def _pairwise_leaf_rows(w, start, n, acc8, out):
-    """``_pairwise_leaf`` for every column at once, row by row: out[j] = leaf of |w[:, j]|."""
+    """One leaf of NumPy's pairwise sum (rows start..start+n-1, n <= 128) for every column at
+    once, row by row: out[j] = that leaf of |w[:, j]|."""
     N = w.shape[1]
     if n < 8:
         for j in range(N):
@@ -348,9 +366,7 @@ def _pairwise_leaf_rows(w, start, n, acc8, out):
             for j in range(N):
                 acc8[m, j] += abs(w[b, j])
         i += 8
-    for j in range(N):
-        out[j] = (((acc8[0, j] + acc8[1, j]) + (acc8[2, j] + acc8[3, j]))
-                  + ((acc8[4, j] + acc8[5, j]) + (acc8[6, j] + acc8[7, j])))
+    _combine8(acc8, out, N)
     while i < n:
         for j in range(N):
             out[j] += abs(w[start + i, j])
@@ -359,7 +375,8 @@ def _pairwise_leaf_rows(w, start, n, acc8, out):
 
 @njit(cache=True)
 def _pairwise_abs_all(w, prog, out):
-    """``_pairwise_cols`` for every column of ``w`` at once (row-major memory order)."""
+    """NumPy's pairwise sum of |w[:, j]| for every column at once, in row-major memory order
+    (``_pairwise_cols`` without the column list, so that the row loops vectorise)."""
     N = w.shape[1]
     stack = np.empty((prog.shape[0], N))
     acc8 = np.empty((8, N))
@@ -370,9 +387,7 @@ def _pairwise_abs_all(w, prog, out):
             _pairwise_leaf_rows(w, start, prog[r, 1], acc8, stack[top])
             top += 1
         else:
-            for j in range(N):
-                stack[top - 2, j] = stack[top - 2, j] + stack[top - 1, j]
-            top -= 1
+            top = _merge_top(stack, top, N)
     for j in range(N):
         out[j] = stack[0, j]
 
@@ -716,7 +731,7 @@ def _row_cols(w, i, cols, n, mode, scale, wmin, wmax, acc, first, oorc, chg, tac
         j = cols[c]
         x = w[i, j]
         if mode == COL_SCALE:
-            old = w[i, j]
+            old = x
             x = x * scale[c]
             w[i, j] = x
             chg[c] |= np.int64(w[i, j] != old)
@@ -767,18 +782,14 @@ def _pairwise_cols(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, chg, ta
                         _row_cols(w, start + i + u, cols, n, mode, scale, wmin, wmax, acc8[u],
                                   False, oorc, chg, tacc, pos, cnt, tp)
                     i += 8
-                for c in range(n):
-                    res[c] = (((acc8[0, c] + acc8[1, c]) + (acc8[2, c] + acc8[3, c]))
-                              + ((acc8[4, c] + acc8[5, c]) + (acc8[6, c] + acc8[7, c])))
+                _combine8(acc8, res, n)
                 while i < m:
                     _row_cols(w, start + i, cols, n, mode, scale, wmin, wmax, res, False, oorc,
                               chg, tacc, pos, cnt, tp)
                     i += 1
             top += 1
         else:
-            for c in range(n):
-                stack[top - 2, c] = stack[top - 2, c] + stack[top - 1, c]
-            top -= 1
+            top = _merge_top(stack, top, n)
     for c in range(n):
         out[c] = stack[0, c]
 
