@@ -54,10 +54,11 @@ def main(argv=None):
             w, theta = net0.w.copy(), net0.theta.copy()
             ops = np.zeros(k.N_OPS, dtype=np.int64)
             counts = np.zeros((B, args.n), dtype=np.int64)
+            cur = np.zeros(0)       # float64 input currents
             fn(w.copy(), theta.copy(), images[:2], skeys[:2], rate_units, fp, ip, qp, prog,
-               ops.copy(), counts[:2].copy())          # compile / load from the cache
+               ops.copy(), counts[:2].copy(), cur)     # compile / load from the cache
             t0 = time.perf_counter()
-            fn(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops, counts)
+            fn(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops, counts, cur)
             times.setdefault(name, []).append(1e6 * (time.perf_counter() - t0) / B)
             outs[name] = (w, theta, counts, ops)
     same = all(np.array_equal(a, b) for a, b in zip(outs["per-step"], outs["fused"]))

@@ -1,6 +1,7 @@
-"""The numba backend's float32 precision (``[backend] precision = "float32"``): weights stored
-in float32 while the kernels run, arithmetic in float64. Not the reference's bits, so what is
-checked is what that definition implies."""
+"""The numba backend's float32 precisions: ``[backend] precision = "float32"`` (weights stored
+in float32 while the kernels run, arithmetic in float64) and ``"float32-currents"`` (the input
+currents summed in float32 too). Not the reference's bits, so what is checked is what each
+definition implies."""
 
 from __future__ import annotations
 
@@ -71,14 +72,16 @@ def test_float32_inference_of_float32_weights_equals_float64(digits):
 
 
 def test_unknown_precision_is_one_line_listing_the_known_ones():
-    with pytest.raises(ConfigError, match=r"precision must be one of \['float64', 'float32'\]"):
+    with pytest.raises(ConfigError, match=r"precision must be one of \['float64', 'float32', "
+                                          r"'float32-currents'\]"):
         build("float16").config.resolved()
     with pytest.raises(TinySNNError, match="float16"):
         NumbaBackend(precision="float16")
 
 
+@pytest.mark.parametrize("cur_dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("topology,rule", [("tinysnn", "tinysnn-stdp"), ("diehl-cook", "postpre")])
-def test_float32_fused_learning_equals_the_per_step_kernel(topology, rule):
+def test_float32_fused_learning_equals_the_per_step_kernel(topology, rule, cur_dtype):
     """In float32 the fused path's shortcuts must change nothing either: its normalisation
     skips columns whose last scaling rounded back to the same float32 weights (a scale near 1
     that is not 1.0), and tinysnn-stdp's update is fused into the sums. The per-step kernel
@@ -105,8 +108,92 @@ def test_float32_fused_learning_equals_the_per_step_kernel(topology, rule):
         w, theta = net.w.astype(np.float32), net.theta.copy()
         ops = np.zeros(k.N_OPS, dtype=np.int64)
         counts = np.zeros((len(images), 40), dtype=np.int64)
-        fn(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops, counts)
+        fn(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops, counts,
+           np.zeros(0, dtype=cur_dtype))
         out.append((w, theta, counts, ops))
     assert out[0][2].sum() > 0
     for a, b in zip(*out):
         assert a.tobytes() == b.tobytes()
+
+
+def test_float32_currents_add_each_row_in_float32():
+    """``float32-currents`` sums the rows of a step's spiking pixels in float32, one row after
+    the other from 0 (a float32 ``w[rows].sum(axis=0)`` done row by row), and ``float32`` /
+    ``float64`` sum the same float32 weights in float64: compared on rows whose sums round."""
+    from tinysnn_numba import kernels as k
+    rng = np.random.default_rng(5)
+    w = (rng.random((50, 24)) * 0.3).astype(np.float32)
+    lst = np.sort(rng.choice(50, size=23, replace=False)).astype(np.int32)
+    off = np.array([0, 9, 9, 23], dtype=np.int64)
+    sums = {}
+    for dt in (np.float32, np.float64):
+        buf = np.full((3, 24), np.nan, dtype=dt)
+        k._accumulate(w, lst, off, 3, buf)
+        sums[dt] = buf
+    for tt in range(3):
+        ref32 = np.zeros(24, dtype=np.float32)
+        ref64 = np.zeros(24)
+        for r in lst[off[tt]:off[tt + 1]]:
+            ref32 = ref32 + w[r]                    # float32 + float32: float32
+            ref64 = ref64 + w[r].astype(np.float64)
+        assert sums[np.float32][tt].tobytes() == ref32.tobytes()
+        assert sums[np.float64][tt].tobytes() == ref64.tobytes()
+    assert not np.array_equal(sums[np.float32].astype(np.float64), sums[np.float64])
+
+
+@pytest.mark.parametrize("topology,rule", [("tinysnn", "tinysnn-stdp"), ("diehl-cook", "postpre")])
+def test_float32_currents_inference_paths_agree(digits, topology, rule, monkeypatch):
+    """The tiled inference kernel (batches, N >= 2), the per-step one and the grouped one give
+    the same counts with float32 currents (the lateral term kept in float32 alike), and the
+    grouped call keeps each network's own precision."""
+    from tinysnn_core import counter_rng
+    from tinysnn_numba import backend as bk
+    from tinysnn_numba import kernels as k
+    train, test = digits
+    net = build("float32-currents", topology, rule)
+    NumbaBackend().run(net, train, np.arange(6), learn=True, seed=1, ops=OpCounts())
+    fp, ip = bk.pack_params(net)
+    qp = bk.pack_quant(net, False)
+    images = np.ascontiguousarray(test, dtype=np.int64)
+    skeys = np.array([counter_rng.sample_key(4, s) for s in range(len(images))], dtype=np.int64)
+    enc = net.encoder
+    rate_units = np.array([enc.rate_unit(r) for r in range(enc.params.max_retries + 1)],
+                          dtype=np.int64)
+    w = net.w.astype(np.float32)
+    out = []
+    for tiled in (True, False):
+        per_sample = np.zeros((len(images), k.N_OPS), dtype=np.int64)
+        counts = np.zeros((len(images), net.w.shape[1]), dtype=np.int64)
+        args = (w, net.theta.copy(), images, skeys, rate_units, fp, ip, qp, per_sample, counts)
+        if tiled:
+            k.infer_batch_tiled(*args, 2, np.zeros(0, dtype=np.float32))
+        else:
+            k.infer_batch(*args, np.zeros(0, dtype=np.float32))
+        out.append((counts, per_sample))
+    assert out[0][0].sum() > 0
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+    # the backend's own call, and a group mixing the three precisions
+    via_run = NumbaBackend().run(net, test, np.arange(16), learn=False, seed=4, ops=OpCounts())
+    np.testing.assert_array_equal(via_run, out[0][0])
+    others = []
+    for precision in ("float32", None):
+        other = copy.deepcopy(net)
+        other.config = build(precision, topology, rule).config
+        others.append(other)
+    nets = [net, others[0], copy.deepcopy(net), others[1]]
+    ops = [OpCounts() for _ in nets]
+    calls, real = [], k.infer_batch_group
+
+    def spy(wu, *args):     # the real kernel, its weights' and currents' dtypes noted
+        calls.append((wu.dtype, args[-1].dtype, wu.shape[0]))
+        return real(wu, *args)
+
+    monkeypatch.setattr(k, "infer_batch_group", spy)
+    grouped = NumbaBackend().run_group(nets, test, np.arange(16), seed=4, ops_list=ops)
+    # one group per precision (the float32-currents pair shares its matrix), each in its own
+    # precision; the lone ones run through run()
+    assert calls == [(np.float32, np.float32, 1)]
+    for g, one in zip(grouped, nets):
+        alone = NumbaBackend().run(one, test, np.arange(16), learn=False, seed=4, ops=OpCounts())
+        np.testing.assert_array_equal(g, alone)

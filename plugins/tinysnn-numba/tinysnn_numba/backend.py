@@ -243,8 +243,12 @@ def _add_ops(ops: OpCounts, counters: np.ndarray) -> None:
         setattr(ops, name, getattr(ops, name) + int(value))
 
 
-#: float simulation precisions: what the kernels store the weights in
-PRECISIONS = ("float64", "float32")
+#: float simulation precisions: what the kernels store the weights in, and sum the input
+#: currents in (``NumbaParams``)
+PRECISIONS = ("float64", "float32", "float32-currents")
+#: precision -> (weights' dtype while the kernels run, input currents' dtype)
+_DTYPES = {"float64": (np.float64, np.float64), "float32": (np.float32, np.float64),
+           "float32-currents": (np.float32, np.float32)}
 
 
 @dataclass
@@ -254,8 +258,12 @@ class NumbaParams:
     ``precision``: ``"float64"`` (the default) is bit-identical to the NumPy reference;
     ``"float32"`` stores the weights in float32 while the kernels run (every write rounds to
     the nearest float32), which halves the memory traffic of the row sums and the STDP writes;
-    the arithmetic stays float64. Not bit-identical to the reference (its accuracy over 5 seeds:
-    docs/backends.md, "Precision"). Integer inference is unaffected."""
+    the arithmetic stays float64. ``"float32-currents"`` also sums the input currents in
+    float32 (each row added in float32, then the lateral term, rounded to float32 as well), as
+    a float32 matrix product does (BindsNET's): the row sums vectorise twice as wide; neuron
+    state, traces and STDP stay float64. Neither float32 mode is bit-identical to the reference
+    (their accuracy over 5 seeds: docs/backends.md, "Precision"). Integer inference is
+    unaffected."""
 
     precision: str = "float64"
 
@@ -308,13 +316,22 @@ class NumbaBackend:
             raise TinySNNError(f"backend 'numba' is not usable here: {why}")
         check_supported(net, learn)
 
+    def _dtypes(self, net) -> tuple:
+        """(weights' dtype, input currents' dtype) of the precision ``net`` runs in."""
+        return _DTYPES[self.precision or precision_of(net)]
+
     def _weights(self, net) -> np.ndarray:
         """The weights the kernels run on: the network's own array when it is float64 and
-        C-ordered (written in place), else a copy (float32 with that precision), which the
+        C-ordered (written in place), else a copy (float32 with a float32 precision), which the
         caller writes back after learning."""
-        if (self.precision or precision_of(net)) == "float32":
+        if self._dtypes(net)[0] == np.float32:
             return np.ascontiguousarray(net.w, dtype=np.float32)
         return net.w if _usable(net.w) else np.ascontiguousarray(net.w, dtype=np.float64)
+
+    def _cur_proto(self, net) -> np.ndarray:
+        """The kernels' prototype of the input current row (shape [0]): its dtype is what they
+        sum the currents in (``kernels.current_row``)."""
+        return np.zeros(0, dtype=self._dtypes(net)[1])
 
     def run(self, net, images, sample_ids, *, learn: bool, seed: int,
             ops: OpCounts, record=None) -> np.ndarray:
@@ -340,19 +357,20 @@ class NumbaBackend:
         # the kernels write the network's own arrays when they are float64 C-ordered (float32
         # precision: a float32 copy, written back when learning)
         w = self._weights(net)
+        cur = self._cur_proto(net)
         theta = net.theta if _usable(net.theta) else np.ascontiguousarray(net.theta,
                                                                           dtype=np.float64)
         if learn:
             counters = np.zeros(k.N_OPS, dtype=np.int64)
             if ip[k.IP_RULE] == k.RULE_TINYSNN and fp[k.FP_MU] != 0.0:
                 _train_numpy_pow(k, net, w, theta, images, skeys, rate_units, fp, ip, qp,
-                                 counters, counts)
+                                 counters, counts, cur)
             elif N >= 2:    # the fused path (N = 1: NumPy sums the rows pairwise)
                 k.train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp,
-                                    _program(n_in), counters, counts)
+                                    _program(n_in), counters, counts, cur)
             else:
                 k.train_batch(w, theta, images, skeys, rate_units, fp, ip, qp, _program(n_in),
-                              counters, counts)
+                              counters, counts, cur)
             if w is not net.w:
                 net.w[...] = w
             if theta is not net.theta:
@@ -361,9 +379,10 @@ class NumbaBackend:
             per_sample = np.zeros((B, k.N_OPS), dtype=np.int64)
             if N >= 2:
                 k.infer_batch_tiled(w, theta, images, skeys, rate_units, fp, ip, qp, per_sample,
-                                    counts, _threads())
+                                    counts, _threads(), cur)
             else:   # N = 1: NumPy sums the input rows pairwise, the per-step kernel does too
-                k.infer_batch(w, theta, images, skeys, rate_units, fp, ip, qp, per_sample, counts)
+                k.infer_batch(w, theta, images, skeys, rate_units, fp, ip, qp, per_sample, counts,
+                              cur)
             counters = per_sample.sum(axis=0)
         _add_ops(ops, counters)
         return counts
@@ -414,11 +433,11 @@ class NumbaBackend:
         if learn and ip[k.IP_RULE] == k.RULE_TINYSNN and fp[k.FP_MU] != 0.0:
             recs = [(raster[r], vals[r], idx, np.zeros(idx.size)) for r in range(R)]
             n = _train_numpy_pow(k, net, w, theta, image[None, :], np.array([skey]), rate_units,
-                                 fp, ip, qp, counters, out, recs)
+                                 fp, ip, qp, counters, out, self._cur_proto(net), recs)
         else:
             n = k.record_sample(w, theta, image, skey, rate_units, bool(learn), fp, ip, qp,
                                 _program(n_in), counters, out[0], raster, vals, idx,
-                                np.zeros(idx.size))
+                                np.zeros(idx.size), self._cur_proto(net))
         if learn:
             if w is not net.w:
                 net.w[...] = w
@@ -484,9 +503,9 @@ class NumbaBackend:
             fp, ip = pack_params(net)
             enc = net.encoder
             rate_units = tuple(int(enc.rate_unit(r)) for r in range(enc.params.max_retries + 1))
-            key = (tuple(net.w.shape), int(ip[k.IP_T]), rate_units)
+            key = (tuple(net.w.shape), int(ip[k.IP_T]), rate_units, self._dtypes(net))
             parts.setdefault(key, []).append((i, fp, ip, pack_quant(net, False)))
-        for (shape, _, rate_units), members in parts.items():
+        for (shape, _, rate_units, (w_dtype, cur_dtype)), members in parts.items():
             if len(members) == 1 or shape[1] < 2:
                 for i, *_ in members:
                     out[i] = self.run(nets[i], images, sample_ids, learn=False, seed=seed,
@@ -498,7 +517,7 @@ class NumbaBackend:
                 for i, *_ in members:
                     out[i] = np.zeros((0, N), dtype=np.int64)
                 continue
-            wu, wmap = _distinct([np.ascontiguousarray(nets[i].w, dtype=np.float64)
+            wu, wmap = _distinct([np.ascontiguousarray(nets[i].w, dtype=w_dtype)
                                   for i, *_ in members])
             theta = np.stack([np.broadcast_to(np.asarray(nets[i].theta, dtype=np.float64), (N,))
                               for i, *_ in members])
@@ -509,7 +528,8 @@ class NumbaBackend:
             per_sample = np.zeros((K, B, k.N_OPS), dtype=np.int64)
             counts = np.zeros((K, B, N), dtype=np.int64)
             k.infer_batch_group(wu, wmap, theta, imgs, skeys, np.array(rate_units, dtype=np.int64),
-                                fp, ip, qp, per_sample, counts, _threads())
+                                fp, ip, qp, per_sample, counts, _threads(),
+                                np.zeros(0, dtype=cur_dtype))
             for g, (i, *_) in enumerate(members):
                 _add_ops(ops_list[i], per_sample[g].sum(axis=0))
                 out[i] = counts[g]
@@ -686,7 +706,7 @@ def _usable(a) -> bool:
 
 
 def _train_numpy_pow(k, net, w, theta, images, skeys, rate_units, fp, ip, qp, counters, counts,
-                     recs=None):
+                     cur_proto, recs=None):
     """tinysnn-stdp with mu != 0: presentation by presentation, the weight-dependence factor
     ``np.power(np.clip(wmax - w, 0, None), mu)`` evaluated by NumPy exactly as the reference
     does (NumPy's SIMD power and libm's pow differ in the last bit), the rest compiled.
@@ -694,6 +714,7 @@ def _train_numpy_pow(k, net, w, theta, images, skeys, rate_units, fp, ip, qp, co
     number of presentations of the last sample."""
     n_in, N = w.shape
     wf, wi, wp, x_pre, acc = k.workspace(n_in, N, n_in)
+    cur = k.current_row(N, cur_proto)
     wmax, mu = float(net.topology.wmax), float(net.rule.p.mu)
     empty = np.zeros((0, 0))
     prog = _program(n_in)
@@ -701,7 +722,7 @@ def _train_numpy_pow(k, net, w, theta, images, skeys, rate_units, fp, ip, qp, co
         for retry in range(int(ip[k.IP_MAX_RETRIES]) + 1):
             n_exc, n_nz = k.present_steps(w, theta, images[b], skeys[b], rate_units[retry],
                                           retry, fp, ip, qp, counters, wf, wi, wp, x_pre, acc,
-                                          None if recs is None else recs[retry])
+                                          cur, None if recs is None else recs[retry])
             cols = k.tinysnn_cols(ip, wi)
             powtab = (np.ascontiguousarray(np.power(np.clip(wmax - w[:, cols], 0.0, None), mu))
                       if cols.size else empty)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 # -- counter-based generator (tinysnn_core.counter_rng), uint64 arithmetic masked to 32 bits ------
 M32 = np.uint64(0xFFFFFFFF)
@@ -74,10 +74,10 @@ RULE_POSTPRE = 0
 RULE_WEIGHT_DEPENDENT = 1
 RULE_TINYSNN = 2
 
-# -- float work rows (wf[ROW, :N]) and int work rows (wi[ROW, :N]) --------------------------------
-(WF_CURRENT, WF_V_E, WF_REF_E, WF_V_I, WF_REF_I, WF_THETA_I, WF_CUR_INH, WF_X_POST,
- WF_SUMS) = range(9)
-N_WF = 9
+# -- float work rows (wf[ROW, :N]) and int work rows (wi[ROW, :N]); the input current row is
+# apart (``current_row``: its dtype is the currents' precision) ---------------------------------
+(WF_V_E, WF_REF_E, WF_V_I, WF_REF_I, WF_THETA_I, WF_CUR_INH, WF_X_POST, WF_SUMS) = range(8)
+N_WF = 8
 (WI_SRC_PREV, WI_E_PREV, WI_S_E, WI_S_I, WI_CROSS, WI_CROSS_I, WI_CNT, WI_DIRTY, WI_COLS,
  WI_COUNTS) = range(10)
 N_WI = 10
@@ -473,7 +473,7 @@ def _record_step(rec, t, cross, n_post, v_e, theta_e, x_post, own_trace, trace_d
 
 @njit(cache=True)
 def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, qp, ops, wf, wi, wp, x_pre, acc,
-                 rec):
+                 current, rec):
     """The time loop of one presentation, up to (not including) the rule's end_sample.
 
     ``rec``: None (numba prunes the recording branch at compile time: the code is that of a
@@ -483,6 +483,9 @@ def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, qp, ops, wf, wi, 
     groups are rounded where the reference rounds them: the potentials after each layer's step,
     theta after the excitatory step and the traces after their update (both while learning), the
     weights after every clamped STDP write.
+
+    ``current`` [N]: the input current row (``current_row``: float64, or float32 when the
+    currents are summed in float32).
 
     Leaves the excitatory spike counts in wi[WI_COUNTS] (and, for tinysnn-stdp, the trace sums
     in ``acc`` and their counts in wi[WI_CNT]); returns the presentation's excitatory spikes."""
@@ -509,7 +512,6 @@ def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, qp, ops, wf, wi, 
     q_w = learn and qp[Q_WEIGHTS, QF_ON] != 0.0
     site = np.uint64(0)
 
-    current = wf[WF_CURRENT]
     v_e = wf[WF_V_E]
     ref_e = wf[WF_REF_E]
     v_i = wf[WF_V_I]
@@ -1017,16 +1019,37 @@ def workspace(n_in, N, acc_cols):
             np.zeros((N if acc_cols else 0, acc_cols)))
 
 
+def _in_current_dtype(cur, x):
+    """``x`` (float64) rounded to ``cur``'s dtype and back: the identity for a float64 current
+    row, the nearest float32 for a float32 one (the value a write into the row would keep)."""
+    raise NotImplementedError("compiled only (numba overload)")
+
+
+@overload(_in_current_dtype)
+def _in_current_dtype_impl(cur, x):
+    if cur.dtype == types.float32:
+        return lambda cur, x: np.float64(np.float32(x))
+    return lambda cur, x: x
+
+
+@njit(cache=True)
+def current_row(N, cur_proto):
+    """The input current row of one presentation, in ``cur_proto``'s dtype: float64 (the
+    reference's sums) or float32 (the rows summed in float32, ``precision = "float32-currents"``).
+    Every kernel that sums input rows takes such a prototype (shape [0]) and sums in its dtype."""
+    return np.zeros(N, dtype=cur_proto.dtype)
+
+
 @njit(cache=True)
 def _run_sample(w, theta, image, skey, rate_units, learn, fp, ip, qp, ops, wf, wi, wp, x_pre,
-                acc, prog, counts_out):
+                acc, cur, prog, counts_out):
     """All presentations of one sample (retry rule); the last presentation's counts."""
     no_pow = np.zeros((0, 0))
     n_pres = ip[IP_MAX_RETRIES] + 1
     for retry in range(n_pres):
         n_nz = _setup_inputs(image, rate_units[retry], wp)
         n_exc = _steps_float(w, theta, learn, retry, skey, n_nz, fp, ip, qp, ops, wf, wi, wp,
-                             x_pre, acc, None)
+                             x_pre, acc, cur, None)
         if learn:
             _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, no_pow,
                        prog, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
@@ -1039,19 +1062,20 @@ def _run_sample(w, theta, image, skey, rate_units, learn, fp, ip, qp, ops, wf, w
 
 
 @njit(cache=True)
-def train_batch(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops, counts):
+def train_batch(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops, counts, cur_proto):
     """Learning: the samples one after the other, updating ``w`` and ``theta`` in place."""
     n_in, N = w.shape
     acc_cols = n_in if ip[IP_RULE] == RULE_TINYSNN else 0
     wf, wi, wp, x_pre, acc = workspace(n_in, N, acc_cols)
+    cur = current_row(N, cur_proto)
     for b in range(images.shape[0]):
         _run_sample(w, theta, images[b], np.uint64(skeys[b]), rate_units, True, fp, ip, qp, ops,
-                    wf, wi, wp, x_pre, acc, prog, counts[b])
+                    wf, wi, wp, x_pre, acc, cur, prog, counts[b])
 
 
 @njit(cache=True)
 def record_sample(w, theta, image, skey, rate_units, learn, fp, ip, qp, prog, ops, counts_out,
-                  raster, vals, idx, mtr):
+                  raster, vals, idx, mtr, cur_proto):
     """``_run_sample`` of one sample with the monitor on: presentation ``r``'s spikes into
     ``raster[r]`` [T, N] (int8) and the chosen neurons ``idx``'s v, theta, trace into
     ``vals[r]`` [3, T, K]. Returns the number of presentations. (The fast paths never come
@@ -1059,6 +1083,7 @@ def record_sample(w, theta, image, skey, rate_units, learn, fp, ip, qp, prog, op
     n_in, N = w.shape
     acc_cols = n_in if (learn and ip[IP_RULE] == RULE_TINYSNN) else 0
     wf, wi, wp, x_pre, acc = workspace(n_in, N, acc_cols)
+    cur = current_row(N, cur_proto)
     no_pow = np.zeros((0, 0))
     sk = np.uint64(skey)
     done = 0
@@ -1067,7 +1092,7 @@ def record_sample(w, theta, image, skey, rate_units, learn, fp, ip, qp, prog, op
             mtr[k] = 0.0
         n_nz = _setup_inputs(image, rate_units[retry], wp)
         n_exc = _steps_float(w, theta, learn, retry, sk, n_nz, fp, ip, qp, ops, wf, wi, wp,
-                             x_pre, acc, (raster[retry], vals[retry], idx, mtr))
+                             x_pre, acc, cur, (raster[retry], vals[retry], idx, mtr))
         if learn:
             _end_float(w, n_exc, n_nz, fp, ip, qp, sk, retry, ops, wf, wi, wp, acc, no_pow, prog,
                        np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
@@ -1081,25 +1106,27 @@ def record_sample(w, theta, image, skey, rate_units, learn, fp, ip, qp, prog, op
 
 
 @njit(cache=True, parallel=True)
-def infer_batch(w, theta, images, skeys, rate_units, fp, ip, qp, ops_per_sample, counts):
+def infer_batch(w, theta, images, skeys, rate_units, fp, ip, qp, ops_per_sample, counts,
+                cur_proto):
     """Inference: weights and thresholds are read-only, so the samples run in parallel."""
     n_in, N = w.shape
     no_prog = np.zeros((0, 2), dtype=np.int64)
     for b in prange(images.shape[0]):
         wf, wi, wp, x_pre, acc = workspace(n_in, N, 0)
+        cur = current_row(N, cur_proto)
         _run_sample(w, theta, images[b], np.uint64(skeys[b]), rate_units, False, fp, ip, qp,
-                    ops_per_sample[b], wf, wi, wp, x_pre, acc, no_prog, counts[b])
+                    ops_per_sample[b], wf, wi, wp, x_pre, acc, cur, no_prog, counts[b])
 
 
 # -- entry points for the presentation-by-presentation path (tinysnn-stdp with mu != 0) ----------
 @njit(cache=True)
 def present_steps(w, theta, image, skey, rate_unit, retry, fp, ip, qp, ops, wf, wi, wp, x_pre,
-                  acc, rec):
+                  acc, cur, rec):
     """Inputs and time loop of one learning presentation; returns (excitatory spikes, n_nz).
     ``rec``: None, or the monitor's arrays of this presentation (``_steps_float``)."""
     n_nz = _setup_inputs(image, rate_unit, wp)
     n_exc = _steps_float(w, theta, True, retry, np.uint64(skey), n_nz, fp, ip, qp, ops, wf, wi,
-                         wp, x_pre, acc, rec)
+                         wp, x_pre, acc, cur, rec)
     return n_exc, n_nz
 
 
@@ -1335,13 +1362,14 @@ def _exc_step_infer(v, ref, th, cur, s, cross, sp, n_src, w_lat, one_spike, rest
                     refrac, dt, rand):
     """The excitatory step of inference (``_neuron_step_float`` with learn=False and the
     thresholds ``thresh + theta`` precomputed), the lateral term
-    ``w_lat * float(n_src - sp[j])`` added to the current first, as the reference does."""
+    ``w_lat * float(n_src - sp[j])`` added to the current first, as the reference does (the sum
+    kept in the current row's precision, as ``_steps_float``'s in-place addition keeps it)."""
     n = v.shape[0]
     nc = 0
     if n_src:       # two loops, so that the one without a lateral term has no branch inside
         fsrc = np.float64(n_src)
         for j in range(n):
-            cj = cur[j] + w_lat * (fsrc - np.float64(sp[j]))
+            cj = _in_current_dtype(cur, cur[j] + w_lat * (fsrc - np.float64(sp[j])))
             v[j], ref[j], c = _lif(v[j], ref[j], cj, th[j], rest, reset, decay, refrac, dt)
             s[j] = np.int64(c)
             nc += np.int64(c)
@@ -1556,7 +1584,7 @@ def _present_infer(w, skey, retry, n_nz, fp, ip, qp, ops, fb, ib, nz, thm1, im, 
 
 @njit(cache=True, parallel=True, boundscheck=False)
 def infer_batch_tiled(w, theta, images, skeys, rate_units, fp, ip, qp, ops_per_sample, counts,
-                      n_threads):
+                      n_threads, cur_proto):
     """Float inference of a batch through ``_present_infer``: the samples in parallel, with
     per-thread work buffers; the same counts and counters as ``infer_batch`` (N >= 2)."""
     n_in, N = w.shape
@@ -1573,7 +1601,7 @@ def infer_batch_tiled(w, theta, images, skeys, rate_units, fp, ip, qp, ops_per_s
     lstb = np.zeros((nth, CH * n_in + 1), dtype=np.int32)
     offb = np.zeros((nth, CH + 1), dtype=np.int64)
     rndb = np.zeros((nth, CH), dtype=np.int64)
-    bufb = np.zeros((nth, CH, N))
+    bufb = np.zeros((nth, CH, N), dtype=cur_proto.dtype)
     inh_sparse = ip[IP_HAS_INH] != 0 and _inh_sparse_ok(fp, ip, qp)
     e_adaptive = ip[IP_E_ADAPTIVE] != 0
     for tid in range(nth):
@@ -1855,7 +1883,7 @@ def _exc_step_train(v, ref, theta, cur, s, cross, sp, n_src, w_lat, adaptive, on
         for j in range(n):
             th = theta[j] * theta_decay
             theta[j] = th
-            cj = cur[j] + w_lat * (fsrc - np.float64(sp[j]))
+            cj = _in_current_dtype(cur, cur[j] + w_lat * (fsrc - np.float64(sp[j])))
             v[j], ref[j], c = _lif(v[j], ref[j], cj, thresh + th, rest, reset, decay, refrac, dt)
             s[j] = np.int64(c)
             nc += np.int64(c)
@@ -1869,7 +1897,7 @@ def _exc_step_train(v, ref, theta, cur, s, cross, sp, n_src, w_lat, adaptive, on
             nc += np.int64(c)
     elif n_src:
         for j in range(n):
-            cj = cur[j] + w_lat * (fsrc - np.float64(sp[j]))
+            cj = _in_current_dtype(cur, cur[j] + w_lat * (fsrc - np.float64(sp[j])))
             v[j], ref[j], c = _lif(v[j], ref[j], cj, thresh, rest, reset, decay, refrac, dt)
             s[j] = np.int64(c)
             nc += np.int64(c)
@@ -1899,8 +1927,8 @@ def _exc_step_train(v, ref, theta, cur, s, cross, sp, n_src, w_lat, adaptive, on
 
 @njit(cache=True, boundscheck=False)
 def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, wp, x_pre, acc,
-                   ib, nzu, thm1, im, fired, lst, off, rnd, inh_sparse, oor, pcols, in_pcols,
-                   prows, in_prows):
+                   current, ib, nzu, thm1, im, fired, lst, off, rnd, inh_sparse, oor, pcols,
+                   in_pcols, prows, in_prows):
     """One learning presentation (``_steps_float`` with learn=True and no monitor): the same
     spikes, weights, thresholds, traces, work rows and counters. ``n_nz``: ``_setup_inputs``'s
     non-zero pixels (wp), whose traces decay: ``x_pre[:n_nz]`` holds them in that compact order
@@ -1948,7 +1976,6 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
     q_tr = qp[Q_TRACES, QF_ON] != 0.0
     q_w = qp[Q_WEIGHTS, QF_ON] != 0.0
 
-    current = wf[WF_CURRENT]
     v_e = wf[WF_V_E]
     ref_e = wf[WF_REF_E]
     v_i = wf[WF_V_I]
@@ -2194,12 +2221,14 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
 
 
 @njit(cache=True, boundscheck=False)
-def train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops, counts):
+def train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops, counts,
+                      cur_proto):
     """``train_batch`` through ``_present_train``: the samples one after the other, the same
     weights, thresholds, counts and counters."""
     n_in, N = w.shape
     acc_cols = n_in if ip[IP_RULE] == RULE_TINYSNN else 0
     wf, wi, wp, x_pre, acc = workspace(n_in, N, acc_cols)
+    cur = current_row(N, cur_proto)
     T = ip[IP_T]
     CH = max(1, min(T, TRAIN_STEPS))
     ib = np.zeros((N_IB, N), dtype=np.int64)
@@ -2236,7 +2265,7 @@ def train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops
             n_nz = _setup_inputs(images[b], rate_units[retry], wp)
             n_u = _setup_inputs_u32(images[b], rate_units[retry], nzu, thm1, im)
             n_exc = _present_train(w, theta, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi,
-                                   wp, x_pre, acc, ib, nzu, thm1, im, fired, lst, off, rnd,
+                                   wp, x_pre, acc, cur, ib, nzu, thm1, im, fired, lst, off, rnd,
                                    inh_sparse, oor, pcols, in_pcols, prows, in_prows)
             if known.shape[0] == N:     # the columns this presentation may have written
                 for j in range(N):
@@ -2420,7 +2449,7 @@ def _group_end_float(ip, sc, ops, N):
 
 @njit(cache=True, parallel=True, boundscheck=False)
 def infer_batch_group(wu, wmap, theta, images, skeys, rate_units, fp, ip, qp, ops_per_sample,
-                      counts, n_threads):
+                      counts, n_threads, cur_proto):
     """Float inference of K networks on one batch (``infer_batch_tiled`` of each, N >= 2), the
     input spikes drawn once: ``wu`` [U, n_in, N] the distinct weight matrices, ``wmap`` [K]
     network -> matrix, ``theta`` [K, N], ``fp`` [K, N_FP], ``ip`` [K, N_IP] (the same T and
@@ -2443,7 +2472,7 @@ def infer_batch_group(wu, wmap, theta, images, skeys, rate_units, fp, ip, qp, op
     lstb = np.zeros((nth, CH * n_in + 1), dtype=np.int32)
     offb = np.zeros((nth, CH + 1), dtype=np.int64)
     rndb = np.zeros((nth, CH), dtype=np.int64)
-    bufb = np.zeros((nth, U, CH, N))
+    bufb = np.zeros((nth, U, CH, N), dtype=cur_proto.dtype)
     inh_sparse = np.zeros(K, dtype=np.bool_)
     for k in range(K):
         inh_sparse[k] = ip[k, IP_HAS_INH] != 0 and _inh_sparse_ok(fp[k], ip[k], qp[k])
