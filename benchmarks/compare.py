@@ -519,9 +519,12 @@ class Ours:
     """Our backends, set up once: the data, the usable backends (numba first: its trained
     network is the one every backend's inference runs on)."""
 
-    ORDER = ("numba", "numba-f32", "numpy", "cupy")
-    #: measured names that are a registered backend built with arguments
-    VARIANTS = {"numba-f32": ("numba", {"precision": "float32"})}
+    ORDER = ("numba", "numba-f32", "numba-f32c", "numpy", "cupy")
+    #: measured names that are a registered backend built with arguments: numba's float32
+    #: weights (float64 sums), and float32 weights with float32 current sums (BindsNET's
+    #: float32 matrix product)
+    VARIANTS = {"numba-f32": ("numba", {"precision": "float32"}),
+                "numba-f32c": ("numba", {"precision": "float32-currents"})}
 
     def __init__(self, args, res: Results):
         import numpy as np
@@ -708,7 +711,8 @@ def summarize(M: dict, sizes, threads_list, networks, brian2_threads=(1,)) -> di
         for dtype in FLOOR_DTYPES:
             # each C precision against the numba precision that does the same arithmetic
             # where it can: float64 with float64; float32 with float32 weights (float64 sums)
-            for sim in ("numba",) if dtype == "float64" else ("numba", "numba-f32"):
+            # and with float32 weights and current sums (C's float32 sums its rows in float32)
+            for sim in ("numba",) if dtype == "float64" else ("numba", "numba-f32", "numba-f32c"):
                 ours = summary["ours"].get(f"{sim}/tinysnn/N={n}", {})
                 r = M.get(floor_key(n, dtype))
                 if ours.get("train") and sps(r):
