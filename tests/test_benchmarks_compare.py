@@ -83,6 +83,32 @@ def test_ratios_divide_like_by_like_and_name_it(compare):
     assert s["ours"]["numba/tinysnn/N=400"]["train"] == 1800.0
 
 
+def test_bars_are_checked_for_each_numba_precision_measured(compare):
+    """The competitor bars are checked for every numba precision that was measured (here
+    float32-currents besides float64; float32 was not run, so it has no bars), the C floor's
+    bar (0.8x) for float64 alone."""
+    M = synthetic(compare)
+    k = compare.key_of
+    M[k("numba-f32c", "diehl-cook", 400, "train")] = rec(1600.0)            # 32x Brian2's 50
+    M[k("numba-f32c", "diehl-cook", 400, "infer_batch")] = rec(1500.0)      # 75x BindsNET's 20
+    M[k("numba-f32c", "tinysnn", 400, "train")] = rec(3000.0)
+    bars = compare.summarize(M, [400], [1, 2], ["diehl-cook", "tinysnn"], [1])["bars_n400"]
+    assert set(bars) == {
+        "training: numba / BindsNET training",
+        "training: numba / Brian2 cpp_standalone training",
+        "inference batched: numba batched / BindsNET batched",
+        "reduced-net training: numba / C floor (float64)",
+        "training: numba-f32c / BindsNET training",
+        "training: numba-f32c / Brian2 cpp_standalone training",
+        "inference batched: numba-f32c batched / BindsNET batched",
+    }
+    assert bars["training: numba-f32c / Brian2 cpp_standalone training"]["met"] is True
+    assert bars["training: numba-f32c / BindsNET training"]["ratio"] == pytest.approx(1600 / 3)
+    assert bars["inference batched: numba-f32c batched / BindsNET batched"]["met"] is False
+    floor = bars["reduced-net training: numba / C floor (float64)"]
+    assert floor["ratio"] == pytest.approx(0.72) and floor["met"] is False
+
+
 def test_missing_competitor_gives_no_ratio(compare):
     M = synthetic(compare, with_brian2=False)
     M[compare.key_of("bindsnet", "diehl-cook", 400, "infer_batch", 1)] = {"error": "oom"}

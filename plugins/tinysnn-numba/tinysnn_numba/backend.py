@@ -247,7 +247,7 @@ def _add_ops(ops: OpCounts, counters: np.ndarray) -> None:
 #: currents in (``NumbaParams``)
 PRECISIONS = ("float64", "float32", "float32-currents")
 #: precision -> (weights' dtype while the kernels run, input currents' dtype)
-_DTYPES = {"float64": (np.float64, np.float64), "float32": (np.float32, np.float64),
+PRECISION_DTYPES = {"float64": (np.float64, np.float64), "float32": (np.float32, np.float64),
            "float32-currents": (np.float32, np.float32)}
 
 
@@ -318,7 +318,7 @@ class NumbaBackend:
 
     def _dtypes(self, net) -> tuple:
         """(weights' dtype, input currents' dtype) of the precision ``net`` runs in."""
-        return _DTYPES[self.precision or precision_of(net)]
+        return PRECISION_DTYPES[self.precision or precision_of(net)]
 
     def _weights(self, net) -> np.ndarray:
         """The weights the kernels run on: the network's own array when it is float64 and
