@@ -91,3 +91,42 @@ def test_numba_refuses_what_it_cannot_record(images):
     with pytest.raises(InputError, match="no adaptive threshold"):
         NumbaBackend().run(lif, images[:1], [0], learn=False, seed=0, ops=OpCounts(),
                            record=Record(variables=("theta",)))
+
+
+@pytest.mark.parametrize("precision", ["float32", "float32-currents"])
+@pytest.mark.parametrize("topology,rule", [("tinysnn", "tinysnn-stdp"), ("diehl-cook", "postpre")])
+@pytest.mark.parametrize("learn", [True, False])
+def test_recording_in_a_float32_precision_changes_nothing(images, precision, topology, rule,
+                                                          learn):
+    """The recording path sums in the precision the fast path sums in: with a monitor on, the
+    same counts, weights and counters as without, in both float32 precisions."""
+    net = network(topology, rule)
+    out = []
+    for record in (None, Record(samples=[41, 44], neurons=[0, 7], variables=ALL)):
+        copy_, ops = copy.deepcopy(net), OpCounts()
+        counts = NumbaBackend(precision=precision).run(
+            copy_, images, np.arange(len(images)) + 40, learn=learn, seed=9, ops=ops,
+            record=record)
+        out.append((counts, copy_.w.tobytes(), ops.as_dict()))
+    assert out[0][0].sum() > 0
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    assert out[0][1:] == out[1][1:]
+
+
+def test_recording_sums_the_currents_in_the_precision_asked(images):
+    """float32-currents' recorded potentials are not float32's (the currents were summed in
+    float32), while its spikes are the same on these digits."""
+    net = network("diehl-cook", "postpre")
+    got = {}
+    for precision in ("float32", "float32-currents"):
+        record = Record(samples=[41], neurons=list(range(24)), variables=("spikes", "v"))
+        NumbaBackend(precision=precision).run(copy.deepcopy(net), images, np.arange(7) + 40,
+                                              learn=False, seed=9, ops=OpCounts(), record=record)
+        got[precision] = record.recording(n_neurons=24, time_steps=60).arrays()
+    a, b = got["float32"], got["float32-currents"]
+    assert a["spike_neuron"].size > 0
+    for name in a:
+        if name.startswith("spike"):
+            assert a[name].tobytes() == b[name].tobytes(), name
+    v = [name for name in a if "v" in name.split("_")]
+    assert v and any(a[n].tobytes() != b[n].tobytes() for n in v)

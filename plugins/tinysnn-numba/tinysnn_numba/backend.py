@@ -247,8 +247,9 @@ def _add_ops(ops: OpCounts, counters: np.ndarray) -> None:
 #: currents in (``NumbaParams``)
 PRECISIONS = ("float64", "float32", "float32-currents")
 #: precision -> (weights' dtype while the kernels run, input currents' dtype)
-PRECISION_DTYPES = {"float64": (np.float64, np.float64), "float32": (np.float32, np.float64),
-           "float32-currents": (np.float32, np.float32)}
+PRECISION_DTYPES = {"float64": (np.float64, np.float64),
+                    "float32": (np.float32, np.float64),
+                    "float32-currents": (np.float32, np.float32)}
 
 
 @dataclass
@@ -285,14 +286,14 @@ def precision_of(net) -> str:
 
 class NumbaBackend:
     """Compiled CPU simulator (numba): float64 (bit-identical to the NumPy reference, simulated
-    fixed point included), optionally float32 weights (``NumbaParams``), and integer inference
-    (bit-identical to ``tinysnn_core.intsim``).
+    fixed point included), optionally float32 weights and float32 current sums (``NumbaParams``),
+    and integer inference (bit-identical to ``tinysnn_core.intsim``).
 
     Every refusal (numba missing, an unsupported plugin or rounding, bad inputs) is raised before
     any work: before numba is imported or a kernel compiled, and before the network is touched.
 
     ``precision``: None (the default) takes ``[backend] precision`` of the network's
-    configuration; ``"float64"`` or ``"float32"`` overrides it."""
+    configuration; one of ``PRECISIONS`` overrides it."""
 
     name = "numba"
     Params = NumbaParams

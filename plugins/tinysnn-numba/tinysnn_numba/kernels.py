@@ -1947,7 +1947,8 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
     (x_pre[i] == 0.0), in both cases of in-range weights (``clamp`` is then the identity, and
     no weight is -0.0: every clamp returns +0.0 for it). ``pcols``/``prows``: the columns and
     rows still written, in the order they became so (each weight is written by its own
-    element's operations, so the order is free). Returns the presentation's excitatory spikes."""
+    element's operations, so the order is free). ``current`` [N]: the input current row, in the
+    currents' precision (``current_row``). Returns the presentation's excitatory spikes."""
     n_in, N = w.shape
     T = ip[IP_T]
     CH = rnd.shape[0]
