@@ -831,11 +831,11 @@ def report_lines(data: dict, summary: dict) -> list[str]:
                        f"{sps(r):>9.1f}")
         out.append("")
     out.append("ours, samples/s (wall clock):")
-    out.append(f"{'backend':<7} {'network':<11} {'N':>5} {'train':>9} {'infer batch':>11} "
+    out.append(f"{'backend':<10} {'network':<11} {'N':>5} {'train':>9} {'infer batch':>11} "
                f"{'infer 1-by-1':>12}")
     for key, row in summary["ours"].items():
         sim, net_name, n = key.split("/")
-        out.append(f"{sim:<7} {net_name:<11} {n[2:]:>5} {fmt(row['train']):>9} "
+        out.append(f"{sim:<10} {net_name:<11} {n[2:]:>5} {fmt(row['train']):>9} "
                    f"{fmt(row['infer_batch']):>11} {fmt(row['infer_sample']):>12}")
     out.append("")
     out.append("like-for-like ratios (ours / theirs in samples/s, wall clock; BindsNET and "
@@ -854,10 +854,11 @@ def report_lines(data: dict, summary: dict) -> list[str]:
                        f"CPU time {_x(r['cpu_ratio'])})")
         if not ratios:
             out.append("    (nothing to compare)")
-    if summary.get("bars_n400"):
+    bars = summary.get("bars_n400") or {}
+    if any(b["ratio"] is not None for b in bars.values()):    # none without a competitor
         out.append("")
         out.append("N = 400 bars (issue 13):")
-        for name, b in summary["bars_n400"].items():
+        for name, b in bars.items():
             out.append(f"  {name} >= {b['bar']}x: {_x(b['ratio'])}, "
                        f"{'met' if b['met'] else 'NOT met'}")
     return out

@@ -170,3 +170,23 @@ def test_brian2_numbers_follow_our_network(compare, monkeypatch):
     monkeypatch.setitem(b2b.NET, "w_inh", 17.5)
     with pytest.raises(b2b.SetupError, match="w_inh"):
         b2b.our_network(10, 20, 0)
+
+
+def test_a_report_without_competitors_prints_no_bars(compare):
+    """The scaling runs measure our backends only: no ratio, so no bars section either."""
+    k = compare.key_of
+    M = {k("numba", "diehl-cook", 400, "train"): dict(rec(600.0), run=0),
+         k("numba", "tinysnn", 400, "train"): dict(rec(1800.0), run=0)}
+    data = {"settings": {"time": 350, "bindsnet_train": 40, "bindsnet_infer": 40,
+                         "ours_train": 1000, "ours_infer": 1000, "ours_infer_sample": 200,
+                         "brian2_train": 200, "numpy_samples": 8},
+            "runs": [{"started": "2026-01-01T00:00:00", "finished": "2026-01-01T00:01:00",
+                      "uptime_start": "up 1 day, load average: 1.50, 1.00, 0.50",
+                      "uptime_end": "up 1 day, load average: 2.50, 1.20, 0.60",
+                      "machine": {"model": "Test CPU 9000", "cpus": 2, "flags": []}}],
+            "measurements": M}
+    s = compare.summarize(M, [400], [1, 2], ["diehl-cook", "tinysnn"], [1])
+    assert all(b["ratio"] is None for b in s["bars_n400"].values())
+    text = "\n".join(compare.report_lines(data, s))
+    assert "N = 400 bars" not in text
+    assert "numba      diehl-cook    400     600.0" in text     # the table's columns line up
