@@ -263,8 +263,9 @@ class NumbaParams:
     float32 (each row added in float32, then the lateral term, rounded to float32 as well), as
     a float32 matrix product does (BindsNET's): the row sums vectorise twice as wide; neuron
     state, traces and STDP stay float64. Neither float32 mode is bit-identical to the reference
-    (their accuracy over 5 seeds: docs/backends.md, "Precision"). Integer inference is
-    unaffected."""
+    (their accuracy over 5 seeds: docs/backends.md, "Precision"). The network keeps float64
+    weights: each call copies them into float32 (and back after learning), a cost that one
+    sample per call pays every time. Integer inference is unaffected."""
 
     precision: str = "float64"
 
