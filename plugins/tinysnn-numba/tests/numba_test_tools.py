@@ -26,6 +26,23 @@ def mnist_digits(n_train: int, n_test: int):
     return data.train_images[:n_train], data.test_images[:n_test]
 
 
+def kernel_inputs(net, images, seed: int, *, learn: bool):
+    """What the kernels take besides the state, as ``NumbaBackend.run`` packs it for sample ids
+    0..B-1: (fp, ip, qp, images as int64, sample keys, encoder rate units)."""
+    from tinysnn_core import counter_rng
+    from tinysnn_numba import backend as bk
+
+    fp, ip = bk.pack_params(net)
+    qp = bk.pack_quant(net, learn)
+    images = np.ascontiguousarray(images, dtype=np.int64)
+    skeys = np.array([counter_rng.sample_key(seed, s) for s in range(len(images))],
+                     dtype=np.int64)
+    enc = net.encoder
+    rate_units = np.array([enc.rate_unit(r) for r in range(enc.params.max_retries + 1)],
+                          dtype=np.int64)
+    return fp, ip, qp, images, skeys, rate_units
+
+
 def run_both(net, images, ids, *, learn, seed=7):
     """Run both backends from copies of ``net``; return (numpy result, numba result), each
     (network, counts, operation counters)."""

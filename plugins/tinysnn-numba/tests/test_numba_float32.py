@@ -86,22 +86,15 @@ def test_float32_fused_learning_equals_the_per_step_kernel(topology, rule, cur_d
     skips columns whose last scaling rounded back to the same float32 weights (a scale near 1
     that is not 1.0), and tinysnn-stdp's update is fused into the sums. The per-step kernel
     normalises every dirty column every time; over a dozen digits both leave the same bits."""
+    from numba_test_tools import kernel_inputs
     from numba_test_tools import mnist_digits as digits_of
-    from tinysnn_core import counter_rng
-    from tinysnn_numba import backend as bk
     from tinysnn_numba import kernels as k
 
     train, _ = digits_of(12, 1)
     net = Network.build(Config.from_dict({
         "n_neurons": 40, "topology": {"name": topology}, "learning": {"name": rule},
         "train": {"time_steps": 80}}))
-    fp, ip = bk.pack_params(net)
-    qp = bk.pack_quant(net, True)
-    images = np.ascontiguousarray(train, dtype=np.int64)
-    skeys = np.array([counter_rng.sample_key(3, s) for s in range(len(images))], dtype=np.int64)
-    enc = net.encoder
-    rate_units = np.array([enc.rate_unit(r) for r in range(enc.params.max_retries + 1)],
-                          dtype=np.int64)
+    fp, ip, qp, images, skeys, rate_units = kernel_inputs(net, train, 3, learn=True)
     prog = k.pairwise_program(net.w.shape[0])
     out = []
     for fn in (k.train_batch, k.train_batch_fused):
@@ -146,19 +139,12 @@ def test_float32_currents_inference_paths_agree(digits, topology, rule, monkeypa
     """The tiled inference kernel (batches, N >= 2), the per-step one and the grouped one give
     the same counts with float32 currents (the lateral term kept in float32 alike), and the
     grouped call keeps each network's own precision."""
-    from tinysnn_core import counter_rng
-    from tinysnn_numba import backend as bk
+    from numba_test_tools import kernel_inputs
     from tinysnn_numba import kernels as k
     train, test = digits
     net = build("float32-currents", topology, rule)
     NumbaBackend().run(net, train, np.arange(6), learn=True, seed=1, ops=OpCounts())
-    fp, ip = bk.pack_params(net)
-    qp = bk.pack_quant(net, False)
-    images = np.ascontiguousarray(test, dtype=np.int64)
-    skeys = np.array([counter_rng.sample_key(4, s) for s in range(len(images))], dtype=np.int64)
-    enc = net.encoder
-    rate_units = np.array([enc.rate_unit(r) for r in range(enc.params.max_retries + 1)],
-                          dtype=np.int64)
+    fp, ip, qp, images, skeys, rate_units = kernel_inputs(net, test, 4, learn=False)
     w = net.w.astype(np.float32)
     out = []
     for tiled in (True, False):
