@@ -37,6 +37,19 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
+
+def borrowing(fn):
+    """``njit`` for the per-step functions: compiled without numba's reference counting, for
+    functions that only read and write arrays their caller owns (they allocate nothing and return
+    no array; numba refuses to compile an allocation without it, so the rule is checked).
+
+    Why: numba's reference-count pruning leaves an atomic incref/decref pair per array argument
+    in a function whose loops sit inside branches (``_exc_step_train``'s four loops: 14 locked
+    instructions per time step). Run once per step, those cost about 6% of a training sample
+    (docs/benchmarks.md, "Reference counts")."""
+    return njit(cache=True, boundscheck=False, _nrt=False)(fn)
+
+
 # -- counter-based generator (tinysnn_core.counter_rng), uint64 arithmetic masked to 32 bits ------
 M32 = np.uint64(0xFFFFFFFF)
 STEP_MUL = np.uint64(0x85EBCA77)
@@ -198,7 +211,7 @@ def _q(x, off, qp, g, site, index):
     return np.float64(np.int64(c)) * qp[g, QF_STEP] + off
 
 
-@njit(cache=True)
+@borrowing
 def _q_vec(a, n, off, qp, g, site):
     """``a[:n] = q(group, a[:n], off)``."""
     for j in range(n):
@@ -253,15 +266,43 @@ def _pairwise_sum_1d(a, n):
     return vals[0]
 
 
-@njit(cache=True, boundscheck=False)
+@borrowing
 def _sum_rows(w, rows, start, end, out):
     """out[j] = the sum of w[rows[q], j] for q in start..end-1, from 0, one row after the other
     in that order (NumPy's ``w[rows].sum(axis=0)`` for N >= 2; four rows per pass over ``out``).
-    Integer codes accumulate exactly in ``out``'s type (the caller checked the range)."""
+    Integer codes accumulate exactly in ``out``'s type (the caller checked the range). The
+    first pass starts from a zero of ``out``'s type instead of a cleared row: the same additions
+    (0 + w keeps its rounding and turns -0.0 into 0.0), one pass over ``out`` fewer."""
     N = w.shape[1]
-    for j in range(N):
-        out[j] = 0
+    if N == 0:
+        return
+    out[0] = 0
+    z = out[0]
     q = start
+    n = end - start
+    r0 = rows[q] if n >= 1 else 0
+    r1 = rows[q + 1] if n >= 2 else 0
+    r2 = rows[q + 2] if n >= 3 else 0
+    r3 = rows[q + 3] if n >= 4 else 0
+    if n >= 4:
+        for j in range(N):
+            out[j] = (((z + w[r0, j]) + w[r1, j]) + w[r2, j]) + w[r3, j]
+        q += 4
+    elif n == 3:
+        for j in range(N):
+            out[j] = ((z + w[r0, j]) + w[r1, j]) + w[r2, j]
+        q += 3
+    elif n == 2:
+        for j in range(N):
+            out[j] = (z + w[r0, j]) + w[r1, j]
+        q += 2
+    elif n == 1:
+        for j in range(N):
+            out[j] = z + w[r0, j]
+        q += 1
+    else:
+        for j in range(N):
+            out[j] = z
     while q + 4 <= end:
         r0 = rows[q]
         r1 = rows[q + 1]
@@ -326,7 +367,7 @@ def pairwise_program(n: int) -> np.ndarray:
     return np.array(prog, dtype=np.int64).reshape(-1, 2)
 
 
-@njit(cache=True, boundscheck=False)
+@borrowing
 def _combine8(acc8, out, n):
     """out[c] = a pairwise leaf's eight accumulators acc8[:, c] added in NumPy's order."""
     for c in range(n):
@@ -334,7 +375,7 @@ def _combine8(acc8, out, n):
                   + ((acc8[4, c] + acc8[5, c]) + (acc8[6, c] + acc8[7, c])))
 
 
-@njit(cache=True, boundscheck=False)
+@borrowing
 def _merge_top(stack, top, n):
     """An inner node of the pairwise tree: the two topmost partial sums (rows of ``stack``)
     become their sum; returns the new top."""
@@ -403,7 +444,7 @@ def _lif(v, ref, cur, th, rest, reset, decay, refrac, dt):
     return (reset if c else x), (refrac if c else ref - dt), c
 
 
-@njit(cache=True)
+@borrowing
 def _neuron_step_float(v, ref, theta, current, s, cross, adaptive, one_spike, learn,
                        rest, reset, thresh, decay, refrac, dt, theta_decay, theta_plus, rand):
     """One step of LIF / AdaptiveLIF (tinysnn_core.builtin.neurons), in the reference's order.
@@ -717,7 +758,7 @@ def _tinysnn_cols(ip, wi):
 COL_READ, COL_SCALE, COL_TINYSNN = 0, 1, 2
 
 
-@njit(cache=True, boundscheck=False)
+@borrowing
 def _row_cols(w, i, cols, n, mode, scale, wmin, wmax, acc, first, oorc, chg, tacc, pos, cnt,
               tp):
     """One row of ``_pairwise_cols`` for the columns cols[:n]: the row's weight is first
@@ -756,8 +797,15 @@ def _pairwise_cols(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, chg, ta
     accumulated in float64), each weight first changed as ``mode`` says (``_row_cols``);
     oorc[c]: whether a value is outside [wmin, wmax]; chg[c]: whether a product changed a
     weight. One pass over the rows in memory order, every column at once."""
-    stack = np.empty((prog.shape[0], n))
-    acc8 = np.empty((8, n))
+    _pairwise_cols_in(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, chg, tacc, pos, cnt,
+                      tp, np.empty((prog.shape[0], n)), np.empty((8, n)))
+
+
+@borrowing
+def _pairwise_cols_in(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, chg, tacc, pos, cnt,
+                      tp, stack, acc8):
+    """``_pairwise_cols`` in the work rows ``stack`` [len(prog), n] and ``acc8`` [8, n] (one
+    call per row: without reference counts, its row views cost nothing)."""
     for c in range(n):
         oorc[c] = 0
         chg[c] = 0
@@ -1167,7 +1215,7 @@ def _lif_int(u, ref, cur, th, decay, bias, fd, umin, umax, reset, refrac):
     return (reset if c else x), (refrac if c else ref - 1), c
 
 
-@njit(cache=True)
+@borrowing
 def _layer_step_int(u, ref, cur, thresh, s, cross, lp, layer, rand):
     """``intsim._layer_step``: leak (``mul_shift``), add the current unless refractory,
     saturate, threshold, reset, one-spike winner. Spikes into ``s`` (0/1), their indices into
@@ -1276,7 +1324,7 @@ DRAW_BLOCK = 32         # steps whose spikes one pass of _draw_steps keeps as ui
 DRAW_SCRATCH = 2 * DRAW_BLOCK   # scratch words after the n_in masks in ``fired``
 
 
-@njit(cache=True, boundscheck=False)
+@borrowing
 def _draw_steps(skey, step0, ch, n_nz, nz, thm1, im, fired, lst, off, rnd):
     """Input spikes of ``ch`` consecutive steps (global step index ``step0 + tt``): the spiking
     pixels of step ``tt`` are ``lst[off[tt]:off[tt + 1]]``, ascending; ``rnd[tt]`` the step's
@@ -1329,7 +1377,7 @@ def _draw_steps(skey, step0, ch, n_nz, nz, thm1, im, fired, lst, off, rnd):
     return n
 
 
-@njit(cache=True, boundscheck=False)
+@borrowing
 def _accumulate(w, lst, off, ch, buf):
     """buf[tt] = the input current of step ``tt``: the rows of its spiking pixels
     ``lst[off[tt]:off[tt + 1]]`` summed in the reference's order (``_sum_rows``)."""
@@ -1337,7 +1385,7 @@ def _accumulate(w, lst, off, ch, buf):
         _sum_rows(w, lst, off[tt], off[tt + 1], buf[tt])
 
 
-@njit(cache=True, boundscheck=False)
+@borrowing
 def _gather_spikes(s, nc, cross, one_spike, rand):
     """The spiking neurons of ``s`` (``nc`` of them), ascending, into ``cross``; the one-spike
     winner ``cross[rand % nc]`` (the reference's ``idx[rand % idx.size]``). Returns the count."""
@@ -1357,7 +1405,7 @@ def _gather_spikes(s, nc, cross, one_spike, rand):
     return nc
 
 
-@njit(cache=True, boundscheck=False)
+@borrowing
 def _exc_step_infer(v, ref, th, cur, s, cross, sp, n_src, w_lat, one_spike, rest, reset, decay,
                     refrac, dt, rand):
     """The excitatory step of inference (``_neuron_step_float`` with learn=False and the
@@ -1383,7 +1431,7 @@ def _exc_step_infer(v, ref, th, cur, s, cross, sp, n_src, w_lat, one_spike, rest
     return _gather_spikes(s, nc, cross, one_spike, rand)
 
 
-@njit(cache=True, boundscheck=False)
+@borrowing
 def _activate(plist, n_new, in_act, act, n_act):
     """Event-driven inhibitory layer: add the neurons the previous step's excitatory spikes
     ``plist[:n_new]`` reach to the active list ``act[:n_act]`` (once each); returns its length.
@@ -1397,7 +1445,7 @@ def _activate(plist, n_new, in_act, act, n_act):
     return n_act
 
 
-@njit(cache=True, boundscheck=False)
+@borrowing
 def _publish_spikes(tmp, n_si, src, cross_i, n_prev, one_spike):
     """The inhibitory spikes found among the active neurons (``tmp[:n_si]``, in list order)
     become this step's spike vector ``src`` and list ``cross_i``, ascending like a full-layer
@@ -1415,7 +1463,7 @@ def _publish_spikes(tmp, n_si, src, cross_i, n_prev, one_spike):
     return n_si
 
 
-@njit(cache=True, boundscheck=False)
+@borrowing
 def _sort_small(a, n):
     for i in range(1, n):
         x = a[i]
@@ -1450,7 +1498,7 @@ def _inh_sparse_ok(fp, ip, qp):
     return True
 
 
-@njit(cache=True, boundscheck=False)
+@borrowing
 def _present_infer(w, skey, retry, n_nz, fp, ip, qp, ops, fb, ib, nz, thm1, im, fired, lst, off,
                    rnd, buf, inh_sparse):
     """One inference presentation (``_steps_float`` with learn=False, same spikes and counters);
@@ -1649,7 +1697,7 @@ def _exit_reached(sums, n_eff, n_classes, margin):
     return True
 
 
-@njit(cache=True, boundscheck=False)
+@borrowing
 def _present_int_tiled(wc, skey, rate_unit, retry, n_nz, lp, mp, th_e, th_i, ib, st, nz, thm1,
                        im, fired, lst, off, rnd, buf, inh_sparse, assignments, n_eff, sums):
     """``intsim.present`` with the input currents of up to INFER_STEPS steps built at once
@@ -1870,7 +1918,7 @@ def infer_int_batch_tiled(wc, acc_proto, images, skeys, rate_units, lp, mp, th_e
 TRAIN_STEPS = 32        # steps whose input spikes are drawn at once
 
 
-@njit(cache=True, boundscheck=False)
+@borrowing
 def _exc_step_train(v, ref, theta, cur, s, cross, sp, n_src, w_lat, adaptive, one_spike, rest,
                     reset, thresh, decay, refrac, dt, theta_decay, theta_plus, rand):
     """``_neuron_step_float`` of the excitatory layer while learning, the lateral term
@@ -1925,7 +1973,7 @@ def _exc_step_train(v, ref, theta, cur, s, cross, sp, n_src, w_lat, adaptive, on
     return nc
 
 
-@njit(cache=True, boundscheck=False)
+@borrowing
 def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, wp, x_pre, acc,
                    current, ib, nzu, thm1, im, fired, lst, off, rnd, inh_sparse, oor, pcols,
                    in_pcols, prows, in_prows):
@@ -2320,7 +2368,7 @@ def _group_start(v_rest, i_rest, fb, ib, sc, T):
     sc[GS_LIVE] = 1
 
 
-@njit(cache=True, boundscheck=False)
+@borrowing
 def _group_chunk_float(buf, ch, t0, skey, retry, fp, ip, qp, fb, ib, sc, rnd, inh_sparse):
     """Steps ``t0 .. t0 + ch - 1`` of one network's float presentation on the input currents
     ``buf[:ch]``: the step loop of ``_present_infer``, its scalars kept in ``sc``."""
@@ -2550,7 +2598,7 @@ def _group_start_int(ib, st, sums, n_classes, sc, T):
     sc[GS_LIVE] = 1
 
 
-@njit(cache=True, boundscheck=False)
+@borrowing
 def _group_chunk_int(buf, ch, t0, n_chunk, off, lp, mp, th_e, th_i, ib, st, sc, rnd,
                      inh_sparse, assignments, n_eff, sums):
     """Steps ``t0 .. t0 + ch - 1`` of one network's integer presentation on the summed codes
