@@ -290,10 +290,22 @@ static void sum_rows(const REAL *restrict w, uint32_t N, const uint16_t *rows, i
         for (uint32_t j = 0; j < N; j++)
             cur[j] = (((cur[j] + r0[j]) + r1[j]) + r2[j]) + r3[j];
     }
-    for (; q < n; q++) {
-        r0 = w + (size_t)rows[q] * N;
+    r0 = w + (size_t)(q < n ? rows[q] : 0) * N;    /* the last 1-3 rows in one pass too */
+    r1 = w + (size_t)(q + 1 < n ? rows[q + 1] : 0) * N;
+    r2 = w + (size_t)(q + 2 < n ? rows[q + 2] : 0) * N;
+    switch (n - q) {
+    case 3:
+        for (uint32_t j = 0; j < N; j++)
+            cur[j] = ((cur[j] + r0[j]) + r1[j]) + r2[j];
+        break;
+    case 2:
+        for (uint32_t j = 0; j < N; j++)
+            cur[j] = (cur[j] + r0[j]) + r1[j];
+        break;
+    case 1:
         for (uint32_t j = 0; j < N; j++)
             cur[j] += r0[j];
+        break;
     }
 }
 
@@ -334,10 +346,36 @@ static inline REAL clip(REAL x, REAL lo, REAL hi)
     return x;
 }
 
-/* NumPy's pairwise sum (pairwise_sum_DOUBLE) of |w[start .. start+n, col]| */
-static REAL pairwise_abs(const REAL *w, uint32_t N, uint32_t col, uint32_t start, uint32_t n)
+/* tinysnn-stdp's end-of-sample update of one weight (row i, column col: its trace sum a,
+ * its neuron's spike count cnt); the stored weight */
+typedef struct {
+    REAL kf, nu, x_tar, keep, wmin, wmax;
+    int decay;
+} update;
+
+static inline REAL updated(const update *u, REAL wv, REAL a, REAL cnt)
 {
-#define A(i) (w[(size_t)(i) * N + col] < 0 ? -w[(size_t)(i) * N + col] : w[(size_t)(i) * N + col])
+    REAL x = wv + u->nu * (u->kf * a - cnt * u->x_tar);
+    if (u->decay)
+        x *= u->keep;
+    return clip(x, u->wmin, u->wmax);
+}
+
+static inline REAL elem(REAL *wp, const update *u, const REAL *acc, const int32_t *pos,
+                        uint32_t i, REAL cnt)
+{
+    if (u)
+        *wp = updated(u, *wp, pos[i] >= 0 ? acc[pos[i]] : (REAL)0, cnt);
+    return *wp < 0 ? -*wp : *wp;
+}
+
+/* NumPy's pairwise sum (pairwise_sum_DOUBLE) of |w[start .. start+n, col]|; with u, each
+ * weight first gets the update (its trace sum acc[pos[i]], or 0 for a zero pixel) and is
+ * stored: the update and the normalisation's sum in one pass over the column */
+static REAL pairwise_abs(REAL *w, uint32_t N, uint32_t col, uint32_t start, uint32_t n,
+                         const update *u, const REAL *acc, const int32_t *pos, REAL cnt)
+{
+#define A(i) elem(w + (size_t)(i) * N + col, u, acc, pos, (i), cnt)
     if (n < 8) {
         REAL res = 0;
         for (uint32_t i = start; i < start + n; i++)
@@ -346,12 +384,12 @@ static REAL pairwise_abs(const REAL *w, uint32_t N, uint32_t col, uint32_t start
     }
     if (n <= 128) {
         REAL r[8];
-        for (int u = 0; u < 8; u++)
-            r[u] = A(start + u);
+        for (int u8 = 0; u8 < 8; u8++)
+            r[u8] = A(start + u8);
         uint32_t i = 8, stop = n - n % 8;
         for (; i < stop; i += 8)
-            for (int u = 0; u < 8; u++)
-                r[u] += A(start + i + u);
+            for (int u8 = 0; u8 < 8; u8++)
+                r[u8] += A(start + i + u8);
         REAL res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
         for (; i < n; i++)
             res += A(start + i);
@@ -359,7 +397,8 @@ static REAL pairwise_abs(const REAL *w, uint32_t N, uint32_t col, uint32_t start
     }
     uint32_t m2 = n / 2;
     m2 -= m2 % 8;
-    return pairwise_abs(w, N, col, start, m2) + pairwise_abs(w, N, col, start + m2, n - m2);
+    return pairwise_abs(w, N, col, start, m2, u, acc, pos, cnt) +
+           pairwise_abs(w, N, col, start + m2, n - m2, u, acc, pos, cnt);
 #undef A
 }
 
@@ -494,25 +533,26 @@ static void end_sample(const spikes *S, net *X, int64_t n_exc)
     REAL kf = 1;
     if (S->adapt_pot)
         kf = clip(S->target / (REAL)(n_exc > 1 ? n_exc : 1), S->k_min, S->k_max);
-    const REAL nu = S->nu_post, x_tar = S->x_tar, keep = 1 - S->weight_decay;
-    for (uint32_t i = 0; i < n_in; i++) {
-        int32_t p = X->pos[i];
-        REAL *restrict row = w + (size_t)i * N;
-        for (int32_t c = 0; c < n_cols; c++) {
-            int32_t j = X->cols[c];
-            REAL a = p >= 0 ? X->acc[(size_t)j * n_in + p] : (REAL)0;
-            REAL dw = nu * (kf * a - (REAL)X->cnt[j] * x_tar);
-            REAL x = row[j] + dw;
-            if (S->weight_decay != 0)
-                x *= keep;
-            row[j] = clip(x, S->wmin, S->wmax);
-        }
-    }
+    const update u = {kf, S->nu_post, S->x_tar, 1 - S->weight_decay, S->wmin, S->wmax,
+                      S->weight_decay != 0};
     X->stdp_updates += (int64_t)n_cols * n_in;
-    if (!S->normalize)
+    if (!S->normalize) {
+        for (uint32_t i = 0; i < n_in; i++) {
+            int32_t p = X->pos[i];
+            REAL *restrict row = w + (size_t)i * N;
+            for (int32_t c = 0; c < n_cols; c++) {
+                int32_t j = X->cols[c];
+                row[j] = updated(&u, row[j], p >= 0 ? X->acc[(size_t)j * n_in + p] : (REAL)0,
+                                 (REAL)X->cnt[j]);
+            }
+        }
         return;
+    }
+    /* per column: the update and the sum in one pass, then the products row by row */
     for (int32_t c = 0; c < n_cols; c++) {
-        REAL sum = pairwise_abs(w, N, (uint32_t)X->cols[c], 0, n_in);
+        int32_t j = X->cols[c];
+        REAL sum = pairwise_abs(w, N, (uint32_t)j, 0, n_in, &u, X->acc + (size_t)j * n_in,
+                                X->pos, (REAL)X->cnt[j]);
         if (sum == 0)
             sum = 1;
         X->sums[c] = S->norm / sum;

@@ -89,6 +89,10 @@ RULE_TINYSNN = 2
 
 # -- float work rows (wf[ROW, :N]) and int work rows (wi[ROW, :N]); the input current row is
 # apart (``current_row``: its dtype is the currents' precision) ---------------------------------
+# the int work rows' type (wi, and the inference kernels' ib): spike flags, neuron indices and
+# one sample's spike counts, all far below 2**31. int32 rather than int64 halves the spike
+# flags' traffic in the neuron loops, where they are one load and one store per neuron.
+WORK_INT = np.int32
 (WF_V_E, WF_REF_E, WF_V_I, WF_REF_I, WF_THETA_I, WF_CUR_INH, WF_X_POST, WF_SUMS) = range(8)
 N_WF = 8
 (WI_SRC_PREV, WI_E_PREV, WI_S_E, WI_S_I, WI_CROSS, WI_CROSS_I, WI_CNT, WI_DIRTY, WI_COLS,
@@ -314,11 +318,21 @@ def _sum_rows(w, rows, start, end, out):
             c = c + w[r2, j]
             out[j] = c + w[r3, j]
         q += 4
-    while q < end:
+    if end - q == 3:    # the last rows in one pass too (same order)
+        r0 = rows[q]
+        r1 = rows[q + 1]
+        r2 = rows[q + 2]
+        for j in range(N):
+            out[j] = ((out[j] + w[r0, j]) + w[r1, j]) + w[r2, j]
+    elif end - q == 2:
+        r0 = rows[q]
+        r1 = rows[q + 1]
+        for j in range(N):
+            out[j] = (out[j] + w[r0, j]) + w[r1, j]
+    elif end - q == 1:
         r0 = rows[q]
         for j in range(N):
             out[j] += w[r0, j]
-        q += 1
 
 
 @njit(cache=True)
@@ -759,89 +773,140 @@ COL_READ, COL_SCALE, COL_TINYSNN = 0, 1, 2
 
 
 @borrowing
-def _row_cols(w, i, cols, n, mode, scale, wmin, wmax, acc, first, oorc, chg, tacc, pos, cnt,
-              tp):
-    """One row of ``_pairwise_cols`` for the columns cols[:n]: the row's weight is first
-    (``mode``) read, or becomes ``w * scale[c]`` (the reference's normalisation product), or
-    gets tinysnn-stdp's end-of-sample update (``_end_float``'s, without mu and quantization:
-    ``tp`` = k, nu_post, x_tar, weight decay, 1 - weight decay; ``tacc``, ``pos``, ``cnt``
-    its trace sums, pixel places and spike counts), stored; whether the value is outside
-    [wmin, wmax] goes into oorc[c], and (scaling) whether the stored weight differs from the
-    old one into chg[c]; then acc[c] is set to (``first``) or increased by the stored weight's
-    magnitude."""
-    p = pos[i] if mode == COL_TINYSNN else 0
-    for c in range(n):
-        j = cols[c]
-        x = w[i, j]
-        if mode == COL_SCALE:
-            old = x
-            x = x * scale[c]
-            w[i, j] = x
-            chg[c] |= np.int64(w[i, j] != old)
-        elif mode == COL_TINYSNN:
-            a = tacc[j, p] if p >= 0 else 0.0
-            x = x + tp[1] * (tp[0] * a - np.float64(cnt[j]) * tp[2])
-            if tp[3] != 0.0:
-                x *= tp[4]
-            x = _clip(x, wmin, wmax)
-            w[i, j] = x
-        oorc[c] |= np.int64(not ((x >= wmin) & (x <= wmax)))
-        a = abs(np.float64(w[i, j]))
-        acc[c] = a if first else acc[c] + a
+def _col_weight(w, i, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp):
+    """One weight of ``_pairwise_cols``, w[i, j] of its c-th column: first (``mode``) read, or
+    made ``w * scale[c]`` (the reference's normalisation product), or given tinysnn-stdp's
+    end-of-sample update (``_end_float``'s, without mu and quantization: ``tp`` = k, nu_post,
+    x_tar, weight decay, 1 - weight decay; ``tacc``, ``pos``, ``cnt`` its trace sums, pixel
+    places and spike counts), stored. Returns the stored weight's magnitude (float64), whether
+    the value is outside [wmin, wmax], and (scaling) whether the stored weight differs from the
+    old one."""
+    x = w[i, j]
+    changed = False
+    if mode == COL_SCALE:
+        old = x
+        x = x * scale[c]
+        w[i, j] = x
+        changed = w[i, j] != old
+    elif mode == COL_TINYSNN:
+        p = pos[i]
+        a = tacc[j, p] if p >= 0 else 0.0
+        x = x + tp[1] * (tp[0] * a - np.float64(cnt[j]) * tp[2])
+        if tp[3] != 0.0:
+            x *= tp[4]
+        x = _clip(x, wmin, wmax)
+        w[i, j] = x
+    return abs(np.float64(w[i, j])), not ((x >= wmin) & (x <= wmax)), changed
 
 
 @njit(cache=True, boundscheck=False)
 def _pairwise_cols(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, chg, tacc, pos, cnt,
                    tp):
     """out[c] = NumPy's pairwise sum of |w[:, cols[c]]| (the tree of ``pairwise_program``,
-    accumulated in float64), each weight first changed as ``mode`` says (``_row_cols``);
+    accumulated in float64), each weight first changed as ``mode`` says (``_col_weight``);
     oorc[c]: whether a value is outside [wmin, wmax]; chg[c]: whether a product changed a
-    weight. One pass over the rows in memory order, every column at once."""
+    weight."""
     _pairwise_cols_in(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, chg, tacc, pos, cnt,
-                      tp, np.empty((prog.shape[0], n)), np.empty((8, n)))
+                      tp, np.empty(prog.shape[0]))
 
 
 @borrowing
 def _pairwise_cols_in(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, chg, tacc, pos, cnt,
-                      tp, stack, acc8):
-    """``_pairwise_cols`` in the work rows ``stack`` [len(prog), n] and ``acc8`` [8, n] (one
-    call per row: without reference counts, its row views cost nothing)."""
+                      tp, stack):
+    """``_pairwise_cols`` column by column, as NumPy sums a column: a leaf of m >= 8 rows in
+    eight accumulators (row k into the (k % 8)-th) combined pairwise, then its last m % 8 rows
+    added one by one; a leaf of fewer rows summed from 0.0; the leaves' sums merged on
+    ``stack`` [len(prog)] as the program says. The accumulators stay in registers, where a
+    row-major pass over every column would load and store them for each weight."""
     for c in range(n):
-        oorc[c] = 0
-        chg[c] = 0
-    top = 0
-    for r in range(prog.shape[0]):
-        start = prog[r, 0]
-        if start >= 0:
+        j = cols[c]
+        oor = False
+        chg_c = False
+        top = 0
+        for r in range(prog.shape[0]):
+            start = prog[r, 0]
+            if start < 0:       # an inner node: the two topmost sums become their sum
+                stack[top - 2] = stack[top - 2] + stack[top - 1]
+                top -= 1
+                continue
             m = prog[r, 1]
-            res = stack[top]
             if m < 8:
-                for c in range(n):
-                    res[c] = 0.0
+                res = 0.0
                 for i in range(start, start + m):
-                    _row_cols(w, i, cols, n, mode, scale, wmin, wmax, res, False, oorc, chg,
-                              tacc, pos, cnt, tp)
+                    a, o, g = _col_weight(w, i, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp)
+                    res = res + a
+                    oor |= o
+                    chg_c |= g
             else:
-                for u in range(8):
-                    _row_cols(w, start + u, cols, n, mode, scale, wmin, wmax, acc8[u], True,
-                              oorc, chg, tacc, pos, cnt, tp)
-                i = 8
+                a0, o0, g0 = _col_weight(w, start, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp)
+                a1, o1, g1 = _col_weight(w, start + 1, j, c, mode, scale, wmin, wmax, tacc, pos,
+                                         cnt, tp)
+                a2, o2, g2 = _col_weight(w, start + 2, j, c, mode, scale, wmin, wmax, tacc, pos,
+                                         cnt, tp)
+                a3, o3, g3 = _col_weight(w, start + 3, j, c, mode, scale, wmin, wmax, tacc, pos,
+                                         cnt, tp)
+                a4, o4, g4 = _col_weight(w, start + 4, j, c, mode, scale, wmin, wmax, tacc, pos,
+                                         cnt, tp)
+                a5, o5, g5 = _col_weight(w, start + 5, j, c, mode, scale, wmin, wmax, tacc, pos,
+                                         cnt, tp)
+                a6, o6, g6 = _col_weight(w, start + 6, j, c, mode, scale, wmin, wmax, tacc, pos,
+                                         cnt, tp)
+                a7, o7, g7 = _col_weight(w, start + 7, j, c, mode, scale, wmin, wmax, tacc, pos,
+                                         cnt, tp)
+                oor |= o0 | o1 | o2 | o3 | o4 | o5 | o6 | o7
+                chg_c |= g0 | g1 | g2 | g3 | g4 | g5 | g6 | g7
                 stop = m - (m % 8)
-                while i < stop:
-                    for u in range(8):
-                        _row_cols(w, start + i + u, cols, n, mode, scale, wmin, wmax, acc8[u],
-                                  False, oorc, chg, tacc, pos, cnt, tp)
-                    i += 8
-                _combine8(acc8, res, n)
-                while i < m:
-                    _row_cols(w, start + i, cols, n, mode, scale, wmin, wmax, res, False, oorc,
-                              chg, tacc, pos, cnt, tp)
-                    i += 1
+                for i in range(start + 8, start + stop, 8):
+                    b, o, g = _col_weight(w, i, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp)
+                    a0 += b
+                    oor |= o
+                    chg_c |= g
+                    b, o, g = _col_weight(w, i + 1, j, c, mode, scale, wmin, wmax, tacc, pos, cnt,
+                                          tp)
+                    a1 += b
+                    oor |= o
+                    chg_c |= g
+                    b, o, g = _col_weight(w, i + 2, j, c, mode, scale, wmin, wmax, tacc, pos, cnt,
+                                          tp)
+                    a2 += b
+                    oor |= o
+                    chg_c |= g
+                    b, o, g = _col_weight(w, i + 3, j, c, mode, scale, wmin, wmax, tacc, pos, cnt,
+                                          tp)
+                    a3 += b
+                    oor |= o
+                    chg_c |= g
+                    b, o, g = _col_weight(w, i + 4, j, c, mode, scale, wmin, wmax, tacc, pos, cnt,
+                                          tp)
+                    a4 += b
+                    oor |= o
+                    chg_c |= g
+                    b, o, g = _col_weight(w, i + 5, j, c, mode, scale, wmin, wmax, tacc, pos, cnt,
+                                          tp)
+                    a5 += b
+                    oor |= o
+                    chg_c |= g
+                    b, o, g = _col_weight(w, i + 6, j, c, mode, scale, wmin, wmax, tacc, pos, cnt,
+                                          tp)
+                    a6 += b
+                    oor |= o
+                    chg_c |= g
+                    b, o, g = _col_weight(w, i + 7, j, c, mode, scale, wmin, wmax, tacc, pos, cnt,
+                                          tp)
+                    a7 += b
+                    oor |= o
+                    chg_c |= g
+                res = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+                for i in range(start + stop, start + m):
+                    b, o, g = _col_weight(w, i, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp)
+                    res = res + b
+                    oor |= o
+                    chg_c |= g
+            stack[top] = res
             top += 1
-        else:
-            top = _merge_top(stack, top, n)
-    for c in range(n):
-        out[c] = stack[0, c]
+        out[c] = stack[0]
+        oorc[c] = np.int64(oor)
+        chg[c] = np.int64(chg_c)
 
 
 @njit(cache=True)
@@ -1062,7 +1127,7 @@ def _end_float(w, n_exc, n_nz, fp, ip, qp, skey, retry, ops, wf, wi, wp, acc, po
 @njit(cache=True)
 def workspace(n_in, N, acc_cols):
     """Work arrays of one presentation: float rows, int rows, input rows, x_pre, acc."""
-    return (np.zeros((N_WF, N)), np.zeros((N_WI, N), dtype=np.int64),
+    return (np.zeros((N_WF, N)), np.zeros((N_WI, N), dtype=WORK_INT),
             np.zeros((N_WP, n_in), dtype=np.int64), np.zeros(n_in),
             np.zeros((N if acc_cols else 0, acc_cols)))
 
@@ -1641,7 +1706,7 @@ def infer_batch_tiled(w, theta, images, skeys, rate_units, fp, ip, qp, ops_per_s
     CH = min(T, INFER_STEPS)
     nth = max(1, min(B, n_threads))     # numba.get_num_threads() of the caller
     fb = np.zeros((nth, N_FB, N))
-    ib = np.zeros((nth, N_IB, N), dtype=np.int64)
+    ib = np.zeros((nth, N_IB, N), dtype=WORK_INT)
     nzb = np.zeros((nth, n_in), dtype=np.int64)
     thb = np.zeros((nth, n_in), dtype=np.uint32)
     imb = np.zeros((nth, n_in), dtype=np.uint32)
@@ -1851,7 +1916,7 @@ def infer_int_batch_tiled(wc, acc_proto, images, skeys, rate_units, lp, mp, th_e
     n_rates = rate_units.shape[0]
     n_classes = mp[MP_N_CLASSES]
     nth = max(1, min(B, n_threads))     # numba.get_num_threads() of the caller
-    ib = np.zeros((nth, N_IB, N), dtype=np.int64)
+    ib = np.zeros((nth, N_IB, N), dtype=WORK_INT)
     stb = np.zeros((nth, 5, N), dtype=np.int64)
     nzb = np.zeros((nth, n_in), dtype=np.int64)
     thb = np.zeros((nth, n_in), dtype=np.uint32)
@@ -2280,7 +2345,7 @@ def train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops
     cur = current_row(N, cur_proto)
     T = ip[IP_T]
     CH = max(1, min(T, TRAIN_STEPS))
-    ib = np.zeros((N_IB, N), dtype=np.int64)
+    ib = np.zeros((N_IB, N), dtype=WORK_INT)
     nzu = np.zeros(n_in, dtype=np.int64)
     thm1 = np.zeros(n_in, dtype=np.uint32)
     im = np.zeros(n_in, dtype=np.uint32)
@@ -2511,7 +2576,7 @@ def infer_batch_group(wu, wmap, theta, images, skeys, rate_units, fp, ip, qp, op
     CH = max(1, min(T, INFER_STEPS))
     nth = max(1, min(B, n_threads))
     fb = np.zeros((nth, K, N_FB, N))
-    ib = np.zeros((nth, K, N_IB, N), dtype=np.int64)
+    ib = np.zeros((nth, K, N_IB, N), dtype=WORK_INT)
     sc = np.zeros((nth, K, N_GS), dtype=np.int64)
     need = np.zeros((nth, U), dtype=np.int64)
     nzb = np.zeros((nth, n_in), dtype=np.int64)
@@ -2740,7 +2805,7 @@ def infer_int_batch_group(wu, acc_proto, wmap, images, skeys, rate_units, lp, mp
     n_rates = rate_units.shape[0]
     C = max(1, sizes.shape[1])
     nth = max(1, min(B, n_threads))
-    ib = np.zeros((nth, K, N_IB, N), dtype=np.int64)
+    ib = np.zeros((nth, K, N_IB, N), dtype=WORK_INT)
     stb = np.zeros((nth, K, 5, N), dtype=np.int64)
     sc = np.zeros((nth, K, N_GS), dtype=np.int64)
     done = np.zeros((nth, K), dtype=np.int64)      # 1: the sample needs no more presentations
