@@ -1,4 +1,5 @@
 import copy
+import pickle
 
 import numpy as np
 import pytest
@@ -107,3 +108,31 @@ def test_a_backend_can_refuse_before_any_work(small_config, tiny_images):
     with pytest.raises(TinySNNError, match="cannot simulate"):
         flow.train(net, data, backend=Refusing(), progress=False)
     assert np.array_equal(before, net.w) and not net.progress.get("samples_done")
+
+
+def _misaligned(a: np.ndarray, offset: int) -> np.ndarray:
+    """An equal C-contiguous copy of ``a`` starting ``offset`` bytes past a 64-byte boundary."""
+    buf = np.empty(a.nbytes + 128, dtype=np.uint8)
+    start = -buf.ctypes.data % 64 + offset
+    out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+@pytest.mark.parametrize("offset", [0, 8, 16, 32, 48])
+def test_network_parameters_stay_aligned(small_config, offset):
+    from tinysnn_core.network import ALIGN, aligned
+
+    net = Network.build(small_config())
+    w = _misaligned(net.w, offset)
+    assert (w.ctypes.data % ALIGN == 0) == (offset == 0)
+    a = aligned(w)
+    assert a.ctypes.data % ALIGN == 0 and a.flags.c_contiguous and a.flags.writeable
+    assert a.dtype == w.dtype and np.array_equal(a, w)
+    assert (a is w) == (offset == 0)        # an aligned array is kept, not copied
+    assert aligned(a) is a
+    # the network re-homes misaligned parameters when built, copied or unpickled
+    net2 = Network(net.config, w, _misaligned(net.theta, offset), net.topology)
+    for n in (net2, copy.deepcopy(net2), pickle.loads(pickle.dumps(net2))):
+        assert n.w.ctypes.data % ALIGN == 0 and n.theta.ctypes.data % ALIGN == 0
+        assert np.array_equal(n.w, net.w) and np.array_equal(n.theta, net.theta)
