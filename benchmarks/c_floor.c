@@ -4,7 +4,7 @@
  * benchmarks/c_floor.py drew with the project's own encoder and wrote to a file. No Python, no
  * I/O inside the timed region. See docs/c-floor.md.
  *
- * It mirrors plugins/tinysnn-numba/tinysnn_numba/kernels.py (train_batch: _steps_float,
+ * It mirrors plugins/tinysnn-numba/tinysnn_numba/kernels.py (train_batch_fused: _present_train,
  * _end_float) operation by operation, in the same order, so that in float64 built without FMA
  * contraction (-ffp-contract=off) its spikes and weights are bit-identical to the numba
  * backend's. -DREAL=float builds the float32 variant (same code, float state and weights).
