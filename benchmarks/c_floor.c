@@ -259,8 +259,10 @@ static void sum_rows(const REAL *restrict w, uint32_t N, const uint16_t *rows, i
                      REAL *restrict cur)
 {
     int64_t q = n < 4 ? n : 4;
-    const REAL *r0 = w + (size_t)(q > 0 ? rows[0] : 0) * N, *r1 = w + (size_t)(q > 1 ? rows[1] : 0) * N;
-    const REAL *r2 = w + (size_t)(q > 2 ? rows[2] : 0) * N, *r3 = w + (size_t)(q > 3 ? rows[3] : 0) * N;
+    const REAL *r0 = w + (size_t)(q > 0 ? rows[0] : 0) * N;
+    const REAL *r1 = w + (size_t)(q > 1 ? rows[1] : 0) * N;
+    const REAL *r2 = w + (size_t)(q > 2 ? rows[2] : 0) * N;
+    const REAL *r3 = w + (size_t)(q > 3 ? rows[3] : 0) * N;
     switch (q) {
     case 4:
         for (uint32_t j = 0; j < N; j++)

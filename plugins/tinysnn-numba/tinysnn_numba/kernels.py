@@ -38,7 +38,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
 
-def borrowing(fn):
+def borrowing(fn=None, *, inline=False):
     """``njit`` for the per-step functions: compiled without numba's reference counting, for
     functions that only read and write arrays their caller owns (they allocate nothing and return
     no array; numba refuses to compile an allocation without it, so the rule is checked).
@@ -46,8 +46,12 @@ def borrowing(fn):
     Why: numba's reference-count pruning leaves an atomic incref/decref pair per array argument
     in a function whose loops sit inside branches (``_exc_step_train``'s four loops: 14 locked
     instructions per time step). Run once per step, those cost about 6% of a training sample
-    (docs/benchmarks.md, "Reference counts")."""
-    return njit(cache=True, boundscheck=False, _nrt=False)(fn)
+    (docs/benchmarks.md, "Reference counts"). ``@borrowing(inline=True)`` also inlines the
+    function at numba's level, for a small helper whose call LLVM would keep."""
+    opts = {"cache": True, "boundscheck": False, "_nrt": False}
+    if inline:
+        opts["inline"] = "always"
+    return njit(**opts) if fn is None else njit(**opts)(fn)
 
 
 # -- counter-based generator (tinysnn_core.counter_rng), uint64 arithmetic masked to 32 bits ------
@@ -799,6 +803,24 @@ def _col_weight(w, i, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp):
     return abs(np.float64(w[i, j])), not ((x >= wmin) & (x <= wmax)), changed
 
 
+@borrowing(inline=True)     # as a call, its tuple return costs diehl-cook 11%
+def _col_weights8(w, i, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp, acc8):
+    """Rows i .. i+7 of ``_pairwise_cols``'s c-th column (``_col_weight`` each): the eight
+    accumulators ``acc8`` (a tuple, so that they stay in registers) each plus its row's
+    magnitude, and whether any value was out of range / any product changed a weight."""
+    b0, o0, g0 = _col_weight(w, i, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp)
+    b1, o1, g1 = _col_weight(w, i + 1, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp)
+    b2, o2, g2 = _col_weight(w, i + 2, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp)
+    b3, o3, g3 = _col_weight(w, i + 3, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp)
+    b4, o4, g4 = _col_weight(w, i + 4, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp)
+    b5, o5, g5 = _col_weight(w, i + 5, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp)
+    b6, o6, g6 = _col_weight(w, i + 6, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp)
+    b7, o7, g7 = _col_weight(w, i + 7, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp)
+    return ((acc8[0] + b0, acc8[1] + b1, acc8[2] + b2, acc8[3] + b3,
+             acc8[4] + b4, acc8[5] + b5, acc8[6] + b6, acc8[7] + b7),
+            o0 | o1 | o2 | o3 | o4 | o5 | o6 | o7, g0 | g1 | g2 | g3 | g4 | g5 | g6 | g7)
+
+
 @njit(cache=True, boundscheck=False)
 def _pairwise_cols(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, chg, tacc, pos, cnt,
                    tp):
@@ -814,10 +836,11 @@ def _pairwise_cols(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, chg, ta
 def _pairwise_cols_in(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, chg, tacc, pos, cnt,
                       tp, stack):
     """``_pairwise_cols`` column by column, as NumPy sums a column: a leaf of m >= 8 rows in
-    eight accumulators (row k into the (k % 8)-th) combined pairwise, then its last m % 8 rows
-    added one by one; a leaf of fewer rows summed from 0.0; the leaves' sums merged on
-    ``stack`` [len(prog)] as the program says. The accumulators stay in registers, where a
-    row-major pass over every column would load and store them for each weight."""
+    eight accumulators (row k into the (k % 8)-th; NumPy starts them at the first eight
+    magnitudes, which is 0.0 + each) combined pairwise, then its last m % 8 rows added one by
+    one; a leaf of fewer rows summed from 0.0; the leaves' sums merged on ``stack``
+    [len(prog)] as the program says. The accumulators stay in registers, where a row-major
+    pass over every column would load and store them for each weight."""
     for c in range(n):
         j = cols[c]
         oor = False
@@ -830,78 +853,22 @@ def _pairwise_cols_in(w, cols, n, mode, scale, wmin, wmax, prog, out, oorc, chg,
                 top -= 1
                 continue
             m = prog[r, 1]
-            if m < 8:
-                res = 0.0
-                for i in range(start, start + m):
-                    a, o, g = _col_weight(w, i, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp)
-                    res = res + a
+            stop = m - (m % 8) if m >= 8 else 0     # rows in the eight accumulators
+            res = 0.0
+            if stop:
+                acc8 = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)     # 0.0 + |w| == |w|
+                for i in range(start, start + stop, 8):
+                    acc8, o, g = _col_weights8(w, i, j, c, mode, scale, wmin, wmax, tacc, pos,
+                                               cnt, tp, acc8)
                     oor |= o
                     chg_c |= g
-            else:
-                a0, o0, g0 = _col_weight(w, start, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp)
-                a1, o1, g1 = _col_weight(w, start + 1, j, c, mode, scale, wmin, wmax, tacc, pos,
-                                         cnt, tp)
-                a2, o2, g2 = _col_weight(w, start + 2, j, c, mode, scale, wmin, wmax, tacc, pos,
-                                         cnt, tp)
-                a3, o3, g3 = _col_weight(w, start + 3, j, c, mode, scale, wmin, wmax, tacc, pos,
-                                         cnt, tp)
-                a4, o4, g4 = _col_weight(w, start + 4, j, c, mode, scale, wmin, wmax, tacc, pos,
-                                         cnt, tp)
-                a5, o5, g5 = _col_weight(w, start + 5, j, c, mode, scale, wmin, wmax, tacc, pos,
-                                         cnt, tp)
-                a6, o6, g6 = _col_weight(w, start + 6, j, c, mode, scale, wmin, wmax, tacc, pos,
-                                         cnt, tp)
-                a7, o7, g7 = _col_weight(w, start + 7, j, c, mode, scale, wmin, wmax, tacc, pos,
-                                         cnt, tp)
-                oor |= o0 | o1 | o2 | o3 | o4 | o5 | o6 | o7
-                chg_c |= g0 | g1 | g2 | g3 | g4 | g5 | g6 | g7
-                stop = m - (m % 8)
-                for i in range(start + 8, start + stop, 8):
-                    b, o, g = _col_weight(w, i, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp)
-                    a0 += b
-                    oor |= o
-                    chg_c |= g
-                    b, o, g = _col_weight(w, i + 1, j, c, mode, scale, wmin, wmax, tacc, pos, cnt,
-                                          tp)
-                    a1 += b
-                    oor |= o
-                    chg_c |= g
-                    b, o, g = _col_weight(w, i + 2, j, c, mode, scale, wmin, wmax, tacc, pos, cnt,
-                                          tp)
-                    a2 += b
-                    oor |= o
-                    chg_c |= g
-                    b, o, g = _col_weight(w, i + 3, j, c, mode, scale, wmin, wmax, tacc, pos, cnt,
-                                          tp)
-                    a3 += b
-                    oor |= o
-                    chg_c |= g
-                    b, o, g = _col_weight(w, i + 4, j, c, mode, scale, wmin, wmax, tacc, pos, cnt,
-                                          tp)
-                    a4 += b
-                    oor |= o
-                    chg_c |= g
-                    b, o, g = _col_weight(w, i + 5, j, c, mode, scale, wmin, wmax, tacc, pos, cnt,
-                                          tp)
-                    a5 += b
-                    oor |= o
-                    chg_c |= g
-                    b, o, g = _col_weight(w, i + 6, j, c, mode, scale, wmin, wmax, tacc, pos, cnt,
-                                          tp)
-                    a6 += b
-                    oor |= o
-                    chg_c |= g
-                    b, o, g = _col_weight(w, i + 7, j, c, mode, scale, wmin, wmax, tacc, pos, cnt,
-                                          tp)
-                    a7 += b
-                    oor |= o
-                    chg_c |= g
-                res = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
-                for i in range(start + stop, start + m):
-                    b, o, g = _col_weight(w, i, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp)
-                    res = res + b
-                    oor |= o
-                    chg_c |= g
+                res = (((acc8[0] + acc8[1]) + (acc8[2] + acc8[3]))
+                       + ((acc8[4] + acc8[5]) + (acc8[6] + acc8[7])))
+            for i in range(start + stop, start + m):
+                a, o, g = _col_weight(w, i, j, c, mode, scale, wmin, wmax, tacc, pos, cnt, tp)
+                res = res + a
+                oor |= o
+                chg_c |= g
             stack[top] = res
             top += 1
         out[c] = stack[0]
