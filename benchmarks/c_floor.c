@@ -326,6 +326,38 @@ static inline uint32_t fmix32(uint32_t x)
 #define WINNER_INDEX 0xFFFFu
 
 /* the pixels of a presentation that spike at the step with key sk: draw < intensity * unit */
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#include <immintrin.h>
+/* as numba's _draw_steps_compress: 16 pixels at a time hashed, tested and compacted in vector
+ * registers (vpcompressd), then narrowed to u16 and stored under a mask: branch-free */
+static int64_t draw_step(uint32_t sk, const uint16_t *nz, int32_t n_nz, const uint32_t *im,
+                         const uint32_t *thr, uint8_t *fired, uint16_t *pre)
+{
+    (void)fired;
+    const __m512i key = _mm512_set1_epi32((int)sk);
+    const __m512i mix1 = _mm512_set1_epi32((int)0x85EBCA6Bu);
+    const __m512i mix2 = _mm512_set1_epi32((int)0xC2B2AE35u);
+    int64_t n = 0;
+    for (int32_t k0 = 0; k0 < n_nz; k0 += 16) {
+        uint32_t lanes = (uint32_t)(n_nz - k0 < 16 ? n_nz - k0 : 16);
+        __mmask16 live = (__mmask16)((1u << lanes) - 1u);
+        __m512i x = _mm512_add_epi32(key, _mm512_maskz_loadu_epi32(live, im + k0));
+        x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+        x = _mm512_mullo_epi32(x, mix1);
+        x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 13));
+        x = _mm512_mullo_epi32(x, mix2);
+        x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+        __m512i t = _mm512_maskz_loadu_epi32(live, thr + k0);
+        __mmask16 f = _mm512_mask_cmplt_epu32_mask(live, x, t);
+        __m512i idx = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(live, nz + k0));
+        uint32_t c = (uint32_t)__builtin_popcount((unsigned)f);
+        _mm256_mask_storeu_epi16(pre + n, (__mmask16)((1u << c) - 1u),
+                                 _mm512_cvtepi32_epi16(_mm512_maskz_compress_epi32(f, idx)));
+        n += c;
+    }
+    return n;
+}
+#else
 static int64_t draw_step(uint32_t sk, const uint16_t *nz, int32_t n_nz, const uint32_t *im,
                          const uint32_t *thr, uint8_t *fired, uint16_t *pre)
 {
@@ -338,6 +370,7 @@ static int64_t draw_step(uint32_t sk, const uint16_t *nz, int32_t n_nz, const ui
     }
     return n;
 }
+#endif
 
 static inline REAL clip(REAL x, REAL lo, REAL hi)
 {

@@ -53,10 +53,7 @@ def capture_call(network: str, phase: str, precision: str | None, samples: int):
     from tinysnn_core.registry import get_registry
     from tinysnn_numba import backend as B
 
-    cfg = compare.our_config(network, 400, 350, 0)
-    if precision:
-        cfg = cfg.with_overrides([f"backend.precision={precision}"])
-    net = Network.build(cfg)
+    net = Network.build(compare.our_config(network, 400, 350, 0))
     data = load_mnist_5k(0)
     real, seen = B._kernels(), {}
 
@@ -71,7 +68,9 @@ def capture_call(network: str, phase: str, precision: str | None, samples: int):
                 return fn(*args)
             return spy
 
-    be = get_registry().get("backend", "numba")()
+    # the precision is the backend's own parameter, as compare.py's variants pass it (a
+    # configuration's [backend] precision counts only where that table names numba)
+    be = get_registry().get("backend", "numba")(precision)
     B._kernels = lambda: Spy()
     try:
         if phase == "infer":    # a network that has learned a little first

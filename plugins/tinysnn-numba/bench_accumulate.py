@@ -50,10 +50,10 @@ def main(argv=None):
                "float32": (rng.random((n_in, N)).astype(np.float32), np.float32),
                "int16 codes, int32 sums": (rng.integers(0, 256, (n_in, N)).astype(np.int16),
                                            np.int32)}
-    nz = np.zeros(n_in, np.int64)
+    nz = np.zeros(n_in, np.int32)
     thm1 = np.zeros(n_in, np.uint32)
     im = np.zeros(n_in, np.uint32)
-    fired = np.zeros(n_in, np.int32)
+    fired = np.zeros(n_in + k.DRAW_SCRATCH, np.uint32)
     lst = np.zeros(CH * n_in + 1, np.int32)
     off = np.zeros(CH + 1, np.int64)
     rnd = np.zeros(CH, np.int64)

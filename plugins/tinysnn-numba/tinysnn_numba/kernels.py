@@ -1324,10 +1324,11 @@ N_FB = 7
 
 @njit(cache=True, boundscheck=False)
 def _setup_inputs_u32(image, rate_unit, nz, thm1, im):
-    """The pixels that can spike (non-zero threshold), ascending, with ``threshold - 1`` as
-    uint32 and their index hashes: ``draw < thr`` (uint64, thr = image * rate_unit as the
-    reference computes it) is ``draw <= thr - 1`` for a 32-bit draw, so a threshold of 2**32 or
-    more (always spikes) becomes 0xFFFFFFFF and a zero one never spikes (left out)."""
+    """The pixels that can spike (non-zero threshold), ascending (``nz``, int32), with
+    ``threshold - 1`` as uint32 and their index hashes: ``draw < thr`` (uint64, thr = image *
+    rate_unit as the reference computes it) is ``draw <= thr - 1`` for a 32-bit draw, so a
+    threshold of 2**32 or more (always spikes) becomes 0xFFFFFFFF and a zero one never spikes
+    (left out)."""
     n_in = image.shape[0]
     n_nz = 0
     for i in range(n_in):
@@ -1352,15 +1353,114 @@ def _cttz32(typingctx, x):
     return sig, codegen
 
 
-DRAW_BLOCK = 32         # steps whose spikes one pass of _draw_steps keeps as uint32 bit masks
+def _compress_target() -> bool:
+    """Whether numba compiles for this host (no ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES``)
+    and the host has AVX-512F, whose ``vpcompressd`` ``_fire16`` needs."""
+    from llvmlite import binding as llb
+    from numba.core import config
+
+    if config.CPU_NAME or config.CPU_FEATURES:  # a named target (portable caches): no guess
+        return False
+    return bool(llb.get_host_cpu_features().get("avx512f", False))
+
+
+DRAW_COMPRESS = _compress_target()
+_I32 = ir.IntType(32)
+_V16 = ir.VectorType(_I32, 16)
+_M16 = ir.VectorType(ir.IntType(1), 16)
+
+
+def _llvm_fn(builder, name, ret, params):
+    mod = builder.module
+    try:
+        return mod.get_global(name)
+    except KeyError:
+        return ir.Function(mod, ir.FunctionType(ret, params), name=name)
+
+
+def _splat16(builder, x):
+    v = builder.insert_element(ir.Constant(_V16, ir.Undefined), x, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(v, ir.Constant(_V16, ir.Undefined), ir.Constant(_V16, None))
+
+
+@intrinsic
+def _fire16(typingctx, s32, im, thm1, nz, k0, lanes, out, n):
+    """The input spikes of ``lanes`` (1..16) pixels ``k0 ..`` at the step whose 32-bit key is
+    ``s32``: ``fmix32(s32 + im[k]) <= thm1[k]`` (``_draw_steps_masks``'s test) in 16 uint32
+    lanes; the firing pixels' indices ``nz[k]`` (int32) written ascending at ``out[n:]``
+    (``vpcompressd`` in registers, then a masked store: no lane outside the arrays is read or
+    written). Returns how many fired. AVX-512F only (``DRAW_COMPRESS``)."""
+    def vec(a, dtype):      # the lanes are read and written as raw 32-bit words
+        return isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype == dtype
+    if not (vec(im, types.uint32) and vec(thm1, types.uint32) and vec(nz, types.int32)
+            and vec(out, types.int32)):
+        return None
+    sig = types.int64(s32, im, thm1, nz, k0, lanes, out, n)
+
+    def codegen(context, builder, signature, args):
+        s32_, im_, thm1_, nz_, k0_, lanes_, out_, n_ = args
+        aty = signature.args
+        c32 = lambda v: _splat16(builder, ir.Constant(_I32, v))    # noqa: E731
+        lane = ir.Constant(_V16, [ir.Constant(_I32, i) for i in range(16)])
+        zero = ir.Constant(_V16, None)
+        align = ir.Constant(_I32, 4)
+        vp = _V16.as_pointer()
+        mload = _llvm_fn(builder, "llvm.masked.load.v16i32.p0", _V16, [vp, _I32, _M16, _V16])
+        mstore = _llvm_fn(builder, "llvm.masked.store.v16i32.p0", ir.VoidType(),
+                          [_V16, vp, _I32, _M16])
+        compress = _llvm_fn(builder, "llvm.x86.avx512.mask.compress.v16i32", _V16,
+                            [_V16, _V16, _M16])
+        ctpop = _llvm_fn(builder, "llvm.ctpop.i32", _I32, [_I32])
+
+        def at(i, val, idx):
+            data = context.make_array(aty[i])(context, builder, val).data
+            return builder.bitcast(builder.gep(data, [idx]), vp)
+
+        live = builder.icmp_unsigned("<", lane, _splat16(builder, builder.trunc(lanes_, _I32)))
+        vim = builder.call(mload, [at(1, im_, k0_), align, live, zero])
+        vth = builder.call(mload, [at(2, thm1_, k0_), align, live, zero])
+        vnz = builder.call(mload, [at(3, nz_, k0_), align, live, zero])
+        x = builder.add(_splat16(builder, s32_), vim)      # fmix32, as _fmix32 / _draw_steps_masks
+        x = builder.xor(x, builder.lshr(x, c32(16)))
+        x = builder.mul(x, c32(0x85EBCA6B))
+        x = builder.xor(x, builder.lshr(x, c32(13)))
+        x = builder.mul(x, c32(0xC2B2AE35))
+        x = builder.xor(x, builder.lshr(x, c32(16)))
+        fired = builder.and_(builder.icmp_unsigned("<=", x, vth), live)
+        packed = builder.call(compress, [vnz, zero, fired])
+        cnt = builder.call(ctpop, [builder.zext(builder.bitcast(fired, ir.IntType(16)), _I32)])
+        first = builder.icmp_unsigned("<", lane, _splat16(builder, cnt))
+        builder.call(mstore, [packed, at(6, out_, n_), align, first])
+        return builder.zext(cnt, ir.IntType(64))
+    return sig, codegen
+
+
+DRAW_BLOCK = 32         # steps whose spikes one pass of _draw_steps_masks keeps as bit masks
 DRAW_SCRATCH = 2 * DRAW_BLOCK   # scratch words after the n_in masks in ``fired``
 
 
 @borrowing
-def _draw_steps(skey, step0, ch, n_nz, nz, thm1, im, fired, lst, off, rnd):
+def _draw_steps_compress(skey, step0, ch, n_nz, nz, thm1, im, fired, lst, off, rnd):
+    """``_draw_steps_masks``'s spikes, lists and words, step by step: 16 pixels at a time
+    hashed, tested and compacted in vector registers (``_fire16``), so that the work is
+    branch-free and in proportion to pixels x steps / 16. ``fired`` is not used."""
+    n = 0
+    off[0] = 0
+    for tt in range(ch):
+        sk = _step_key(skey, step0 + tt)
+        rnd[tt] = np.int64(_fmix32((sk + WINNER_MUL) & M32))
+        s32 = U32(sk)
+        for k0 in range(0, n_nz, 16):
+            n += _fire16(s32, im, thm1, nz, k0, min(16, n_nz - k0), lst, n)
+        off[tt + 1] = n
+    return n
+
+
+@borrowing
+def _draw_steps_masks(skey, step0, ch, n_nz, nz, thm1, im, fired, lst, off, rnd):
     """Input spikes of ``ch`` consecutive steps (global step index ``step0 + tt``): the spiking
     pixels of step ``tt`` are ``lst[off[tt]:off[tt + 1]]``, ascending; ``rnd[tt]`` the step's
-    one-spike random word. Returns the number of input spikes.
+    one-spike random word. Returns the number of input spikes. ``nz``: int32 pixel indices.
 
     ``fired``: uint32 scratch of n_in + DRAW_SCRATCH words. Blocks of up to 32 steps: the
     hashes of a step (fmix32 in 32-bit lanes, branch-free, vectorised) set that step's bit in
@@ -1407,6 +1507,11 @@ def _draw_steps(skey, step0, ch, n_nz, nz, thm1, im, fired, lst, off, rnd):
                 lst[wpos[tt]] = i
                 wpos[tt] += U32(1)
     return n
+
+
+# the kernels' draws: vector compaction where the target has AVX-512F, else the portable masks
+# (the same spikes; tests/test_numba_draws.py compares the two)
+_draw_steps = _draw_steps_compress if DRAW_COMPRESS else _draw_steps_masks
 
 
 @borrowing
@@ -1674,7 +1779,7 @@ def infer_batch_tiled(w, theta, images, skeys, rate_units, fp, ip, qp, ops_per_s
     nth = max(1, min(B, n_threads))     # numba.get_num_threads() of the caller
     fb = np.zeros((nth, N_FB, N))
     ib = np.zeros((nth, N_IB, N), dtype=WORK_INT)
-    nzb = np.zeros((nth, n_in), dtype=np.int64)
+    nzb = np.zeros((nth, n_in), dtype=np.int32)
     thb = np.zeros((nth, n_in), dtype=np.uint32)
     imb = np.zeros((nth, n_in), dtype=np.uint32)
     frb = np.zeros((nth, n_in + DRAW_SCRATCH), dtype=np.uint32)
@@ -1885,7 +1990,7 @@ def infer_int_batch_tiled(wc, acc_proto, images, skeys, rate_units, lp, mp, th_e
     nth = max(1, min(B, n_threads))     # numba.get_num_threads() of the caller
     ib = np.zeros((nth, N_IB, N), dtype=WORK_INT)
     stb = np.zeros((nth, 5, N), dtype=np.int64)
-    nzb = np.zeros((nth, n_in), dtype=np.int64)
+    nzb = np.zeros((nth, n_in), dtype=np.int32)
     thb = np.zeros((nth, n_in), dtype=np.uint32)
     imb = np.zeros((nth, n_in), dtype=np.uint32)
     frb = np.zeros((nth, n_in + DRAW_SCRATCH), dtype=np.uint32)
@@ -2313,7 +2418,7 @@ def train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops
     T = ip[IP_T]
     CH = max(1, min(T, TRAIN_STEPS))
     ib = np.zeros((N_IB, N), dtype=WORK_INT)
-    nzu = np.zeros(n_in, dtype=np.int64)
+    nzu = np.zeros(n_in, dtype=np.int32)
     thm1 = np.zeros(n_in, dtype=np.uint32)
     im = np.zeros(n_in, dtype=np.uint32)
     fired = np.zeros(n_in + DRAW_SCRATCH, dtype=np.uint32)
@@ -2546,7 +2651,7 @@ def infer_batch_group(wu, wmap, theta, images, skeys, rate_units, fp, ip, qp, op
     ib = np.zeros((nth, K, N_IB, N), dtype=WORK_INT)
     sc = np.zeros((nth, K, N_GS), dtype=np.int64)
     need = np.zeros((nth, U), dtype=np.int64)
-    nzb = np.zeros((nth, n_in), dtype=np.int64)
+    nzb = np.zeros((nth, n_in), dtype=np.int32)
     thb = np.zeros((nth, n_in), dtype=np.uint32)
     imb = np.zeros((nth, n_in), dtype=np.uint32)
     frb = np.zeros((nth, n_in + DRAW_SCRATCH), dtype=np.uint32)
@@ -2777,7 +2882,7 @@ def infer_int_batch_group(wu, acc_proto, wmap, images, skeys, rate_units, lp, mp
     sc = np.zeros((nth, K, N_GS), dtype=np.int64)
     done = np.zeros((nth, K), dtype=np.int64)      # 1: the sample needs no more presentations
     need = np.zeros((nth, U), dtype=np.int64)
-    nzb = np.zeros((nth, n_in), dtype=np.int64)
+    nzb = np.zeros((nth, n_in), dtype=np.int32)
     thb = np.zeros((nth, n_in), dtype=np.uint32)
     imb = np.zeros((nth, n_in), dtype=np.uint32)
     frb = np.zeros((nth, n_in + DRAW_SCRATCH), dtype=np.uint32)
