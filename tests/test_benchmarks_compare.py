@@ -190,3 +190,12 @@ def test_a_report_without_competitors_prints_no_bars(compare):
     text = "\n".join(compare.report_lines(data, s))
     assert "N = 400 bars" not in text
     assert "numba      diehl-cook    400     600.0" in text     # the table's columns line up
+
+
+def test_our_measurement_keeps_the_median_run(compare):
+    speeds = iter([900.0, 300.0, 600.0, 1200.0, 450.0])
+    rec = compare.median_run(lambda: {"samples_per_s": next(speeds), "samples": 10}, 5)
+    assert rec["samples_per_s"] == 600.0
+    assert rec["runs_samples_per_s"] == [300.0, 450.0, 600.0, 900.0, 1200.0]
+    one = compare.median_run(lambda: {"samples_per_s": 7.0}, 1)
+    assert one["samples_per_s"] == 7.0 and one["runs_samples_per_s"] == [7.0]
