@@ -2439,7 +2439,7 @@ def train_batch_fused(w, theta, images, skeys, rate_units, fp, ip, qp, prog, ops
             for j in range(N):
                 x = w[i, j]
                 oor[j] |= np.int64(not ((x >= wmin) & (x <= wmax)))
-    pcols = np.zeros(N, dtype=np.int64)
+    pcols = np.zeros(N, dtype=np.uint32)    # unsigned: indexing with it needs no wraparound
     in_pcols = np.zeros(N, dtype=np.int64)
     prows = np.zeros(n_in, dtype=np.int64)
     in_prows = np.zeros(n_in, dtype=np.int64)
