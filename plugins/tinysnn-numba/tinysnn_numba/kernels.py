@@ -1510,7 +1510,7 @@ def _draw_steps_masks(skey, step0, ch, n_nz, nz, thm1, im, fired, lst, off, rnd)
 
 
 # the kernels' draws: vector compaction where the target has AVX-512F, else the portable masks
-# (the same spikes; tests/test_numba_draws.py compares the two)
+# (the same spikes; the plugin's tests/test_numba_draws.py checks both)
 _draw_steps = _draw_steps_compress if DRAW_COMPRESS else _draw_steps_masks
 
 
