@@ -608,7 +608,8 @@ class Ours:
                 nets.append(copy.deepcopy(net0))
                 return measure(be, nets[-1], data.train_images[:k_tr], np.arange(k_tr),
                                learn=True, seed=args.seed)
-            rec = median_run(train_once, args.ours_repeats)
+            # (a resumed run that has the training figure trains once, for the network)
+            rec = median_run(train_once, 1 if res.has(keys["train"]) else args.ours_repeats)
             net = nets[-1]
             if not res.has(keys["train"]):
                 res.put(keys["train"], dict(extra, phase="train", **rec))

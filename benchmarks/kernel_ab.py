@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import compare  # noqa: E402
 import side_venv  # noqa: E402
-from tinysnn_core.errors import InputError  # noqa: E402
+from tinysnn_core.errors import InputError, TinySNNError  # noqa: E402
 
 KERNELS = ("train_batch_fused", "infer_batch_tiled", "infer_batch_group")
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         mods = {"A": load_kernels(o.a, "kernels_ab_a"), "B": load_kernels(o.b, "kernels_ab_b")}
         name, args, K = capture_call(o.network, o.phase, o.precision, o.samples)
-    except InputError as exc:
+    except TinySNNError as exc:     # a missing file, an unknown precision
         raise SystemExit(f"error: {exc}")
     outs = {}
     for v, mod in mods.items():     # compile, and keep each version's outputs
