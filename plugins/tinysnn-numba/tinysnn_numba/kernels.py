@@ -2203,6 +2203,9 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
     for i in range(n_in):
         x_pre[i] = 0.0
     sparse_w = oor.shape[0] == N
+    # only the columns in pcols can hold a non-zero x_post (the others never spiked: +0.0,
+    # which a finite, non-negative decay keeps at +0.0), so only theirs need decaying
+    post_sparse = sparse_w and np.isfinite(trace_decay) and trace_decay >= 0.0
     n_pc = 0
     n_pr = 0
     all_dirty = False
@@ -2310,8 +2313,12 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
                 x_pre[pos[lst[q]]] = 1.0
             trace += n_in
             if needs_post:
-                for j in range(N):
-                    x_post[j] *= trace_decay
+                if post_sparse:
+                    for c in range(n_pc):
+                        x_post[pcols[c]] *= trace_decay
+                else:
+                    for j in range(N):
+                        x_post[j] *= trace_decay
                 for q in range(n_post):
                     x_post[cross[q]] = 1.0
                 trace += N
