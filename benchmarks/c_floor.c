@@ -312,12 +312,14 @@ static void sum_rows(const REAL *restrict w, uint32_t N, const uint16_t *rows, i
 }
 
 /* tinysnn_core/counter_rng.py: MurmurHash3's fmix32, the step key, the winner draw */
+#define MIX1 0x85EBCA6Bu
+#define MIX2 0xC2B2AE35u
 static inline uint32_t fmix32(uint32_t x)
 {
     x ^= x >> 16;
-    x *= 0x85EBCA6Bu;
+    x *= MIX1;
     x ^= x >> 13;
-    x *= 0xC2B2AE35u;
+    x *= MIX2;
     x ^= x >> 16;
     return x;
 }
@@ -335,8 +337,8 @@ static int64_t draw_step(uint32_t sk, const uint16_t *nz, int32_t n_nz, const ui
 {
     (void)fired;
     const __m512i key = _mm512_set1_epi32((int)sk);
-    const __m512i mix1 = _mm512_set1_epi32((int)0x85EBCA6Bu);
-    const __m512i mix2 = _mm512_set1_epi32((int)0xC2B2AE35u);
+    const __m512i mix1 = _mm512_set1_epi32((int)MIX1);
+    const __m512i mix2 = _mm512_set1_epi32((int)MIX2);
     int64_t n = 0;
     for (int32_t k0 = 0; k0 < n_nz; k0 += 16) {
         uint32_t lanes = (uint32_t)(n_nz - k0 < 16 ? n_nz - k0 : 16);

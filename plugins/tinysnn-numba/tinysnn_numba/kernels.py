@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 
@@ -1371,16 +1372,18 @@ _M16 = ir.VectorType(ir.IntType(1), 16)
 
 
 def _llvm_fn(builder, name, ret, params):
-    mod = builder.module
-    try:
-        return mod.get_global(name)
-    except KeyError:
-        return ir.Function(mod, ir.FunctionType(ret, params), name=name)
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(ret, params), name)
 
 
 def _splat16(builder, x):
+    """A run-time 32-bit value in all 16 lanes."""
     v = builder.insert_element(ir.Constant(_V16, ir.Undefined), x, ir.Constant(_I32, 0))
     return builder.shuffle_vector(v, ir.Constant(_V16, ir.Undefined), ir.Constant(_V16, None))
+
+
+def _lanes16(v):
+    """A constant in all 16 lanes."""
+    return ir.Constant(_V16, [ir.Constant(_I32, int(v))] * 16)
 
 
 @intrinsic
@@ -1400,7 +1403,6 @@ def _fire16(typingctx, s32, im, thm1, nz, k0, lanes, out, n):
     def codegen(context, builder, signature, args):
         s32_, im_, thm1_, nz_, k0_, lanes_, out_, n_ = args
         aty = signature.args
-        c32 = lambda v: _splat16(builder, ir.Constant(_I32, v))    # noqa: E731
         lane = ir.Constant(_V16, [ir.Constant(_I32, i) for i in range(16)])
         zero = ir.Constant(_V16, None)
         align = ir.Constant(_I32, 4)
@@ -1421,11 +1423,11 @@ def _fire16(typingctx, s32, im, thm1, nz, k0, lanes, out, n):
         vth = builder.call(mload, [at(2, thm1_, k0_), align, live, zero])
         vnz = builder.call(mload, [at(3, nz_, k0_), align, live, zero])
         x = builder.add(_splat16(builder, s32_), vim)      # fmix32, as _fmix32 / _draw_steps_masks
-        x = builder.xor(x, builder.lshr(x, c32(16)))
-        x = builder.mul(x, c32(0x85EBCA6B))
-        x = builder.xor(x, builder.lshr(x, c32(13)))
-        x = builder.mul(x, c32(0xC2B2AE35))
-        x = builder.xor(x, builder.lshr(x, c32(16)))
+        x = builder.xor(x, builder.lshr(x, _lanes16(16)))
+        x = builder.mul(x, _lanes16(MIX1))
+        x = builder.xor(x, builder.lshr(x, _lanes16(13)))
+        x = builder.mul(x, _lanes16(MIX2))
+        x = builder.xor(x, builder.lshr(x, _lanes16(16)))
         fired = builder.and_(builder.icmp_unsigned("<=", x, vth), live)
         packed = builder.call(compress, [vnz, zero, fired])
         cnt = builder.call(ctpop, [builder.zext(builder.bitcast(fired, ir.IntType(16)), _I32)])
