@@ -330,7 +330,7 @@ static inline uint32_t fmix32(uint32_t x)
 /* the pixels of a presentation that spike at the step with key sk: draw < intensity * unit */
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
-/* as numba's _draw_steps_compress: 16 pixels at a time hashed, tested and compacted in vector
+/* as numba's _draw_steps_x16: 16 pixels at a time hashed, tested and compacted in vector
  * registers (vpcompressd), then narrowed to u16 and stored under a mask: branch-free */
 static int64_t draw_step(uint32_t sk, const uint16_t *nz, int32_t n_nz, const uint32_t *im,
                          const uint32_t *thr, uint8_t *fired, uint16_t *pre)
@@ -491,8 +491,9 @@ static int64_t present(const spikes *S, net *X, uint32_t s, uint32_t r, int draw
         X->input_spikes += n_pre;
         sum_rows(X->w, N, pre, n_pre, cur);
         if (n_src) {
+            const int32_t n_src32 = (int32_t)n_src;  /* at most N: int32 converts in vectors */
             for (uint32_t j = 0; j < N; j++)
-                cur[j] += w_lat * (REAL)(n_src - sprev[j]);
+                cur[j] += w_lat * (REAL)(n_src32 - sprev[j]);
         }
         /* adaptive LIF while learning: theta decays, then leak, input unless refractory,
          * threshold thresh + theta, reset; selects only, so that the loop vectorises */

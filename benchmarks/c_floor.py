@@ -12,7 +12,7 @@ rule) in float64 or float32, without Python or I/O. This driver
 2. draws their input spikes with the project's own encoder and counter-based generator (every
    presentation the retry rule may need) and the one-spike winner words, and writes them with
    the initial weights to a spike file (format in c_floor.c's header comment);
-3. compiles c_floor.c with the host's ``cc -O3 -march=native -ffp-contract=off`` into
+3. compiles c_floor.c with the host's ``cc -O3 -march=native -ffp-contract=off -fno-trapping-math`` into
    ``build/c_floor/`` (git-ignored), runs it pinned to one CPU, and reads back its best
    microseconds per sample over ``repeats`` runs, the time of the row accumulation alone, and
    what it did (spikes, presentations, weight updates), checked against what was written.
@@ -49,8 +49,11 @@ ROOT = HERE.parent
 SOURCE = HERE / "c_floor.c"
 BUILD_DIR = ROOT / "build" / "c_floor"
 CONFIG = ROOT / "configs" / "tinysnn.toml"
-#: no FMA contraction: numba does not contract either, and float64 stays bit-identical to it
-FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-std=c11")
+#: no FMA contraction: numba does not contract either, and float64 stays bit-identical to it.
+#: No trapping math: numba (LLVM) assumes floating-point operations never trap, as this does;
+#: without it gcc keeps the LIF step's selects as branches where it has no masked vector
+#: instructions (AVX2), and the "floor" is scalar. The results are the same bits either way.
+FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-trapping-math", "-std=c11")
 DTYPES = {"float64": "double", "float32": "float"}
 MAGIC, END = b"TSNNCF2\0", b"TSNNEND\0"
 

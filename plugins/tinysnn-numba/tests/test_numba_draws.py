@@ -1,6 +1,7 @@
-"""The kernels' input-spike draws: the vector compaction (``_draw_steps_compress``, AVX-512F)
-and the portable bit masks (``_draw_steps_masks``) give the encoder's spikes, lists and winner
-words, and the same as each other, for any image, rate, key and chunk of steps."""
+"""The kernels' input-spike draws: the vector compactions (``_draw_steps_x16``, AVX-512F;
+``_draw_steps_x8``, AVX2) and the portable bit masks (``_draw_steps_masks``) give the encoder's
+spikes, lists and winner words, and the same as each other, for any image, rate, key and chunk of
+steps. Each vector path runs where the host has its instructions (an AVX-512F host runs both)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,24 @@ from tinysnn_numba import kernels as k  # noqa: E402
 N_IN = 784
 CH_MAX = 64
 
-needs_compress = pytest.mark.skipif(
-    not k.DRAW_COMPRESS, reason="the vector draws need numba to target a host with AVX-512F")
+PATHS = {"masks": k._draw_steps_masks, "x8": k._draw_steps_x8, "x16": k._draw_steps_x16}
+NEEDS = {"x8": (8, "AVX2"), "x16": (16, "AVX-512F")}
+
+
+def path(name):
+    """A draw path as a test parameter, skipped where numba's target lacks its instructions."""
+    if name not in NEEDS:
+        return name
+    lanes, isa = NEEDS[name]
+    return pytest.param(name, marks=pytest.mark.skipif(
+        k.DRAW_LANES < lanes, reason=f"the {name} draws need numba to target a host with {isa}"))
+
+
+#: the words past the last spike a path may write (scratch to the kernels): _fire8 stores all
+#: 8 lanes where the list has room
+SPILL = {"masks": 0, "x8": 8, "x16": 0}
+ALL_PATHS = [path(p) for p in PATHS]
+VECTOR_PATHS = [path(p) for p in NEEDS]
 
 
 def expected(image, rate_unit, skey, step0, ch):
@@ -58,48 +75,81 @@ images = st.one_of(
 rate_units = st.sampled_from([1, 1000, 536870, 2147483, 16843009, 2**32])
 
 
-@pytest.mark.parametrize("which", ["masks", pytest.param("compress", marks=needs_compress)])
+@pytest.mark.parametrize("which", ALL_PATHS)
 @settings(max_examples=60, deadline=None)
 @given(image=images, rate_unit=rate_units, skey=st.integers(0, 2**32 - 1),
        step0=st.integers(0, 2000), ch=st.integers(1, CH_MAX))
 def test_draws_are_the_encoders_spikes(which, image, rate_unit, skey, step0, ch):
-    fn = k._draw_steps_compress if which == "compress" else k._draw_steps_masks
-    n, lst, off, rnd = draw(fn, image, rate_unit, skey, step0, ch)
+    n, lst, off, rnd = draw(PATHS[which], image, rate_unit, skey, step0, ch)
     lists, want_rnd = expected(image, rate_unit, skey, step0, ch)
     assert n == sum(len(x) for x in lists) == off[ch]
     for tt in range(ch):
         assert lst[off[tt]:off[tt + 1]].tolist() == lists[tt].tolist()
-    assert (lst[n:] == -7).all()        # nothing written past the last spike
+    assert (lst[n + SPILL[which]:] == -7).all()     # nothing written further
     assert rnd[:ch].tolist() == want_rnd
 
 
-@needs_compress
-def test_compress_handles_every_lane_count():
-    """Every count of pixels 0..784 (a last chunk of 1..16 lanes, 784 = the arrays' end)."""
+@pytest.mark.parametrize("which", VECTOR_PATHS)
+def test_vector_draws_handle_every_lane_count(which):
+    """Every count of pixels 0..39 and around 784 (a last chunk of every lane count, 784 = the
+    arrays' end)."""
     rng = np.random.default_rng(3)
     for n_pix in list(range(0, 40)) + [767, 768, 769, 783, 784]:
         image = np.zeros(N_IN, np.int64)
         image[np.sort(rng.choice(N_IN, n_pix, replace=False))] = rng.integers(1, 256, n_pix)
-        a = draw(k._draw_steps_compress, image, 2147483, 99, 5, 33)
-        b = draw(k._draw_steps_masks, image, 2147483, 99, 5, 33)
-        for x, y in zip(a, b):
-            assert np.array_equal(x, y), n_pix
+        n, lst, off, rnd = draw(PATHS[which], image, 2147483, 99, 5, 33)
+        n_b, lst_b, off_b, rnd_b = draw(k._draw_steps_masks, image, 2147483, 99, 5, 33)
+        assert n == n_b and np.array_equal(lst[:n], lst_b[:n]), n_pix
+        assert np.array_equal(off, off_b) and np.array_equal(rnd, rnd_b), n_pix
+        assert (lst[n + SPILL[which]:] == -7).all(), n_pix
+
+
+@pytest.mark.parametrize("which", VECTOR_PATHS)
+def test_a_list_with_no_room_to_spare_is_written_only_inside(which):
+    """A list exactly as long as the spikes (a view into a longer array): the stores that would
+    reach past its end are masked, so the words after it stay untouched."""
+    image = np.zeros(N_IN, np.int64)
+    image[::3] = 255
+    n_want = sum(len(x) for x in expected(image, 2**32, 5, 0, 4)[0])    # every pixel fires
+    nz = np.zeros(N_IN, np.int32)
+    thm1 = np.zeros(N_IN, np.uint32)
+    im = np.zeros(N_IN, np.uint32)
+    n_nz = k._setup_inputs_u32(image, 2**32, nz, thm1, im)
+    big = np.full(n_want + 64, -7, np.int32)
+    off = np.zeros(5, np.int64)
+    rnd = np.zeros(4, np.int64)
+    fired = np.zeros(N_IN + k.DRAW_SCRATCH, np.uint32)
+    n = PATHS[which](np.uint64(5), 0, 4, n_nz, nz, thm1, im, fired, big[:n_want], off, rnd)
+    assert n == n_want and (big[n_want:] == -7).all()
+    assert big[:n_want].tolist() == np.tile(np.flatnonzero(image), 4).tolist()
 
 
 def test_a_named_target_uses_the_portable_draws(monkeypatch):
     from numba.core import config
 
     monkeypatch.setattr(config, "CPU_NAME", "generic")
-    assert k._compress_target() is False
+    assert k._draw_lanes() == 0
 
 
-@pytest.mark.parametrize("which", ["masks", pytest.param("compress", marks=needs_compress)])
+def test_the_kernels_draw_as_wide_as_the_host_allows():
+    assert k._draw_steps is {16: k._draw_steps_x16, 8: k._draw_steps_x8,
+                             0: k._draw_steps_masks}[k.DRAW_LANES]
+
+
+def test_the_packing_orders_list_the_fired_lanes_ascending():
+    for m in range(256):
+        order = [k._PACK8[m] >> (8 * i) & 0xFF for i in range(8)]
+        fired = [i for i in range(8) if m >> i & 1]
+        assert order[:len(fired)] == fired and not any(order[len(fired):])
+
+
+@pytest.mark.parametrize("which", ALL_PATHS)
 @settings(max_examples=40, deadline=None)
 @given(skey=st.integers(0, 2**32 - 1), step=st.integers(0, 700), pixel=st.integers(0, N_IN - 1))
 def test_a_draw_equal_to_the_threshold_does_not_fire(which, skey, step, pixel):
     """``draw < threshold``: a pixel whose threshold is its draw + 1 fires, one whose threshold
     is the draw itself does not (the boundary that random thresholds hit once in 2**32)."""
-    fn = k._draw_steps_compress if which == "compress" else k._draw_steps_masks
+    fn = PATHS[which]
     d = counter_rng.draw_one(skey, step, pixel)
     image = np.zeros(N_IN, np.int64)
     image[pixel] = 1
