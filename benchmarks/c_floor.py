@@ -12,10 +12,11 @@ rule) in float64 or float32, without Python or I/O. This driver
 2. draws their input spikes with the project's own encoder and counter-based generator (every
    presentation the retry rule may need) and the one-spike winner words, and writes them with
    the initial weights to a spike file (format in c_floor.c's header comment);
-3. compiles c_floor.c with the host's ``cc -O3 -march=native -ffp-contract=off -fno-trapping-math`` into
-   ``build/c_floor/`` (git-ignored), runs it pinned to one CPU, and reads back its best
-   microseconds per sample over ``repeats`` runs, the time of the row accumulation alone, and
-   what it did (spikes, presentations, weight updates), checked against what was written.
+3. compiles c_floor.c with the host's ``cc`` and ``FLAGS`` (``-O3 -march=native
+   -ffp-contract=off -fno-trapping-math -std=c11``) into ``build/c_floor/`` (git-ignored),
+   runs it pinned to one CPU, and reads back its best microseconds per sample over
+   ``repeats`` runs, the time of the row accumulation alone, and what it did (spikes,
+   presentations, weight updates), checked against what was written.
 
 The CLI also trains the numba backend on the same samples in the same run (same pinning, best
 of the same repeats) and prints the ratio; in float64 it checks that the C program's spikes

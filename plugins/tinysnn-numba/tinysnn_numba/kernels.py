@@ -1462,9 +1462,9 @@ def _fire_intrinsic(width):
             if width == 16:
                 builder.call(mstore, [packed, dest, align, first])
             else:
-                # AMD's vpmaskmovd store costs ~30 cycles (Zen 3: 2.1 against 0.66 ns per pixel
-                # and step): where the array has room, all 8 lanes are stored and the ones
-                # past the fired lanes are left for the next chunk to overwrite
+                # AMD's vpmaskmovd store is slow (Zen 3: 2.1 against 0.64 ns per pixel and
+                # step, about 28 cycles per store): where the array has room, all 8 lanes are
+                # stored, and the ones past the fired lanes are left for the next chunk
                 nitems = context.make_array(aty[6])(context, builder, out_).nitems
                 room = builder.icmp_signed("<=", builder.add(n_, ir.Constant(n_.type, width)),
                                            nitems)
@@ -1476,13 +1476,15 @@ def _fire_intrinsic(width):
             return builder.zext(cnt, _I64)
         return sig, codegen
 
+    store = ("a masked store" if width == 16 else "a plain store of all 8 lanes where ``out`` "
+             "has room, so that ``out[n + count:n + 8]`` may change, else a masked one")
     fire.__name__ = fire.__qualname__ = f"_fire{width}"
     fire.__doc__ = f"""The input spikes of ``lanes`` (1..{width}) pixels ``k0 ..`` at the step
     whose 32-bit key is ``s32``: ``fmix32(s32 + im[k]) <= thm1[k]`` (``_draw_steps_masks``'s
     test) in {width} uint32 lanes; the firing pixels' indices ``nz[k]`` (int32) written ascending
     at ``out[n:]``, packed in registers. No lane outside the arrays is read or written (masked
-    loads; {"a masked store" if width == 16 else "a plain store of all 8 lanes where ``out`` has room, so ``out[n + count:n + 8]`` may change, else a masked one"}).
-    Returns how many fired. Needs {"AVX-512F" if width == 16 else "AVX2"} (``DRAW_LANES``)."""
+    loads; {store}). Returns how many fired. Needs {"AVX-512F" if width == 16 else "AVX2"}
+    (``DRAW_LANES``)."""
     return intrinsic(fire)
 
 
