@@ -88,6 +88,12 @@ VARIANTS = {
     "postpre-weights-off-range": dict(rule="postpre", train={"time_steps": 80, "norm": 600.0}),
     "weight-dependent-off-range": dict(topology="tinysnn", rule="weight-dependent",
                                        train={"time_steps": 80, "norm": 650.0}),
+    # the excitatory step reads its spike flags back from the refractory counts
+    # (kernels._flags_by_ref): with no refractory period a count of 0 is also where every
+    # count starts (test_numba_flags.py covers the counts that cannot tell)
+    "no-refractory-period": dict(exc_neuron={"refrac": 0}),
+    "tinysnn-no-refractory-period": dict(topology="tinysnn", rule="tinysnn-stdp",
+                                         exc_neuron={"refrac": 0}),
 }
 
 
@@ -97,6 +103,8 @@ def test_variants_are_bit_identical(digits, name):
     net = build(**VARIANTS[name])
     ref, got = run_both(net, train[:5], np.arange(5), learn=True)
     assert_identical(ref, got)
+    if "refractory" in name:    # the spike flags must have been exercised
+        assert ref[1].sum() > 0
     ref, got = run_both(ref[0], test[:8], np.arange(8), learn=False)
     assert_identical(ref, got)
 

@@ -1614,13 +1614,33 @@ def _gather_spikes(s, nc, cross, one_spike, rand):
     return nc
 
 
+@borrowing(inline=True)
+def _flags_by_ref(refrac, dt):
+    """Whether a step's spike flags can be read back from the refractory counts: a neuron
+    spiked in the step exactly when its count is now ``refrac``. Every count starts a
+    presentation at 0.0 and is either set to ``refrac`` (a spike) or lowered by ``dt``; with
+    ``refrac >= 0`` and ``refrac - dt < refrac`` (so dt > 0, neither NaN) the counts stay <=
+    refrac, and a lowered one, <= refrac - dt, is below it. Then the excitatory loops need not
+    narrow and store a flag per neuron per step (a fifth of their instructions)."""
+    return refrac >= 0.0 and refrac - dt < refrac
+
+
 @borrowing
-def _exc_step_infer(v, ref, th, cur, s, cross, sp, n_src, w_lat, one_spike, rest, reset, decay,
-                    refrac, dt, rand):
-    """The excitatory step of inference (``_neuron_step_float`` with learn=False and the
-    thresholds ``thresh + theta`` precomputed), the lateral term
-    ``w_lat * float(n_src - sp[j])`` added to the current first, as the reference does (the sum
-    kept in the current row's precision, as ``_steps_float``'s in-place addition keeps it)."""
+def _flags_from_ref(s, ref, refrac, nc):
+    """The step's spike flags ``s`` (0/1) from the refractory counts (``_flags_by_ref``), when
+    it has spikes (``nc``). After a step without spikes ``s`` is left as it was: a spike vector
+    is read only while its step's count is non-zero (the lateral term under ``n_src``, the
+    inhibitory input under ``n_e_prev``), so clearing it would be a pass for nothing."""
+    if nc:
+        for j in range(s.shape[0]):
+            s[j] = np.int64(ref[j] == refrac)
+
+
+@borrowing(inline=True)
+def _exc_loops_infer(v, ref, th, cur, s, sp, n_src, w_lat, rest, reset, decay, refrac, dt,
+                     store):
+    """``_exc_step_infer``'s update loops; the flags are stored where ``store`` (a constant at
+    each call site, so that each inlined copy has branch-free loops). Returns the count."""
     n = v.shape[0]
     nc = 0
     if n_src:       # two loops, so that the one without a lateral term has no branch inside
@@ -1628,13 +1648,33 @@ def _exc_step_infer(v, ref, th, cur, s, cross, sp, n_src, w_lat, one_spike, rest
         for j in range(n):
             cj = _in_current_dtype(cur, cur[j] + w_lat * (fsrc - np.float64(sp[j])))
             v[j], ref[j], c = _lif(v[j], ref[j], cj, th[j], rest, reset, decay, refrac, dt)
-            s[j] = np.int64(c)
+            if store:
+                s[j] = np.int64(c)
             nc += np.int64(c)
     else:
         for j in range(n):
             v[j], ref[j], c = _lif(v[j], ref[j], cur[j], th[j], rest, reset, decay, refrac, dt)
-            s[j] = np.int64(c)
+            if store:
+                s[j] = np.int64(c)
             nc += np.int64(c)
+    return nc
+
+
+@borrowing
+def _exc_step_infer(v, ref, th, cur, s, cross, sp, n_src, w_lat, one_spike, rest, reset, decay,
+                    refrac, dt, rand):
+    """The excitatory step of inference (``_neuron_step_float`` with learn=False and the
+    thresholds ``thresh + theta`` precomputed), the lateral term
+    ``w_lat * float(n_src - sp[j])`` added to the current first, as the reference does (the sum
+    kept in the current row's precision, as ``_steps_float``'s in-place addition keeps it).
+    The spike flags are read back from the refractory counts where ``_flags_by_ref`` allows."""
+    if _flags_by_ref(refrac, dt):
+        nc = _exc_loops_infer(v, ref, th, cur, s, sp, n_src, w_lat, rest, reset, decay, refrac,
+                              dt, False)
+        _flags_from_ref(s, ref, refrac, nc)
+    else:
+        nc = _exc_loops_infer(v, ref, th, cur, s, sp, n_src, w_lat, rest, reset, decay, refrac,
+                              dt, True)
     if nc == 0:
         return 0
     return _gather_spikes(s, nc, cross, one_spike, rand)
@@ -1789,7 +1829,8 @@ def _present_infer(w, skey, retry, n_nz, fp, ip, qp, ops, fb, ib, nz, thm1, im, 
                     n_si = 0
                     for k in range(n_act):
                         j = act[k]
-                        v_i[j], ref_i[j], c = _lif(v_i[j], ref_i[j], w_ei * np.float64(e_prev[j]),
+                        e_in = np.float64(e_prev[j] if n_e_prev else 0)    # _flags_from_ref
+                        v_i[j], ref_i[j], c = _lif(v_i[j], ref_i[j], w_ei * e_in,
                                                    i_th, i_rest, i_reset, i_decay, i_refrac, dt)
                         if c:
                             tmp[n_si] = j
@@ -2127,12 +2168,11 @@ def infer_int_batch_tiled(wc, acc_proto, images, skeys, rate_units, lp, mp, th_e
 TRAIN_STEPS = 32        # steps whose input spikes are drawn at once
 
 
-@borrowing
-def _exc_step_train(v, ref, theta, cur, s, cross, sp, n_src, w_lat, adaptive, one_spike, rest,
-                    reset, thresh, decay, refrac, dt, theta_decay, theta_plus, rand):
-    """``_neuron_step_float`` of the excitatory layer while learning, the lateral term
-    ``w_lat * float(n_src - sp[j])`` added to the current first (as the step before it in the
-    reference) and the threshold decay fused in: element by element the same operations."""
+@borrowing(inline=True)
+def _exc_loops_train(v, ref, theta, cur, s, sp, n_src, w_lat, adaptive, rest, reset, thresh,
+                     decay, refrac, dt, theta_decay, store):
+    """``_exc_step_train``'s update loops; the flags are stored where ``store`` (a constant at
+    each call site, so that each inlined copy has branch-free loops). Returns the count."""
     n = v.shape[0]
     nc = 0
     fsrc = np.float64(n_src)
@@ -2142,7 +2182,8 @@ def _exc_step_train(v, ref, theta, cur, s, cross, sp, n_src, w_lat, adaptive, on
             theta[j] = th
             cj = _in_current_dtype(cur, cur[j] + w_lat * (fsrc - np.float64(sp[j])))
             v[j], ref[j], c = _lif(v[j], ref[j], cj, thresh + th, rest, reset, decay, refrac, dt)
-            s[j] = np.int64(c)
+            if store:
+                s[j] = np.int64(c)
             nc += np.int64(c)
     elif adaptive:
         for j in range(n):
@@ -2150,19 +2191,40 @@ def _exc_step_train(v, ref, theta, cur, s, cross, sp, n_src, w_lat, adaptive, on
             theta[j] = th
             v[j], ref[j], c = _lif(v[j], ref[j], cur[j], thresh + th, rest, reset, decay, refrac,
                                    dt)
-            s[j] = np.int64(c)
+            if store:
+                s[j] = np.int64(c)
             nc += np.int64(c)
     elif n_src:
         for j in range(n):
             cj = _in_current_dtype(cur, cur[j] + w_lat * (fsrc - np.float64(sp[j])))
             v[j], ref[j], c = _lif(v[j], ref[j], cj, thresh, rest, reset, decay, refrac, dt)
-            s[j] = np.int64(c)
+            if store:
+                s[j] = np.int64(c)
             nc += np.int64(c)
     else:
         for j in range(n):
             v[j], ref[j], c = _lif(v[j], ref[j], cur[j], thresh, rest, reset, decay, refrac, dt)
-            s[j] = np.int64(c)
+            if store:
+                s[j] = np.int64(c)
             nc += np.int64(c)
+    return nc
+
+
+@borrowing
+def _exc_step_train(v, ref, theta, cur, s, cross, sp, n_src, w_lat, adaptive, one_spike, rest,
+                    reset, thresh, decay, refrac, dt, theta_decay, theta_plus, rand):
+    """``_neuron_step_float`` of the excitatory layer while learning, the lateral term
+    ``w_lat * float(n_src - sp[j])`` added to the current first (as the step before it in the
+    reference) and the threshold decay fused in: element by element the same operations.
+    The spike flags are read back from the refractory counts where ``_flags_by_ref`` allows."""
+    n = v.shape[0]
+    if _flags_by_ref(refrac, dt):
+        nc = _exc_loops_train(v, ref, theta, cur, s, sp, n_src, w_lat, adaptive, rest, reset,
+                              thresh, decay, refrac, dt, theta_decay, False)
+        _flags_from_ref(s, ref, refrac, nc)
+    else:
+        nc = _exc_loops_train(v, ref, theta, cur, s, sp, n_src, w_lat, adaptive, rest, reset,
+                              thresh, decay, refrac, dt, theta_decay, True)
     if nc == 0:
         return 0
     q = 0
@@ -2342,7 +2404,8 @@ def _present_train(w, theta_e, retry, skey, n_nz, n_u, fp, ip, qp, ops, wf, wi, 
                     n_si = 0
                     for k in range(n_act):
                         j = act[k]
-                        v_i[j], ref_i[j], c = _lif(v_i[j], ref_i[j], w_ei * np.float64(e_prev[j]),
+                        e_in = np.float64(e_prev[j] if n_e_prev else 0)    # _flags_from_ref
+                        v_i[j], ref_i[j], c = _lif(v_i[j], ref_i[j], w_ei * e_in,
                                                    fp[FP_I_THRESH] + 0.0, i_rest, i_reset,
                                                    i_decay, i_refrac, dt)
                         if c:
@@ -2646,7 +2709,8 @@ def _group_chunk_float(buf, ch, t0, skey, retry, fp, ip, qp, fb, ib, sc, rnd, in
                 n_si = 0
                 for k in range(n_act):
                     j = act[k]
-                    v_i[j], ref_i[j], c = _lif(v_i[j], ref_i[j], w_ei * np.float64(e_prev[j]),
+                    e_in = np.float64(e_prev[j] if n_e_prev else 0)    # _flags_from_ref
+                    v_i[j], ref_i[j], c = _lif(v_i[j], ref_i[j], w_ei * e_in,
                                                i_th, i_rest, i_reset, i_decay, i_refrac, dt)
                     if c:
                         tmp[n_si] = j
