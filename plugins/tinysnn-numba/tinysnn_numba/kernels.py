@@ -1515,7 +1515,9 @@ def _draw_steps_x16(skey, step0, ch, n_nz, nz, thm1, im, fired, lst, off, rnd):
 
 @borrowing
 def _draw_steps_x8(skey, step0, ch, n_nz, nz, thm1, im, fired, lst, off, rnd):
-    """``_draw_steps_x16`` 8 pixels at a time (``_fire8``, AVX2)."""
+    """``_draw_steps_x16`` 8 pixels at a time (``_fire8``, AVX2). A copy rather than one
+    factory-made function per width: numba's cache missed on such closures in every new process
+    (tried), and these kernels are compiled once and cached."""
     n = 0
     off[0] = 0
     for tt in range(ch):
