@@ -1309,7 +1309,7 @@ def _classify_int(counts, assignments, sizes, n_classes, sums):
 # are allocated once per thread (a prange over the threads, each taking every n_threads-th
 # sample). Building the currents column tile by column tile over all steps (to keep a tile of
 # the rows in L1) was tried three ways, the last with explicit 128-byte vectors, and was never
-# faster than row by row: the row-by-row loop is no faster with every row in L1 either
+# faster in float32 than row by row, which is only 15-30% faster with every row in L1
 # (docs/benchmarks.md, "What bounds batched inference here").
 U32 = np.uint32
 MIX1_32 = np.uint32(0x85EBCA6B)
