@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spikes", type=float, default=13.3,
                     help="mean spiking pixels per step (diehl-cook on mnist-5k: 13.3)")
     o = ap.parse_args(argv)
-    if o.neurons < 1 or not (0.0 < o.spikes <= 40.0):
-        raise SystemExit("error: --neurons must be at least 1 and --spikes in (0, 40]")
+    if not (1 <= o.neurons <= 16384) or not (0.0 < o.spikes <= 40.0):  # 784 x 16384 float64:
+        raise SystemExit("error: --neurons must be in 1..16384 and --spikes in (0, 40]")  # 100 MB
 
     import numba
     from numba import njit, prange
