@@ -152,6 +152,13 @@ def _step_key(skey, step):
 
 
 @njit(cache=True)
+def _winner_word(sk):
+    """The step's one-spike random word (int64): the hash of the winner index under the step
+    key ``sk``, which picks the single winner among a step's spiking neurons."""
+    return np.int64(_fmix32((sk + WINNER_MUL) & M32))
+
+
+@njit(cache=True)
 def _setup_inputs(image, rate_unit, wp):
     """Non-zero pixels of ``image``, their spike thresholds and index hashes; returns their count."""
     n_in = image.shape[0]
@@ -623,7 +630,7 @@ def _steps_float(w, theta_e, learn, retry, skey, n_nz, fp, ip, qp, ops, wf, wi, 
     for t in range(T):
         sk = _step_key(skey, retry * T + t)
         n_pre = _draw_inputs(sk, n_nz, wp)
-        rand = np.int64(_fmix32((sk + WINNER_MUL) & M32))
+        rand = _winner_word(sk)
         n_input += n_pre
 
         _input_current(w, pre, n_pre, current)
@@ -1507,7 +1514,7 @@ def _draw_steps_x16(skey, step0, ch, n_nz, nz, thm1, im, fired, lst, off, rnd):
     off[0] = 0
     for tt in range(ch):
         sk = _step_key(skey, step0 + tt)
-        rnd[tt] = np.int64(_fmix32((sk + WINNER_MUL) & M32))
+        rnd[tt] = _winner_word(sk)
         s32 = U32(sk)
         for k0 in range(0, n_nz, 16):
             n += _fire16(s32, im, thm1, nz, k0, min(16, n_nz - k0), lst, n)
@@ -1524,7 +1531,7 @@ def _draw_steps_x8(skey, step0, ch, n_nz, nz, thm1, im, fired, lst, off, rnd):
     off[0] = 0
     for tt in range(ch):
         sk = _step_key(skey, step0 + tt)
-        rnd[tt] = np.int64(_fmix32((sk + WINNER_MUL) & M32))
+        rnd[tt] = _winner_word(sk)
         s32 = U32(sk)
         for k0 in range(0, n_nz, 8):
             n += _fire8(s32, im, thm1, nz, k0, min(8, n_nz - k0), lst, n)
@@ -1553,7 +1560,7 @@ def _draw_steps_masks(skey, step0, ch, n_nz, nz, thm1, im, fired, lst, off, rnd)
         nb = min(DRAW_BLOCK, ch - b0)
         for tt in range(nb):
             sk = _step_key(skey, step0 + b0 + tt)
-            rnd[b0 + tt] = np.int64(_fmix32((sk + WINNER_MUL) & M32))
+            rnd[b0 + tt] = _winner_word(sk)
             sk32[tt] = U32(sk)
         for k in range(n_nz):
             mask[k] = U32(0)
